@@ -1,0 +1,508 @@
+"""The canonical track table: the one contract every stage reads.
+
+One row per track. ``schema.py`` is the only module that knows what a column means, its unit, its
+range and its storage type; readers map their layouts onto these names and call :func:`validate`.
+
+Storage choices (why): numeric columns are stored as floats with NaN for "unknown" so that a missing
+audio feature never forces a row out and every learner sees the same dtype; integer-ness and ranges are
+still checked. ``popularity`` is ``int16`` when required (no gaps possible), ``float32`` when optional.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from popdrivers.errors import PopdriversError
+
+Kind = Literal["id", "text", "int", "float", "bool", "date", "list"]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """What one canonical column holds."""
+
+    name: str
+    kind: Kind
+    description: str
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    # Spotify writes this value for "could not be measured" (tempo 0, time signature 0 for silence).
+    unknown_marker: float | None = None
+    dtype: str = "float32"
+
+
+# Order is the order columns are written in.
+COLUMNS: tuple[ColumnSpec, ...] = (
+    ColumnSpec("track_id", "id", "Spotify track id (or any unique id)"),
+    ColumnSpec("popularity", "int", "Spotify popularity, 0 (none) to 100 (most)", "points", 0, 100, dtype="int16"),
+    ColumnSpec("track_name", "text", "Track title"),
+    ColumnSpec("artist_id", "id", "Primary artist id; tracks of one artist are compared with each other"),
+    ColumnSpec("artist_name", "text", "Primary artist name"),
+    ColumnSpec("album_id", "id", "Album id"),
+    ColumnSpec("album_name", "text", "Album title"),
+    ColumnSpec("release_date", "date", "Release date; year-only and year-month dates keep their precision"),
+    ColumnSpec("release_date_precision", "text", "'day', 'month' or 'year'"),
+    ColumnSpec("explicit", "bool", "Explicit lyrics flag"),
+    ColumnSpec("artist_followers", "int", "Followers of the primary artist", "followers", 0, None, dtype="float64"),
+    ColumnSpec("artist_genres", "list", "Spotify genres of the primary artist"),
+    ColumnSpec("genre", "text", "Dataset or playlist genre of the track"),
+    ColumnSpec("danceability", "float", "How suitable for dancing (Spotify audio feature)", "0-1", 0, 1),
+    ColumnSpec("energy", "float", "Perceived intensity and activity", "0-1", 0, 1),
+    ColumnSpec("key", "int", "Pitch class, 0 = C ... 11 = B, -1 = not detected", "pitch class", -1, 11),
+    ColumnSpec("loudness", "float", "Average loudness", "dB", -70, 10),
+    ColumnSpec("mode", "int", "1 = major, 0 = minor", "0/1", 0, 1),
+    ColumnSpec("speechiness", "float", "Presence of spoken words", "0-1", 0, 1),
+    ColumnSpec("acousticness", "float", "Confidence the track is acoustic", "0-1", 0, 1),
+    ColumnSpec("instrumentalness", "float", "Likelihood of no vocals", "0-1", 0, 1),
+    ColumnSpec("liveness", "float", "Presence of an audience", "0-1", 0, 1),
+    ColumnSpec("valence", "float", "Musical positiveness", "0-1", 0, 1),
+    ColumnSpec("tempo", "float", "Estimated tempo", "BPM", 0, 300, unknown_marker=0.0),
+    ColumnSpec("time_signature", "int", "Beats per bar (3 = 3/4 ... 7 = 7/4)", "beats", 0, 7),
+    ColumnSpec("duration_ms", "int", "Track length", "ms", 1, None),
+)
+SPECS: dict[str, ColumnSpec] = {c.name: c for c in COLUMNS}
+CANONICAL_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+TARGET = "popularity"
+UNIT_INTERVAL_FEATURES = (
+    "danceability", "energy", "speechiness", "acousticness", "instrumentalness", "liveness", "valence",
+)
+AUDIO_FEATURES: tuple[str, ...] = (
+    "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
+    "instrumentalness", "liveness", "valence", "tempo", "time_signature", "duration_ms",
+)
+# Names people use for canonical columns; used only to suggest a fix in an error message.
+KNOWN_ALIASES: dict[str, str] = {
+    "id": "track_id", "track_popularity": "popularity", "loadness": "loudness", "name": "track_name",
+    "track_explicit": "explicit", "followers": "artist_followers", "track_duration": "duration_ms",
+    "track_genre": "genre", "playlist_genre": "genre", "album_release_date": "release_date",
+    "track_album_release_date": "release_date", "artist": "artist_name", "track_artist": "artist_name",
+}
+_TRUE = {"true", "t", "1", "1.0", "yes", "y"}
+_FALSE = {"false", "f", "0", "0.0", "no", "n"}
+_MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one column: what, how many rows, examples, and how to fix it."""
+
+    column: str
+    issue: str
+    rows: int = 0
+    examples: tuple[str, ...] = ()
+    fix: str = ""
+
+    def __str__(self) -> str:
+        where = f"column '{self.column}'" if self.column != "*" else "table"
+        text = f"{where}: {self.issue}"
+        if self.rows:
+            text += f" ({self.rows} row{'s' if self.rows != 1 else ''}"
+            text += f", e.g. {', '.join(self.examples)})" if self.examples else ")"
+        if self.fix:
+            text += f". Fix: {self.fix}"
+        return text
+
+
+class SchemaError(PopdriversError):
+    """Every problem found in a track table, listed together so they can be fixed in one pass."""
+
+    def __init__(self, problems: Sequence[Problem], source: str | None = None):
+        self.problems = tuple(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = [f"{len(self.problems)} problem(s) with the track table{where}:"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class DropRecord:
+    """Rows that did not make it into the table as separate rows, and why."""
+
+    reason: str
+    rows: int
+    examples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What validation did to the table: rows in/out, rows merged or dropped with reasons, notes."""
+
+    rows_in: int
+    rows_out: int
+    dropped: tuple[DropRecord, ...] = ()
+    notes: tuple[str, ...] = ()
+    popularity_conflicts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "dropped": [{"reason": d.reason, "rows": d.rows, "examples": list(d.examples)} for d in self.dropped],
+            "notes": list(self.notes),
+            "popularity_conflicts": self.popularity_conflicts,
+        }
+
+
+@dataclass(frozen=True)
+class _Coerced:
+    values: pd.Series
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _examples(values: pd.Series) -> tuple[str, ...]:
+    uniq = pd.unique(values.astype(str))[:_MAX_EXAMPLES]
+    return tuple(repr(v) if len(v) <= 40 else repr(v[:37] + "...") for v in uniq)
+
+
+def _is_blank(series: pd.Series) -> pd.Series:
+    missing = series.isna()
+    if series.dtype == object or pd.api.types.is_string_dtype(series):
+        missing |= series.astype("string").str.strip().fillna("").eq("")
+    return missing
+
+
+def _range_text(spec: ColumnSpec) -> str:
+    if spec.low is not None and spec.high is not None:
+        return f"{spec.low:g} to {spec.high:g}"
+    if spec.low is not None:
+        return f">= {spec.low:g}"
+    return f"<= {spec.high:g}"
+
+
+def _coerce_number(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
+    problems: list[Problem] = []
+    notes: list[str] = []
+    if pd.api.types.is_bool_dtype(raw):
+        raw = raw.astype("float64")
+    blank = _is_blank(raw)
+    values = pd.to_numeric(raw.where(~blank), errors="coerce").astype("float64")
+    bad = values.isna() & ~blank
+    if bad.any():
+        problems.append(Problem(
+            spec.name, "values are not numbers", int(bad.sum()), _examples(raw[bad]),
+            f"'{spec.name}' must be numeric ({spec.unit or 'a number'}); clean those cells or leave them empty",
+        ))
+    infinite = np.isinf(values)
+    if infinite.any():
+        problems.append(Problem(spec.name, "values are infinite", int(infinite.sum()), _examples(raw[infinite]),
+                                "replace them with a real value or leave the cell empty"))
+        values = values.where(~infinite)
+    if spec.unknown_marker is not None:
+        marker = values.eq(spec.unknown_marker)
+        if marker.any():
+            notes.append(f"{spec.name}: {int(marker.sum())} value(s) of {spec.unknown_marker:g} mean 'not measured' "
+                         "for Spotify and are treated as missing")
+            values = values.where(~marker)
+    if spec.kind == "int":
+        fractional = values.notna() & (values % 1 != 0)
+        if fractional.any():
+            problems.append(Problem(spec.name, "values are not whole numbers", int(fractional.sum()),
+                                    _examples(raw[fractional]), f"'{spec.name}' counts {spec.unit or 'units'}: "
+                                    "use whole numbers"))
+    out_of_range = pd.Series(False, index=values.index)
+    if spec.low is not None:
+        out_of_range |= values < spec.low
+    if spec.high is not None:
+        out_of_range |= values > spec.high
+    if out_of_range.any():
+        unit = f" {spec.unit}" if spec.unit and spec.unit not in {"0-1", "0/1"} else ""
+        problems.append(Problem(
+            spec.name, f"values outside {_range_text(spec)}{unit}", int(out_of_range.sum()),
+            _examples(raw[out_of_range]),
+            f"check the unit of '{spec.name}' ({spec.description}); correct or blank the out-of-range cells",
+        ))
+    return _Coerced(values, problems, notes)
+
+
+def parse_bool(value: Any) -> bool | None:
+    """Parse True/False, true/false, 1/0 (and float-coded 1.0/0.0); None when blank; raise on anything else."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text == "" or text == "nan":
+        return None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(value)
+
+
+def _coerce_bool(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
+    if pd.api.types.is_bool_dtype(raw) and not raw.isna().any():
+        return _Coerced(raw.astype(bool))
+    # Parse each distinct value once: columns are long, distinct values few.
+    mapping: dict[Any, bool | None] = {}
+    bad_values = []
+    for value in pd.unique(raw.astype(object)):
+        try:
+            mapping[value] = parse_bool(value)
+        except ValueError:
+            bad_values.append(value)
+    bad = raw.isin(bad_values) if bad_values else pd.Series(False, index=raw.index)
+    parsed = raw.astype(object).map(lambda v: mapping.get(v) if v in mapping else None)
+    problems = []
+    if bad.any():
+        problems.append(Problem(spec.name, "values are not booleans", int(bad.sum()), _examples(raw[bad]),
+                                f"write '{spec.name}' as True/False, true/false or 1/0"))
+    if parsed.isna().any():
+        return _Coerced(parsed.astype("boolean"), problems)
+    return _Coerced(parsed.astype(bool), problems)
+
+
+def parse_genre_list(value: Any) -> list[str]:
+    """Parse a genre list from a list, a JSON list, a Python-list string or a ';'-joined string."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, list | tuple | np.ndarray):
+        return [str(v).strip() for v in value if str(v).strip()]
+    text = str(value).strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError) as exc:
+                raise ValueError(value) from exc
+        if not isinstance(parsed, list):
+            raise ValueError(value)
+        return [str(v).strip() for v in parsed if str(v).strip()]
+    return [part.strip() for part in text.split(";") if part.strip()]
+
+
+def _coerce_list(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
+    parsed: list[list[str]] = []
+    bad_rows: list[int] = []
+    cache: dict[str, list[str]] = {}
+    for i, value in enumerate(raw.tolist()):
+        key = value if isinstance(value, str) else None
+        if key is not None and key in cache:
+            parsed.append(list(cache[key]))
+            continue
+        try:
+            result = parse_genre_list(value)
+        except ValueError:
+            bad_rows.append(i)
+            result = []
+        if key is not None:
+            cache[key] = result
+        parsed.append(result)
+    problems = []
+    if bad_rows:
+        problems.append(Problem(spec.name, "values are not lists of genres", len(bad_rows),
+                                _examples(raw.iloc[bad_rows]),
+                                "write a JSON list like [\"dance pop\", \"pop\"] or 'dance pop;pop'"))
+    return _Coerced(pd.Series(parsed, index=raw.index, dtype=object), problems)
+
+
+def parse_release_dates(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Parse dates of mixed precision. Returns (datetime64 values, precision labels, unparseable mask)."""
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        values = pd.to_datetime(raw).dt.tz_localize(None) if getattr(raw.dt, "tz", None) else pd.to_datetime(raw)
+        precision = pd.Series(np.where(values.isna(), None, "day"), index=raw.index, dtype="string")
+        return values.astype("datetime64[ns]"), precision, pd.Series(False, index=raw.index)
+    blank = _is_blank(raw)
+    text = raw.astype("string").str.strip()
+    # Float-coded years ("2011.0") appear in some exports.
+    text = text.str.replace(r"^(\d{4})\.0$", r"\1", regex=True)
+    is_year = text.str.fullmatch(r"\d{4}").fillna(False)
+    is_month = text.str.fullmatch(r"\d{4}-\d{1,2}").fillna(False)
+    full = text.where(~is_year, text + "-01-01")
+    full = full.where(~is_month, full + "-01")
+    values = pd.to_datetime(full, errors="coerce", format="mixed")
+    if getattr(values.dt, "tz", None) is not None:
+        values = values.dt.tz_localize(None)
+    values = values.astype("datetime64[ns]")
+    precision = pd.Series(np.select([is_year.to_numpy(bool), is_month.to_numpy(bool)], ["year", "month"], "day"),
+                          index=raw.index, dtype="string")
+    bad = values.isna() & ~blank
+    precision = precision.where(values.notna())
+    return values, precision, bad
+
+
+def _coerce_date(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
+    values, precision, bad = parse_release_dates(raw)
+    problems = []
+    if bad.any():
+        problems.append(Problem(spec.name, "values are not dates", int(bad.sum()), _examples(raw[bad]),
+                                "write dates as YYYY-MM-DD, YYYY-MM or YYYY"))
+    latest = pd.Timestamp.now() + pd.Timedelta(days=366)
+    implausible = values.notna() & ((values < pd.Timestamp("1900-01-01")) | (values > latest))
+    if implausible.any():
+        problems.append(Problem(spec.name, "dates before 1900 or more than a year in the future",
+                                int(implausible.sum()), _examples(raw[implausible]),
+                                "check the date column and its format (day-first dates are not supported)"))
+    out = values.to_frame(spec.name)
+    out["release_date_precision"] = precision
+    return _Coerced(out, problems)  # type: ignore[arg-type]
+
+
+def _coerce_id(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
+    blank = _is_blank(raw)
+    if pd.api.types.is_float_dtype(raw):
+        # Ids read as floats (1.0, 2.0) are whole numbers that lost their type in a CSV round trip.
+        whole = raw.notna() & (raw % 1 == 0)
+        text = raw.astype("string").where(~whole, raw.where(whole).astype("Int64").astype("string"))
+    else:
+        text = raw.astype("string").str.strip()
+    return _Coerced(text.where(~blank).astype("string"))
+
+
+def _coerce_text(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
+    return _Coerced(raw.astype("string").where(~_is_blank(raw)))
+
+
+_COERCERS = {
+    "id": _coerce_id, "text": _coerce_text, "int": _coerce_number, "float": _coerce_number,
+    "bool": _coerce_bool, "date": _coerce_date, "list": _coerce_list,
+}
+
+
+def suggest_column(missing: str, columns: Iterable[str]) -> str:
+    """A 'did you mean' hint for a missing column, from known aliases and near spellings."""
+    columns = [str(c) for c in columns]
+    aliases = [c for c in columns if KNOWN_ALIASES.get(c.strip().lower().lstrip("\ufeff")) == missing]
+    if aliases:
+        return f"rename column '{aliases[0]}' to '{missing}' (or read the file with popdrivers.read_tracks)"
+    close = difflib.get_close_matches(missing, columns, n=1, cutoff=0.75)
+    if close:
+        return f"did you mean '{close[0]}'? rename it to '{missing}'"
+    if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
+        return "the file seems to use another delimiter than ','; save it as comma-separated CSV"
+    return f"add a '{missing}' column"
+
+
+def check_tracks(
+    df: pd.DataFrame, *, require_popularity: bool = True, source: str | None = None
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Validate and coerce a track table; return the clean table and a report of what changed.
+
+    Parameters
+    ----------
+    df
+        Any DataFrame using canonical column names. Extra columns are kept untouched.
+    require_popularity
+        False for prediction input, where ``popularity`` may be absent.
+    source
+        Name of the file the table came from, quoted in error messages.
+
+    Raises
+    ------
+    SchemaError
+        Listing every problem found (column, rows affected, examples, fix), not just the first.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    rows_in = len(df)
+    if df.shape[1] == 0:
+        raise SchemaError([Problem("*", "has no columns (empty file?)", fix="provide a file with a header row "
+                                   "and at least the columns track_id and popularity")], source)
+    if rows_in == 0:
+        raise SchemaError([Problem("*", "has a header but no rows", fix="provide at least one track")], source)
+    df = df.rename(columns=lambda c: str(c).strip().lstrip("\ufeff"))
+    problems: list[Problem] = []
+    notes: list[str] = []
+    required = ["track_id"] + (["popularity"] if require_popularity else [])
+    for name in required:
+        if name not in df.columns:
+            problems.append(Problem(name, "is missing", fix=suggest_column(name, df.columns)))
+    out = pd.DataFrame(index=df.index)
+    for spec in COLUMNS:
+        if spec.name not in df.columns or spec.name == "release_date_precision":
+            continue
+        coerced = _COERCERS[spec.kind](spec, df[spec.name])
+        problems += coerced.problems
+        notes += coerced.notes
+        if spec.kind == "date":
+            out[spec.name] = coerced.values[spec.name]
+            given = df.get("release_date_precision")
+            out["release_date_precision"] = (
+                given.astype("string").where(given.notna(), coerced.values["release_date_precision"])
+                if given is not None else coerced.values["release_date_precision"]
+            )
+        elif spec.kind in {"int", "float"}:
+            out[spec.name] = coerced.values
+        else:
+            out[spec.name] = coerced.values
+    for name in required:
+        if name in out.columns:
+            blank = out[name].isna()
+            if blank.any():
+                problems.append(Problem(name, "has empty cells", int(blank.sum()),
+                                        tuple(f"row {i}" for i in np.flatnonzero(blank.to_numpy())[:_MAX_EXAMPLES]),
+                                        f"every track needs a {name}; fill or remove those rows"))
+    if problems:
+        raise SchemaError(problems, source)
+
+    if "popularity" in out.columns:
+        out["popularity"] = (out["popularity"].astype("int16") if not out["popularity"].isna().any()
+                             else out["popularity"].astype("float32"))
+    for spec in COLUMNS:
+        if spec.kind in {"int", "float"} and spec.name in out.columns and spec.name != "popularity":
+            out[spec.name] = out[spec.name].astype(spec.dtype)
+    extras = [c for c in df.columns if c not in out.columns]
+    out = pd.concat([out, df[extras]], axis=1) if extras else out
+    ordered = [c for c in CANONICAL_COLUMNS if c in out.columns] + extras
+    out = out[ordered]
+
+    out, dropped, conflicts = _collapse_duplicates(out)
+    if conflicts:
+        notes.append(f"{conflicts} track id(s) appear with different popularity values; "
+                     "the first row's value is kept (values are not averaged)")
+    out = out.reset_index(drop=True)
+    report = ValidationReport(rows_in, len(out), tuple(dropped), tuple(notes), conflicts)
+    return out, report
+
+
+def _collapse_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, list[DropRecord], int]:
+    """Collapse repeated track ids to their first row; genres of all copies merge into ``dataset_genres``."""
+    dup_mask = df["track_id"].duplicated(keep=False)
+    if not dup_mask.any():
+        return df, [], 0
+    repeated = df[dup_mask]
+    conflicts = 0
+    if "popularity" in df.columns:
+        conflicts = int((repeated.groupby("track_id", sort=False)["popularity"].nunique(dropna=True) > 1).sum())
+    keep = ~df["track_id"].duplicated(keep="first")
+    out = df[keep].copy()
+    if "genre" in df.columns:
+        merged = repeated.groupby("track_id", sort=False)["genre"].agg(
+            lambda s: sorted({str(v) for v in s.dropna()}))
+        genres = out["genre"].map(lambda g: [] if pd.isna(g) else [str(g)])
+        genres.loc[out["track_id"].isin(merged.index)] = out.loc[
+            out["track_id"].isin(merged.index), "track_id"].map(merged)
+        out["dataset_genres"] = genres
+    n_removed = int((~keep).sum())
+    record = DropRecord("duplicate track_id: repeated rows merged into the first (genres merged into "
+                        "'dataset_genres')", n_removed,
+                        tuple(pd.unique(df.loc[~keep, "track_id"].astype(str))[:_MAX_EXAMPLES]))
+    return out, [record], conflicts
+
+
+def validate(df: pd.DataFrame, *, require_popularity: bool = True, source: str | None = None) -> pd.DataFrame:
+    """Return the clean canonical table or raise one :class:`SchemaError` listing every problem.
+
+    See :func:`check_tracks` for the parameters; this drops the report.
+    """
+    return check_tracks(df, require_popularity=require_popularity, source=source)[0]
+
+
+def present_audio_features(df: pd.DataFrame) -> list[str]:
+    """Audio feature columns present in ``df`` with at least one value."""
+    return [c for c in AUDIO_FEATURES if c in df.columns and df[c].notna().any()]

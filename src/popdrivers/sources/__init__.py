@@ -1,0 +1,1 @@
+"""Where tracks come from: the simulated catalogue, dataset files, the Spotify Web API."""

@@ -1,0 +1,52 @@
+"""Shared fixtures. Real datasets come from ../shared/data (or POPDRIVERS_SHARED_DATA).
+
+In CI (CI=true) a missing dataset is a failure, not a skip: the tests that prove the readers work on real
+data must run there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("POPDRIVERS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def require_shared(relative: str) -> Path:
+    """Path of a shared dataset; fail in CI, skip elsewhere, when it is not there."""
+    path = shared_data_dir() / relative
+    if not path.exists():
+        message = f"shared dataset {path} is missing (set POPDRIVERS_SHARED_DATA or put shared/ beside the repo)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def catalog_2022() -> Path:
+    return require_shared("catalog-2022")
+
+
+@pytest.fixture(scope="session")
+def playlist_songs_2020() -> Path:
+    return require_shared("playlist-songs-2020/spotify_songs.csv")
+
+
+@pytest.fixture(scope="session")
+def genre_tracks_2021() -> Path:
+    return require_shared("genre-tracks-2021/tracks.csv")
+
+
+@pytest.fixture(scope="session")
+def small_catalog():
+    """A small simulated catalogue (60 artists x 30 tracks) and its truth."""
+    from popdrivers import simulate_catalog
+
+    return simulate_catalog(n_artists=60, tracks_per_artist=30, seed=7)

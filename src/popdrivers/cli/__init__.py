@@ -1,9 +1,18 @@
-"""Command line interface: one module per command, each a thin call into the library."""
+"""Command line interface: one module per command in this package, each a thin call into the library.
+
+Every module here (except those starting with '_') is imported, which registers its command on ``app``.
+"""
 
 from __future__ import annotations
 
-from popdrivers.cli import run, simulate  # noqa: F401  (importing registers the commands)
+import importlib
+import pkgutil
+
 from popdrivers.cli._app import app
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def main() -> None:

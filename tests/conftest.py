@@ -50,3 +50,12 @@ def small_catalog():
     from popdrivers import simulate_catalog
 
     return simulate_catalog(n_artists=60, tracks_per_artist=30, seed=7)
+
+
+@pytest.fixture(scope="session")
+def small_artifacts(tmp_path_factory):
+    """An app artifact set (simulated 40 artists x 20 tracks, 1 s tuning, few folds) built once per session."""
+    from popdrivers.pipeline import build_artifacts
+
+    return build_artifacts(tmp_path_factory.mktemp("artifacts") / "small", n_artists=40, tracks_per_artist=20,
+                           budget_seconds=1, seed=3, eval_splits=2, driver_folds=3, n_jobs=1)

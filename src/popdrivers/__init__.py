@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 
 _PUBLIC: dict[str, str] = {
     "read_tracks": "popdrivers.sources.files",
+    "read_tracks_with_report": "popdrivers.sources.files",
+    "detect_format": "popdrivers.sources.files",
     "write_tracks": "popdrivers.sources.files",
     "validate": "popdrivers.schema",
     "SchemaError": "popdrivers.schema",
@@ -26,6 +28,7 @@ _PUBLIC: dict[str, str] = {
     "PopularityModel": "popdrivers.model",
     "estimate_drivers": "popdrivers.drivers",
     "load_drivers": "popdrivers.drivers",
+    "collect": "popdrivers.sources.spotify",
 }
 __all__ = [*_PUBLIC, "__version__"]
 

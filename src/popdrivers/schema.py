@@ -67,7 +67,8 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("valence", "float", "Musical positiveness", "0-1", 0, 1),
     ColumnSpec("tempo", "float", "Estimated tempo", "BPM", 0, 300, unknown_marker=0.0),
     ColumnSpec("time_signature", "int", "Beats per bar (3 = 3/4 ... 7 = 7/4)", "beats", 0, 7),
-    ColumnSpec("duration_ms", "int", "Track length", "ms", 1, None),
+    # A length of 0 ms is Spotify's "unknown" (rows with no audio analysis in public datasets).
+    ColumnSpec("duration_ms", "int", "Track length", "ms", 1, None, unknown_marker=0.0),
 )
 SPECS: dict[str, ColumnSpec] = {c.name: c for c in COLUMNS}
 CANONICAL_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS)
@@ -289,17 +290,28 @@ def parse_genre_list(value: Any) -> list[str]:
 def _coerce_list(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
     parsed: list[list[str]] = []
     bad_rows: list[int] = []
-    cache: dict[str, list[str]] = {}
+    # Parse each distinct value once (artists repeat across their tracks). Already-parsed lists (simulated
+    # tables, Parquet) are keyed by their contents: re-cleaning 1M lists one by one was most of validate's time.
+    cache: dict[str | tuple[Any, ...], list[str]] = {}
     for i, value in enumerate(raw.tolist()):
-        key = value if isinstance(value, str) else None
-        if key is not None and key in cache:
-            parsed.append(list(cache[key]))
+        key: str | tuple[Any, ...] | None = None
+        if isinstance(value, str):
+            key = value
+        elif isinstance(value, list | tuple | np.ndarray):
+            key = tuple(value)
+        try:
+            cached = cache.get(key) if key is not None else None
+        except TypeError:  # unhashable items: parse without caching
+            key, cached = None, None
+        if cached is not None:
+            parsed.append(list(cached))
             continue
         try:
             result = parse_genre_list(value)
         except ValueError:
             bad_rows.append(i)
             result = []
+            key = None  # not cached, so every bad row is counted
         if key is not None:
             cache[key] = result
         parsed.append(result)
@@ -311,12 +323,19 @@ def _coerce_list(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
     return _Coerced(pd.Series(parsed, index=raw.index, dtype=object), problems)
 
 
+def _as_nanoseconds(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Cast to datetime64[ns]; dates outside its range (years before 1677, "-1") become NaT and are flagged."""
+    outside = values.notna() & ((values < pd.Timestamp.min) | (values > pd.Timestamp.max))
+    return values.where(~outside).astype("datetime64[ns]"), outside
+
+
 def parse_release_dates(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Parse dates of mixed precision. Returns (datetime64 values, precision labels, unparseable mask)."""
     if pd.api.types.is_datetime64_any_dtype(raw):
         values = pd.to_datetime(raw).dt.tz_localize(None) if getattr(raw.dt, "tz", None) else pd.to_datetime(raw)
+        values, outside = _as_nanoseconds(values)
         precision = pd.Series(np.where(values.isna(), None, "day"), index=raw.index, dtype="string")
-        return values.astype("datetime64[ns]"), precision, pd.Series(False, index=raw.index)
+        return values, precision, outside
     blank = _is_blank(raw)
     text = raw.astype("string").str.strip()
     # Float-coded years ("2011.0") appear in some exports.
@@ -328,7 +347,7 @@ def parse_release_dates(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series
     values = pd.to_datetime(full, errors="coerce", format="mixed")
     if getattr(values.dt, "tz", None) is not None:
         values = values.dt.tz_localize(None)
-    values = values.astype("datetime64[ns]")
+    values, _ = _as_nanoseconds(values)
     precision = pd.Series(np.select([is_year.to_numpy(bool), is_month.to_numpy(bool)], ["year", "month"], "day"),
                           index=raw.index, dtype="string")
     bad = values.isna() & ~blank
@@ -465,6 +484,13 @@ def check_tracks(
     if conflicts:
         notes.append(f"{conflicts} track id(s) appear with different popularity values; "
                      "the first row's value is kept (values are not averaged)")
+    if dropped:
+        # Merging can remove the only gaps of a column: settle its dtype on the rows kept, so the same table
+        # gets the same dtypes however it arrived (and survives a CSV round trip unchanged).
+        if "popularity" in out.columns and out["popularity"].dtype != np.int16 and out["popularity"].notna().all():
+            out["popularity"] = out["popularity"].astype("int16")
+        if "explicit" in out.columns and out["explicit"].dtype == "boolean" and out["explicit"].notna().all():
+            out["explicit"] = out["explicit"].astype(bool)
     out = out.reset_index(drop=True)
     report = ValidationReport(rows_in, len(out), tuple(dropped), tuple(notes), conflicts)
     return out, report
@@ -482,12 +508,15 @@ def _collapse_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, list[DropRecor
     keep = ~df["track_id"].duplicated(keep="first")
     out = df[keep].copy()
     if "genre" in df.columns:
-        merged = repeated.groupby("track_id", sort=False)["genre"].agg(
-            lambda s: sorted({str(v) for v in s.dropna()}))
-        genres = out["genre"].map(lambda g: [] if pd.isna(g) else [str(g)])
-        genres.loc[out["track_id"].isin(merged.index)] = out.loc[
-            out["track_id"].isin(merged.index), "track_id"].map(merged)
-        out["dataset_genres"] = genres
+        pairs = repeated[["track_id", "genre"]].dropna().drop_duplicates()
+        merged = {track: sorted(str(v) for v in genres)
+                  for track, genres in pairs.groupby("track_id", sort=False)["genre"].agg(list).items()}
+        # Plain Python lists in an object column: pandas would otherwise infer a pyarrow list dtype that
+        # Parquet metadata cannot turn back into a pandas dtype on reading.
+        out["dataset_genres"] = pd.Series(
+            [list(merged[t]) if t in merged else ([] if pd.isna(g) else [str(g)])
+             for t, g in zip(out["track_id"], out["genre"], strict=True)],
+            index=out.index, dtype=object)
     n_removed = int((~keep).sum())
     record = DropRecord("duplicate track_id: repeated rows merged into the first (genres merged into "
                         "'dataset_genres')", n_removed,

@@ -183,7 +183,6 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
 
     # Track level: release date (recent releases more common), then features.
     fam = artist_family[artist_of]
-    fam_name = np.array(family_names, dtype=object)[fam]
     age_years = career_years[artist_of] * rng.beta(1.0, 2.2, n)
     recency = -(age_years - 5.0)  # newer tracks are louder and shorter
     features: dict[str, np.ndarray] = {}
@@ -213,8 +212,11 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
                "instrumentalness": 0.08, "liveness": 0.24, "valence": 0.46, "tempo": 121.0, "duration_min": 3.5,
                "explicit": 0.37, "mode": 0.62}
     beta = {d: np.full(n, STRUCTURAL_EFFECTS[d]) for d in DRIVERS}
+    # Family masks on the integer code, built once: comparing 1M-long object arrays of names per driver was
+    # a quarter of the run time at 1M tracks.
+    family_mask = {f: fam == i for i, f in enumerate(family_names)}
     for family, bonus in DANCEABILITY_BONUS.items():
-        beta["danceability"][fam_name == family] += bonus
+        beta["danceability"][family_mask[family]] += bonus
     family_shift = np.array([FAMILIES[f][1] for f in family_names])
     base = (43.0 + 10.0 * appeal[artist_of] + family_shift[fam] + artist_residual[artist_of]
             - 5.0 * np.log1p(age_years) + rng.normal(0, 10.5, n))
@@ -238,8 +240,8 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
             per_track[d] = beta[d] * alive_unclipped
         truth_effects[d] = float(per_track[d].mean())
     by_family = {
-        f: {d: float(per_track[d][fam_name == f].mean()) for d in DRIVERS}
-        for f in family_names if (fam_name == f).any()
+        f: {d: float(per_track[d][family_mask[f]].mean()) for d in DRIVERS}
+        for f in family_names if family_mask[f].any()
     }
 
     # Canonical table.

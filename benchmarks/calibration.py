@@ -1,0 +1,57 @@
+"""Print simulated-vs-real marginals: the default simulated catalogue against catalog-2022.
+
+Usage: python benchmarks/calibration.py [--shared ../shared/data] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from popdrivers import read_tracks, simulate_catalog
+from popdrivers.features import build_features
+
+COLUMNS = ("popularity", "danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness",
+           "liveness", "valence", "tempo", "duration_min", "explicit_int", "mode", "log_followers")
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    f = build_features(df)
+    rows = {}
+    for column in COLUMNS:
+        values = f[column].astype("float64") if column in f.columns else pd.Series(dtype="float64")
+        rows[column] = (values.mean(), values.std())
+    zeros = (f["popularity"] == 0).mean()
+    rows["share of zero popularity"] = (zeros, np.nan)
+    if "artist_id" in f.columns:
+        within = f["popularity"] - f.groupby("artist_id")["popularity"].transform("mean")
+        rows["popularity sd within artist"] = (within.std(), np.nan)
+    return pd.DataFrame(rows, index=["mean", "sd"]).T
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    default = os.environ.get("POPDRIVERS_SHARED_DATA", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser.add_argument("--shared", default=default)
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    simulated, _ = simulate_catalog()
+    real = read_tracks(Path(args.shared) / "catalog-2022")
+    table = summarise(simulated).join(summarise(real), lsuffix=" simulated", rsuffix=" catalog-2022")
+    table = table[["mean simulated", "mean catalog-2022", "sd simulated", "sd catalog-2022"]]
+    if not args.markdown:
+        print(table.round(3).to_string())
+        return
+    print("| column | " + " | ".join(table.columns) + " |")
+    print("|---|" + "---:|" * len(table.columns))
+    for name, row in table.iterrows():
+        cells = ["" if pd.isna(v) else f"{v:.3g}" for v in row]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

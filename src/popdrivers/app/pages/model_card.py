@@ -1,0 +1,33 @@
+"""Model card: metrics per split with baselines, interval coverage, provenance and manifest, limitations."""
+
+import streamlit as st
+
+from popdrivers.app import services, state
+
+artifacts = state.current()
+st.title("Model card")
+state.data_notice(artifacts)
+
+st.markdown("#### Accuracy per split, against baselines")
+st.caption("random tracks: tracks held out at random; unseen artists: whole artists held out (the honest test "
+           "for a new artist); newest releases: trained on older releases, tested on the newest.")
+table = services.metrics_table(artifacts.metrics)
+if table.empty:
+    st.info("No evaluation metrics were saved with this model.")
+else:
+    st.dataframe(table, hide_index=True, key="card_metrics",
+                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("rmse", "mae", "r2")})
+interval = artifacts.metrics.get("interval") or {}
+if interval:
+    level, coverage = interval.get("level"), interval.get("coverage")
+    st.metric(f"Coverage of the {100 * level:.0f}% prediction interval on held-out tracks",
+              f"{100 * coverage:.1f}%" if coverage is not None else "not measured")
+
+st.markdown("#### Data provenance")
+build = artifacts.build
+st.dataframe([{"field": k, "value": str(v)} for k, v in build.items()], hide_index=True, key="card_build")
+with st.expander("Manifest (checksums and library versions)"):
+    st.json(artifacts.manifest, expanded=1)
+
+st.markdown("#### Known limitations")
+st.markdown("\n".join(f"- {item}" for item in services.limitations(artifacts.simulated)))

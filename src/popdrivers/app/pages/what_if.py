@@ -1,0 +1,74 @@
+"""What-if: edit a real track; the model's new prediction beside the change the causal effects imply."""
+
+import math
+
+import streamlit as st
+
+from popdrivers.app import services, state
+from popdrivers.features import BINARY_DRIVERS, DRIVER_UNITS
+
+artifacts = state.current()
+tracks, model, report = artifacts.tracks, artifacts.model, artifacts.drivers
+st.title("What if this track were different?")
+state.data_notice(artifacts)
+
+query = st.text_input("Search a track by name or artist", key="whatif_query",
+                      placeholder="e.g. a song title or an artist name")
+hits = services.search_tracks(tracks, query)
+if hits.empty:
+    st.info(f"No track or artist matches '{query}'.")
+    st.stop()
+labels = {tid: services.track_label(row) for tid, row in zip(hits["track_id"], hits.to_dict("records"), strict=True)}
+track_id = st.selectbox(f"Track ({len(hits)} shown, most popular first)", list(labels), key="whatif_track",
+                        format_func=labels.get)
+row = tracks[tracks["track_id"] == track_id].head(1).reset_index(drop=True)
+interval = model.predict_interval(row)
+
+a, b, c = st.columns(3)
+a.metric("Actual popularity", int(row["popularity"].iloc[0]) if "popularity" in row else "unknown")
+b.metric("Predicted popularity", f"{interval['prediction'].iloc[0]:.1f}")
+c.metric("80% interval", f"{interval['lower'].iloc[0]:.0f} to {interval['upper'].iloc[0]:.0f}")
+
+current = services.driver_values(row)
+estimated = [r.feature for r in report.drivers]
+editable = [d for d in estimated if d in current and not math.isnan(current[d])]
+st.subheader("Edit the track")
+new_values = {}
+columns = st.columns(4)
+for i, driver in enumerate(editable):
+    low, high, step = services.DRIVER_RANGES[driver]
+    value = min(max(current[driver], low), high)
+    label = services.DRIVER_LABELS.get(driver, driver.capitalize())
+    key = f"whatif_{track_id}_{driver}"
+    with columns[i % 4]:
+        if driver in BINARY_DRIVERS:
+            start = float(round(value))
+            chosen = float(st.toggle(label, bool(start), key=key, help=DRIVER_UNITS[driver]))
+        else:
+            start = float(round(value / step) * step)
+            chosen = st.slider(label, low, high, start, step, key=key,
+                               help=f"Causal effect is per {DRIVER_UNITS[driver]}")
+        # An untouched widget keeps the track's exact value (the slider grid would otherwise be an "edit").
+        new_values[driver] = chosen if chosen != start else current[driver]
+result = services.what_if(model, report, row, new_values)
+
+left, right = st.columns(2)
+with left, st.container(border=True):
+    st.markdown("#### Model prediction (association)")
+    st.metric("Predicted popularity after the edit", f"{result.after:.1f}", f"{result.model_change:+.1f}")
+    st.caption("What the model predicts for a track with these features. It mixes cause with everything that "
+               "travels with the features across artists (reach, style, genre).")
+with right, st.container(border=True):
+    st.markdown("#### Causal estimate (within-artist effects)")
+    st.metric("Implied change in popularity", f"{result.causal_change:+.1f}",
+              help="Sum over edited drivers of effect x change, from the within-artist double ML estimates.")
+    st.caption(f"95% CI {result.causal_low:+.1f} to {result.causal_high:+.1f}. What changing these features "
+               "of this artist's track would do on average, holding the artist fixed.")
+if result.changes:
+    st.caption("Edits: " + ", ".join(f"{d} {v:+.3g}" for d, v in result.changes.items()))
+
+st.subheader("Predicted popularity over one feature's range")
+driver = st.selectbox("Feature", editable, key="whatif_curve_driver")
+edited = services.with_driver_values(row, new_values)
+curve = services.feature_curve(model, edited, driver, tracks)
+st.plotly_chart(services.curve_figure(curve, driver, new_values[driver], result.after), key="whatif_curve")

@@ -1,0 +1,165 @@
+"""Where the app's artifacts come from, how they are cached, and the session state, in one place.
+
+The artifact folder is ``--artifacts DIR`` after ``--`` on the ``streamlit run`` line, else the environment
+variable ``POPDRIVERS_ARTIFACTS``, else ``artifacts/default``. If it holds no artifacts, they are built from the
+simulated catalogue with a progress bar (and the app says the data is simulated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from popdrivers import pipeline
+from popdrivers.app import services
+from popdrivers.errors import PopdriversError
+
+ENV_ARTIFACTS = "POPDRIVERS_ARTIFACTS"
+DEFAULT_ARTIFACTS = Path("artifacts/default")
+# Every key the pages keep between reruns, with its starting value.
+SESSION_DEFAULTS: dict[str, Any] = {
+    "artifacts_dir": None,        # resolved once per session
+    "predict_values": None,       # inputs of the last Predict press
+    "whatif_query": "",           # search text on the What-if page
+    "scored_upload": None,        # (upload name, scored table) after "Score" on the Data page
+}
+
+
+def artifacts_dir_from(argv: list[str], environ: dict[str, str] | os._Environ[str]) -> Path:
+    """The artifact folder: ``--artifacts`` in ``argv``, else ``$POPDRIVERS_ARTIFACTS``, else the default."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--artifacts", default=None)
+    known, _ = parser.parse_known_args(argv)
+    if known.artifacts:
+        return Path(known.artifacts)
+    if environ.get(ENV_ARTIFACTS):
+        return Path(environ[ENV_ARTIFACTS])
+    return DEFAULT_ARTIFACTS
+
+
+def init_session_state() -> None:
+    """Give every session key its starting value (idempotent; called first by the router on every run)."""
+    for key, value in SESSION_DEFAULTS.items():
+        st.session_state.setdefault(key, value)
+    if st.session_state["artifacts_dir"] is None:
+        st.session_state["artifacts_dir"] = str(artifacts_dir_from(sys.argv[1:], os.environ).resolve())
+
+
+def artifacts_path() -> Path:
+    return Path(st.session_state["artifacts_dir"])
+
+
+def _stamp(path: Path) -> str:
+    """Changes whenever the artifact folder is rebuilt, so caches reload instead of serving the old set."""
+    manifest = path / "manifest.json"
+    return f"{manifest.stat().st_mtime_ns}" if manifest.exists() else "missing"
+
+
+def build_with_progress(path: Path) -> None:
+    """Build the default artifacts from the simulated catalogue, with a progress bar, saying it is simulated."""
+    st.warning(f"No artifacts in `{path}` yet: building them now from the **simulated catalogue** "
+               "(SIMULATED data with known causal effects, not real Spotify tracks). This takes under a minute "
+               "and happens once; `popdrivers build --data FILE` builds from a real dataset.")
+    bar = st.progress(0.0, text="Starting")
+
+    def update(done: int, total: int, message: str) -> None:
+        bar.progress(min(done / total, 1.0) if total else 0.0, text=message)
+
+    pipeline.build_artifacts(path, progress=update)
+    bar.progress(1.0, text="Artifacts built")
+
+
+@st.cache_resource(show_spinner="Loading the model and the causal drivers ...")
+def _load(path: str, stamp: str) -> pipeline.Artifacts:
+    return pipeline.load_artifacts(path)
+
+
+def ensure_loaded() -> pipeline.Artifacts:
+    """The current artifact set: built if missing, loaded once per folder version; stops the page on error."""
+    path = artifacts_path()
+    try:
+        if not pipeline.is_artifact_dir(path):
+            build_with_progress(path)
+        return _load(str(path), _stamp(path))
+    except PopdriversError as exc:
+        st.error(f"Cannot use the artifacts in `{path}`: {exc}")
+        st.stop()
+        raise  # st.stop() raises; this line keeps type checkers honest
+
+
+def current() -> pipeline.Artifacts:
+    """The loaded artifact set (pages call this; the router has already built and verified it)."""
+    path = artifacts_path()
+    return _load(str(path), _stamp(path))
+
+
+def data_notice(artifacts: pipeline.Artifacts) -> None:
+    """One line at the top of every page saying what data the app is showing."""
+    if artifacts.simulated:
+        st.info("Data: **SIMULATED catalogue** (the true causal effects are known and marked on the Drivers page). "
+                "Build from a real dataset with `popdrivers build --data FILE --out DIR`.", icon="🧪")
+    else:
+        st.caption(f"Data: `{artifacts.build.get('source')}` ({len(artifacts.tracks):,} tracks, "
+                   f"built {artifacts.build.get('created_at')})")
+
+
+# Derived data, computed once per artifact version (st.cache_data: each page gets its own copy).
+
+
+@st.cache_data(show_spinner=False)
+def predict_specs(path: str, stamp: str) -> list[services.InputSpec]:
+    art = _load(path, stamp)
+    return services.predict_inputs(art.tracks, art.model)
+
+
+@st.cache_data(show_spinner=False)
+def eda_frame(path: str, stamp: str) -> pd.DataFrame:
+    return services.eda_frame(_load(path, stamp).tracks)
+
+
+@st.cache_data(show_spinner="Computing variance inflation factors ...")
+def vif_table(path: str, stamp: str) -> pd.DataFrame:
+    return services.vif_table(_load(path, stamp).tracks)
+
+
+@st.cache_data(show_spinner=False)
+def popularity_by(path: str, stamp: str, by: str) -> pd.DataFrame:
+    return services.popularity_by(_load(path, stamp).tracks, by)
+
+
+@st.cache_data(show_spinner="Validating the upload ...", max_entries=8)
+def read_upload(content: bytes, filename: str, format: str) -> services.Upload:
+    return services.read_upload(content, filename, format)
+
+
+def cache_key() -> tuple[str, str]:
+    """(path, stamp) of the current artifacts, the key of every cached table above."""
+    path = artifacts_path()
+    return str(path), _stamp(path)
+
+
+def input_widget(spec: services.InputSpec, key: str) -> Any:
+    """The Streamlit widget for one Predict input (label carries the unit; help says what it means)."""
+    label = f"{spec.label} ({spec.unit})" if spec.unit and spec.unit != "0-1" else spec.label
+    if spec.kind == "slider":
+        default = min(max(float(spec.default), float(spec.low)), float(spec.high))
+        return st.slider(label, float(spec.low), float(spec.high), default, float(spec.step), key=key,
+                         help=spec.help)
+    if spec.kind == "number":
+        default = min(max(int(spec.default), int(spec.low)), int(spec.high))
+        return st.number_input(label, int(spec.low), int(spec.high), default, int(spec.step), key=key,
+                               help=spec.help)
+    if spec.kind == "select":
+        options = list(spec.options)
+        index = options.index(spec.default) if spec.default in options else 0
+        return st.selectbox(label, options, index=index, key=key, help=spec.help,
+                            format_func=lambda v: spec.labels.get(v, str(v)))
+    if spec.kind == "toggle":
+        return st.toggle(label, bool(spec.default), key=key, help=spec.help)
+    raise ValueError(f"unknown input kind {spec.kind!r}")

@@ -1,0 +1,38 @@
+"""`popdrivers evaluate`: honest held-out error of the popularity model on a dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from popdrivers.cli._app import app, console, user_errors
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate_command(
+    data: Path = typer.Option(..., "--data", help="Dataset: CSV/Parquet file or relational crawl folder."),
+    fmt: str = typer.Option("auto", "--format", help="Layout of --data (auto detects it)."),
+    reference: bool = typer.Option(False, "--reference", help="Also evaluate the original project's random "
+                                   "forest (slow)."),
+    as_json: bool = typer.Option(False, "--json", help="Print metrics.json to stdout instead of a table."),
+    n_splits: int = typer.Option(5, "--n-splits", min=2, help="Folds of the random and by-artist splits."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the folds and models."),
+    n_jobs: int = typer.Option(2, "--n-jobs", min=1, help="Threads for LightGBM and the forest."),
+) -> None:
+    """Evaluate with default hyperparameters on random, by-artist and by-time splits, against baselines."""
+    from popdrivers.cli.train import metrics_table
+    from popdrivers.model import evaluate
+    from popdrivers.progress import rich_progress
+    from popdrivers.sources.files import read_tracks
+
+    tracks = read_tracks(data, fmt)
+    with rich_progress("evaluating") as progress:
+        metrics = evaluate(tracks, reference=reference, n_splits=n_splits, seed=seed, progress=progress,
+                           params={"n_jobs": n_jobs}, reference_params={"n_jobs": n_jobs})
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+    else:
+        console.print(metrics_table(metrics, title=f"Popularity model on {data}: held-out error"))

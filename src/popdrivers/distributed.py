@@ -1,0 +1,556 @@
+"""Training on a Dask cluster: the same model, fitted by LightGBM's distributed learner on partitioned Parquet.
+
+``train_on_cluster(data_path, "tcp://scheduler:8786")`` (or ``"local:N"`` for a :class:`LocalCluster` of N
+single-thread workers) has the *workers* read the Parquet file or folder, validate each partition with
+:func:`popdrivers.schema.validate`, build the single-machine model's features with the model's own code
+(:meth:`PopularityModel._design_from_features`), and train ``lightgbm.dask.DaskLGBMRegressor``. The booster
+is brought back with ``.to_local()`` and wrapped into an ordinary fitted :class:`PopularityModel`, so
+``save_model``, ``load_model``, predict, explain and the app work unchanged and never import Dask.
+
+What needs the whole table is computed as small reductions (per-artist, per-fold sums): the reference date,
+which features the data has, and the artist's track record, which stays strictly out of fold exactly as on
+one machine. Folds and held-out artists are drawn by hashing ids with the seed instead of from one random
+stream over the whole table, so every partition draws them alone; the distribution is the same.
+
+The 80% interval is calibrated as on one machine above 200,000 tracks: one extra model is fitted without a
+held-out part (whole artists plus single tracks of the other artists) and the signed residuals on that part
+give the conformal offsets.
+
+Dask is an optional extra (``pip install 'popdrivers[dask]'``); it is imported only inside these functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from popdrivers import features, schema
+from popdrivers.errors import FormatError, PopdriversError
+from popdrivers.progress import ProgressCallback, null_progress
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from popdrivers.model import PopularityModel
+
+DASK_EXTRA = "pip install 'popdrivers[dask]'"
+TARGET = schema.TARGET
+# Columns the model can use (plus what identifies and dates a track); text columns stay on disk.
+_UNUSED_COLUMNS = frozenset({"track_name", "artist_name", "album_id", "album_name"})
+_SEEN = "__artist_seen__"
+# Rows gathered to the client for the training summary (medians and ranges the app shows).
+SUMMARY_SAMPLE_ROWS = 200_000
+_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+CONNECT_TIMEOUT = "15s"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Connecting
+
+
+def require_dask() -> None:
+    """Raise a :class:`PopdriversError` naming the extra when Dask or ``distributed`` is not installed."""
+    try:
+        import dask.dataframe  # noqa: F401
+        import distributed  # noqa: F401
+        import lightgbm.dask  # noqa: F401
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        raise PopdriversError(f"training on a cluster needs Dask, which is not installed (missing module "
+                              f"'{missing}'): {DASK_EXTRA}") from None
+
+
+def parse_cluster(cluster: str) -> tuple[str, str | int]:
+    """``"local:N"`` -> ``("local", N)``; a scheduler address -> ``("address", address)``.
+
+    Raises
+    ------
+    ValueError
+        For anything else, with examples of what is accepted.
+    """
+    text = str(cluster).strip()
+    if text.lower().startswith("local"):
+        _, _, count = text.partition(":")
+        if not count.strip().isdigit() or int(count) < 1:
+            raise ValueError(f"--cluster {cluster!r}: write local:N with N >= 1 workers, e.g. local:2")
+        return "local", int(count)
+    if "://" in text or (":" in text and text.rsplit(":", 1)[1].isdigit()):
+        return "address", text
+    raise ValueError(f"--cluster {cluster!r}: give a Dask scheduler address (tcp://host:8786) or local:N "
+                     "for N local workers")
+
+
+@contextlib.contextmanager
+def dask_client(cluster: str | Client) -> Iterator[Client]:
+    """A ``distributed.Client`` for ``cluster``; a local cluster it starts is closed on exit.
+
+    Parameters
+    ----------
+    cluster
+        ``"local:N"`` (N single-thread worker processes, no dashboard), a scheduler address, or an existing
+        ``Client`` (used as is and left open).
+    """
+    require_dask()
+    from distributed import Client, LocalCluster
+
+    if isinstance(cluster, Client):
+        yield cluster
+        return
+    kind, value = parse_cluster(cluster)
+    if kind == "local":
+        with LocalCluster(n_workers=int(value), threads_per_worker=1, dashboard_address=None,
+                          silence_logs=logging.ERROR) as local, Client(local) as client:
+            yield client
+        return
+    try:
+        client = Client(str(value), timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise PopdriversError(f"cannot reach a Dask scheduler at {value} ({exc}). Start one with `dask scheduler` "
+                              f"and workers with `dask worker {value}`, or use --cluster local:N") from None
+    with client:
+        yield client
+
+
+# --------------------------------------------------------------------------------------------------------
+# Work done on the workers, one partition at a time
+
+
+def _hash_key(seed: int, salt: int) -> str:
+    return f"pd{salt:02d}{seed % 10**12:012d}"  # pandas wants exactly 16 characters
+
+
+def _hashes(values: pd.Series, seed: int, salt: int) -> np.ndarray:
+    return pd.util.hash_pandas_object(values.astype("string"), index=False,
+                                      hash_key=_hash_key(seed, salt)).to_numpy()
+
+
+def _uniform(hashes: np.ndarray) -> np.ndarray:
+    return (hashes >> np.uint64(11)).astype("float64") / 2.0**53
+
+
+def _assignments(df: pd.DataFrame, seed: int, n_folds: int, calibration_folds: int) -> pd.DataFrame:
+    """Per track: its track-record fold, and whether it is in the calibration's held-out part.
+
+    The held-out part mirrors :func:`popdrivers.model.mixed_holdout_folds` (fold 0): every track of
+    one artist-fold of artists, plus one track-fold of the next artist-fold.
+    """
+    track_hash = _hashes(df["track_id"], seed, 1)
+    out = pd.DataFrame({"fold": (track_hash % np.uint64(n_folds)).astype("int8")}, index=df.index)
+    if calibration_folds:
+        k = np.uint64(calibration_folds)
+        calib_track_fold = _hashes(df["track_id"], seed, 2) % k
+        if "artist_id" in df.columns:
+            artist_fold = _hashes(df["artist_id"], seed, 3) % k
+            # A track without an artist is its own group, as on one machine.
+            artist_fold = np.where(df["artist_id"].isna().to_numpy(), calib_track_fold, artist_fold)
+        else:
+            artist_fold = calib_track_fold
+        held_out = (artist_fold == 0) | ((artist_fold == 1) & (calib_track_fold == 0))
+        out["held_out"] = held_out
+    else:
+        out["held_out"] = False
+    return out
+
+
+def _clean_partition(df: pd.DataFrame, source: str, index: int) -> pd.DataFrame:
+    try:
+        return schema.validate(df, require_popularity=True, source=f"{source} (partition {index})")
+    except schema.SchemaError as exc:
+        # Re-raised as a plain PopdriversError: it crosses the network pickled, and its message is the point.
+        raise PopdriversError(str(exc)) from None
+
+
+def _witness(feats: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    """First known value of each feature column (None if all unknown): enough to decide what the data has."""
+    out: dict[str, Any] = {}
+    for name in columns:
+        if name not in feats.columns:
+            continue
+        values = feats[name]
+        if name == "genre_family":
+            values = values.astype(object).where(values.astype(object) != "unknown")
+        known = values.dropna()
+        out[name] = known.iloc[0] if len(known) else None
+    return out
+
+
+def _partition_stats(df: pd.DataFrame, *, seed: int, n_folds: int, calibration_folds: int, candidates: list[str],
+                     summary_rows: int) -> dict[str, Any]:
+    """What the client needs from one partition: counts, dates, witnesses, per-artist sums, a sample."""
+    feats = features.build_features(df)
+    stats: dict[str, Any] = {"rows": len(df), "y_sum": float(df[TARGET].to_numpy(dtype="float64").sum())}
+    for column in ("collected_at", "release_date"):
+        if column in df.columns:
+            values = pd.to_datetime(df[column], errors="coerce")
+            stats[column] = values.max() if values.notna().any() else None
+    stats["witness"] = _witness(feats, candidates)
+    if "artist_id" in df.columns:
+        parts = _assignments(df, seed, n_folds, calibration_folds)
+        table = pd.DataFrame({"artist_id": df["artist_id"].astype("string"), "fold": parts["fold"],
+                              "held_out": parts["held_out"], "y": df[TARGET].astype("float64")})
+        stats["artists"] = (table.dropna(subset=["artist_id"])
+                            .groupby(["artist_id", "held_out", "fold"], observed=True, sort=False)["y"]
+                            .agg(["sum", "count"]).reset_index())
+    keep = [c for c in df.columns if c == "release_date" or
+            (c in schema.SPECS and schema.SPECS[c].kind in {"int", "float"})]
+    n = min(len(df), summary_rows)
+    stats["sample"] = df[keep].sample(n=n, random_state=seed) if n < len(df) else df[keep]
+    return stats
+
+
+def _record(df: pd.DataFrame, folds: np.ndarray, table: pd.DataFrame, *, out_of_fold: bool, hide: np.ndarray,
+            prior_mean: float, prior_weight: float) -> np.ndarray:
+    """Shrunk mean popularity of each track's artist's tracks in ``table`` (outside the track's own fold)."""
+    from popdrivers.model import _shrunk_mean
+
+    artists = df["artist_id"].astype("string")
+    position = table.index.get_indexer(artists)
+    found = position >= 0
+    n_folds = (table.shape[1] - 2) // 2
+    sums = np.zeros(len(df))
+    counts = np.zeros(len(df))
+    rows = position[found]
+    sums[found] = table["sum"].to_numpy()[rows]
+    counts[found] = table["count"].to_numpy()[rows]
+    if out_of_fold:
+        fold_sums = table[[f"sum_{k}" for k in range(n_folds)]].to_numpy()
+        fold_counts = table[[f"count_{k}" for k in range(n_folds)]].to_numpy()
+        sums[found] -= fold_sums[rows, folds[found]]
+        counts[found] -= fold_counts[rows, folds[found]]
+    record = _shrunk_mean(sums, counts, prior_mean, prior_weight)
+    record[hide] = np.nan
+    return record
+
+
+def _design_partition(df: pd.DataFrame, *, template: PopularityModel, reference_date: str | None, mode: str,
+                      tables: Mapping[str, pd.DataFrame] | None, seed: int, n_folds: int, calibration_folds: int,
+                      prior_mean: float) -> pd.DataFrame:
+    """The model's float design matrix for one partition (plus the target), for ``mode``:
+
+    ``"final"`` every track, track record out of fold over all tracks; ``"calibration_fit"`` the tracks
+    outside the held-out part, record out of fold over those tracks; ``"calibration_test"`` the held-out
+    tracks, record over the calibration fit's tracks (as the fitted model would see them at prediction time).
+    """
+    from popdrivers.model import ARTIST_RECORD
+
+    parts = _assignments(df, seed, n_folds, calibration_folds)
+    if mode != "final":
+        keep = parts["held_out"].to_numpy(bool)
+        keep = keep if mode == "calibration_test" else ~keep
+        df, parts = df[keep], parts[keep]
+    feats = features.build_features(df, at=reference_date)
+    record = None
+    if ARTIST_RECORD in template.feature_names_ and tables is not None:
+        table = tables["all" if mode == "final" else "fit"]
+        if mode == "calibration_test":
+            hide = np.zeros(len(df), dtype=bool)
+        else:
+            artist_hash = _hashes(df["artist_id"], seed, 4)
+            hide = _uniform(artist_hash) < float(template.new_artist_share)
+        record = _record(df, parts["fold"].to_numpy(dtype="int64"), table, out_of_fold=mode != "calibration_test",
+                         hide=hide, prior_mean=prior_mean, prior_weight=float(template.record_prior_weight))
+    frame = template._design_from_features(feats, record)
+    matrix = template._to_matrix(frame)
+    out = pd.DataFrame(matrix, columns=list(template.feature_names_))
+    out[TARGET] = df[TARGET].to_numpy(dtype="float64")
+    if mode == "calibration_test":
+        out[_SEEN] = (~np.isnan(record)).astype("float64") if record is not None else 0.0
+    return out
+
+
+def _artist_key_columns(df: pd.DataFrame) -> pd.DataFrame:
+    columns = [c for c in ("track_id", "artist_id", TARGET) if c in df.columns]
+    return df[columns]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Client side
+
+
+def _resolve_data(data_path: str | os.PathLike[str]) -> str:
+    """An absolute path (or URL) of Parquet the workers can read; CSV and others get a clear message."""
+    text = os.fspath(data_path)
+    if "://" in text:
+        return text  # s3://, gs://, hdfs://: read by the workers through fsspec
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    if path.is_dir():
+        if not any(p.suffix.lower() in _PARQUET_SUFFIXES for p in path.rglob("*") if p.is_file()):
+            raise FormatError(f"{path}: a cluster reads partitioned Parquet (a .parquet file or a folder of them); "
+                              "this folder has none")
+    elif path.suffix.lower() not in _PARQUET_SUFFIXES:
+        raise FormatError(
+            f"{path}: training on a cluster reads Parquet (the workers read partitions of it), not "
+            f"'{path.suffix or 'no extension'}'. Convert it once on one machine: python -c \"import popdrivers; "
+            f"popdrivers.write_tracks(popdrivers.read_tracks('{path}'), '{path.with_suffix('.parquet')}')\"")
+    # Absolute, so that workers started in another folder find it (it must be on storage they all see).
+    return str(path.resolve())
+
+
+def _artist_tables(stats: list[dict[str, Any]], n_folds: int) -> dict[str, pd.DataFrame] | None:
+    """Per-artist popularity sums and counts, in total and per fold: over all tracks and over the calibration fit."""
+    pieces = [s["artists"] for s in stats if "artists" in s and len(s["artists"])]
+    if not pieces:
+        return None
+    long = pd.concat(pieces, ignore_index=True)
+    tables = {}
+    for name, rows in (("all", long), ("fit", long[~long["held_out"].astype(bool)])):
+        by_fold = rows.groupby(["artist_id", "fold"], observed=True)[["sum", "count"]].sum().unstack("fold")
+        by_fold = by_fold.reindex(columns=pd.MultiIndex.from_product([["sum", "count"], range(n_folds)]),
+                                  fill_value=0.0).fillna(0.0)
+        table = pd.DataFrame({"sum": by_fold["sum"].sum(axis=1), "count": by_fold["count"].sum(axis=1)})
+        for k in range(n_folds):
+            table[f"sum_{k}"] = by_fold[("sum", k)]
+        for k in range(n_folds):
+            table[f"count_{k}"] = by_fold[("count", k)]
+        tables[name] = table.astype("float64")
+    return tables
+
+
+def _reference_date(stats: list[dict[str, Any]]) -> pd.Timestamp | None:
+    """As :func:`popdrivers.features.reference_date`: latest collection date, else newest release."""
+    for column in ("collected_at", "release_date"):
+        values = [s[column] for s in stats if s.get(column) is not None]
+        if values:
+            return pd.Timestamp(max(values)).normalize()
+    return None
+
+
+def _witness_frame(stats: list[dict[str, Any]], has_artists: bool, repeat_artist: bool) -> pd.DataFrame:
+    """Two rows that have a feature exactly when the whole table does (for the model's own feature choice)."""
+    merged: dict[str, Any] = {}
+    for s in stats:
+        for name, value in s["witness"].items():
+            if merged.get(name) is None:
+                merged[name] = value
+    frame = pd.DataFrame({name: [value, value] for name, value in merged.items()})
+    for name in frame.columns:
+        if name == "genre_family":
+            frame[name] = frame[name].fillna("unknown")
+    if has_artists:
+        frame["artist_id"] = ["a", "a"] if repeat_artist else ["a", "b"]
+    return frame
+
+
+def _lgb_params(template: PopularityModel) -> dict[str, Any]:
+    params = template._lgb_params()
+    # Each Dask worker uses its own thread count (lightgbm.dask sets num_threads per worker).
+    params.pop("n_jobs", None)
+    return params
+
+
+def _fit_booster(client: Client, design: Any, template: PopularityModel):
+    """Fit ``DaskLGBMRegressor`` on a Dask DataFrame of (features, target); return the local LightGBM booster."""
+    from lightgbm.dask import DaskLGBMRegressor
+
+    names = list(template.feature_names_)
+    categorical = [n for n in names if n in template.categorical_features_]
+    regressor = DaskLGBMRegressor(client=client, **_lgb_params(template))
+    with warnings.catch_warnings():
+        # lightgbm.dask sets each worker's threads itself and says so; nothing for the user to act on.
+        warnings.filterwarnings("ignore", message=".*n_jobs will be ignored")
+        regressor.fit(design[names], design[TARGET], feature_name=names, categorical_feature=categorical or "auto")
+    return regressor, regressor.to_local().booster_
+
+
+def train_on_cluster(
+    data_path: str | os.PathLike[str],
+    cluster: str | Client,
+    *,
+    params: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+) -> PopularityModel:
+    """Train the popularity model on a Dask cluster from partitioned Parquet; return an ordinary fitted model.
+
+    Parameters
+    ----------
+    data_path
+        A canonical Parquet file or a folder of Parquet files (e.g. written by ``popdrivers simulate`` or
+        :func:`popdrivers.sources.files.write_tracks`). Every worker must be able to read it at this path:
+        a shared file system, or an ``s3://`` / ``gs://`` URL. CSV is refused with the command that converts it.
+    cluster
+        ``"tcp://host:8786"`` (a running ``dask scheduler``), ``"local:N"`` (a ``LocalCluster`` of N
+        single-thread workers, closed afterwards) or an existing ``distributed.Client``.
+    params
+        :class:`~popdrivers.model.PopularityModel` parameters (default: its defaults, the single-machine
+        ``train(..., budget_seconds=0)`` choice). ``calibration_folds=0`` skips the interval calibration.
+    seed
+        Seeds folds, held-out artists, and LightGBM (``random_state``).
+    progress
+        Called with (done, total, message) after each step.
+
+    Returns
+    -------
+    PopularityModel
+        Fitted, with the same attributes as one fitted by ``PopularityModel.fit``: save it with
+        :func:`popdrivers.model.save_model`; loading it needs no Dask.
+
+    Raises
+    ------
+    PopdriversError
+        Dask not installed (names the extra), scheduler unreachable, data not Parquet, schema problems
+        found by a worker (with the partition).
+    """
+    require_dask()
+    import dask.dataframe as dd
+
+    from popdrivers.model import ARTIST_RECORD, MIN_POOL, PopularityModel, _conformal_offsets, _training_summary
+
+    progress = progress or null_progress
+    total_steps = 7
+    source = _resolve_data(data_path)
+    model = PopularityModel(**{**dict(params or {}), "random_state": seed})
+    model._check_params()
+    n_folds = 5  # as popdrivers.model.out_of_fold_artist_record
+    calibration_folds = int(model.calibration_folds)
+    start = time.perf_counter()
+
+    progress(0, total_steps, "connecting to the cluster")
+    with dask_client(cluster) as client:
+        n_workers = max(len(client.scheduler_info().get("workers", {})), 1)
+        progress(1, total_steps, f"reading {source} on {n_workers} worker(s)")
+        columns = [c for c in dd.read_parquet(source).columns if c not in _UNUSED_COLUMNS]
+        frame = dd.read_parquet(source, columns=columns)
+        if frame.npartitions < 2 * n_workers:
+            # One file is often one partition; split it so every worker gets a share to train on.
+            frame = frame.repartition(npartitions=2 * n_workers)
+        clean = client.compute([
+            _delayed_clean(part, source, i) for i, part in enumerate(frame.to_delayed())])
+
+        progress(2, total_steps, "validating and summarising partitions")
+        candidates = _witness_columns()
+        per_partition = max(1, SUMMARY_SAMPLE_ROWS // len(clean))
+        stats = client.gather(client.map(_partition_stats, clean, seed=seed, n_folds=n_folds,
+                                          calibration_folds=calibration_folds, candidates=candidates,
+                                          summary_rows=per_partition))
+        rows = sum(s["rows"] for s in stats)
+        if rows < 10:
+            raise schema.SchemaError([schema.Problem("*", f"has {rows} tracks, too few to fit a model",
+                                                     fix="provide at least 10 tracks (hundreds to be useful)")])
+        prior_mean = sum(s["y_sum"] for s in stats) / rows
+        ref = _reference_date(stats)
+        tables = _artist_tables(stats, n_folds)
+        repeat_artist = tables is not None and bool((tables["all"]["count"] >= 2).any())
+        witness = _witness_frame(stats, tables is not None, repeat_artist)
+        model.reference_date_ = None if ref is None else ref.strftime("%Y-%m-%d")
+        model.feature_names_, model.features_unavailable_ = model._available_features(witness)
+        model.categorical_features_ = {n: list(_categories()[n]) for n in model.feature_names_
+                                       if n in _categories()}
+        model.n_features_in_ = len(model.feature_names_)
+        model.target_mean_ = float(prior_mean)
+        model.n_train_rows_ = int(rows)
+        uses_record = ARTIST_RECORD in model.feature_names_
+        tables_future = client.scatter(tables, broadcast=True) if uses_record else None
+        design_args = dict(template=model, reference_date=model.reference_date_, tables=tables_future, seed=seed,
+                           n_folds=n_folds, calibration_folds=calibration_folds, prior_mean=prior_mean)
+        meta = pd.DataFrame({name: pd.Series(dtype="float64") for name in [*model.feature_names_, TARGET]})
+
+        model.interval_offsets_ = {}
+        model.calibration_size_ = {}
+        if calibration_folds:
+            progress(3, total_steps, "calibrating the 80% interval: fitting without the held-out tracks")
+            fit_part = dd.from_delayed(client.map(_design_partition, clean, mode="calibration_fit", **design_args),
+                                       meta=meta, verify_meta=False)
+            regressor, _ = _fit_booster(client, fit_part, model)
+            del fit_part
+            progress(4, total_steps, "calibrating the 80% interval: residuals on held-out tracks")
+            test_meta = meta.assign(**{_SEEN: pd.Series(dtype="float64")})
+            test_part = dd.from_delayed(client.map(_design_partition, clean, mode="calibration_test",
+                                                   **design_args), meta=test_meta, verify_meta=False)
+            predicted = regressor.predict(test_part[list(model.feature_names_)])
+            pred, y, seen = client.compute([predicted, test_part[TARGET].to_dask_array(),
+                                            test_part[_SEEN].to_dask_array()], sync=True)
+            residual = y - np.clip(pred, 0.0, 100.0)
+            seen = seen.astype(bool)
+            pools = {"seen": residual[seen], "new": residual[~seen]}
+            for group, values in pools.items():
+                pool = values if len(values) >= MIN_POOL else residual
+                model.interval_offsets_[group] = list(_conformal_offsets(pool, model.interval_level))
+                model.calibration_size_[group] = int(len(pool))
+            del test_part, regressor
+
+        progress(5, total_steps, f"fitting LightGBM on {rows:,} tracks across {n_workers} worker(s)")
+        design = dd.from_delayed(client.map(_design_partition, clean, mode="final", **design_args),
+                                 meta=meta, verify_meta=False)
+        _, model.booster_ = _fit_booster(client, design, model)
+        del design
+
+        progress(6, total_steps, "collecting the track record table and training summary")
+        sample = pd.concat([s["sample"] for s in stats], ignore_index=True)
+        model.training_summary_ = _training_summary(sample)
+        if uses_record:
+            keys = pd.concat(client.gather(client.map(_artist_key_columns, clean)), ignore_index=True)
+            duplicated = int(keys["track_id"].duplicated().sum())
+            model.artist_tracks_ = (keys.drop_duplicates("track_id").dropna(subset=["artist_id"])
+                                    .astype({"track_id": "string", "artist_id": "string", TARGET: "int16"})
+                                    .reset_index(drop=True))
+            model._index_artist_tracks()
+            if duplicated:
+                logging.getLogger(__name__).warning("%d track ids appear in more than one partition; the first "
+                                                    "copy is kept in the track record", duplicated)
+        else:
+            model.artist_tracks_ = None
+        del clean
+    model.cluster_info_ = {"workers": n_workers, "rows": rows, "seconds": round(time.perf_counter() - start, 2),
+                           "data": source}
+    progress(total_steps, total_steps, "done")
+    return model
+
+
+def _delayed_clean(part: Any, source: str, index: int) -> Any:
+    import dask
+
+    return dask.delayed(_clean_partition)(part, source, index)
+
+
+def _witness_columns() -> list[str]:
+    """Model feature columns and the canonical columns they come from (the model checks both)."""
+    from popdrivers.model import AUDIO_MODEL_FEATURES, CONTEXT_FEATURES, FEATURE_SOURCES
+
+    names = [*AUDIO_MODEL_FEATURES, *CONTEXT_FEATURES]
+    for sources in FEATURE_SOURCES.values():
+        names += [s for s in sources if s != "artist_id"]  # artist repeats are decided from global counts
+    return list(dict.fromkeys(names))
+
+
+def _categories() -> dict[str, list[Any]]:
+    from popdrivers.model import CATEGORICAL_FEATURES
+
+    return CATEGORICAL_FEATURES
+
+
+def cluster_metrics(model: PopularityModel) -> dict[str, Any]:
+    """``metrics.json`` for a cluster-trained model: the schema's shape, with evaluation marked as not run.
+
+    Evaluating means refitting on folds; on a cluster-sized table run ``popdrivers evaluate`` on a sample.
+    """
+    info = getattr(model, "cluster_info_", {})
+    return {"splits": {}, "interval": {"level": model.interval_level, "coverage": None,
+                                       "calibration_size": dict(model.calibration_size_)},
+            "note": "trained on a Dask cluster: evaluation not run (run popdrivers evaluate on a sample)",
+            "cluster": info, "rows": model.n_train_rows_, "features": list(model.features_used)}
+
+
+
+def train_and_save_on_cluster(
+    data_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], cluster: str | Client, *,
+    params: Mapping[str, Any] | None = None, seed: int = 0, progress: ProgressCallback | None = None,
+) -> PopularityModel:
+    """:func:`train_on_cluster`, then :func:`popdrivers.model.save_model` into ``out_dir`` (what ``--cluster`` runs)."""
+    from popdrivers.model import save_model
+
+    model = train_on_cluster(data_path, cluster, params=params, seed=seed, progress=progress)
+    save_model(model, out_dir, metrics=cluster_metrics(model), data_source=os.fspath(data_path),
+               rows_used=model.n_train_rows_)
+    return model

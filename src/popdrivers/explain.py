@@ -1,0 +1,241 @@
+"""SHAP explanations of the popularity model: what the MODEL learned, per track and overall.
+
+Contributions are exact TreeSHAP values from LightGBM (``pred_contrib=True``): for each track they add up,
+with the base value, to the model's raw output. They describe associations the model picked up in the
+data, not causal effects: a feature can get credit because it travels with what really drives popularity
+(followers with an artist's appeal, loudness with release year). For causal effects use
+:func:`popdrivers.estimate_drivers`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from popdrivers.model import ARTIST_RECORD, PopularityModel, feature_label
+
+ASSOCIATION_NOTE = ("SHAP values show what the model learned from associations in the data, "
+                    "not causal effects of changing a feature (see `popdrivers drivers` for those).")
+IMPORTANCE_TITLE = "What the model learned: mean |SHAP| per feature (association, not causal effect)"
+WATERFALL_TITLE = "Why the model predicts this (association, not causal effect)"
+_POSITIVE, _NEGATIVE = "#d62728", "#1f77b4"
+
+
+@dataclass(frozen=True)
+class TrackExplanation:
+    """One track's prediction decomposed: base value + contributions = raw prediction (then clipped 0..100)."""
+
+    track_id: str
+    prediction: float
+    base_value: float
+    contributions: pd.Series
+    values: pd.Series
+
+    @property
+    def raw_prediction(self) -> float:
+        """Base value plus contributions: the model output before clipping to 0..100."""
+        return float(self.base_value + self.contributions.sum())
+
+
+def _contrib_matrix(model: PopularityModel, matrix: np.ndarray) -> np.ndarray:
+    model._check_fitted()
+    threads = 1 if len(matrix) < 20_000 else int(model.n_jobs)
+    return np.asarray(model.booster_.predict(matrix, pred_contrib=True, num_threads=threads))
+
+
+def contributions(model: PopularityModel, tracks: pd.DataFrame) -> pd.DataFrame:
+    """Per-track SHAP contributions (points of popularity), one column per feature, plus ``base_value``.
+
+    Parameters
+    ----------
+    model
+        A fitted or loaded :class:`PopularityModel`.
+    tracks
+        Canonical track table (validated like :meth:`PopularityModel.predict` input).
+
+    Returns
+    -------
+    DataFrame indexed by track id; each row's contributions plus ``base_value`` equal the raw prediction.
+    """
+    matrix, ids = model.design_matrix(tracks)
+    contrib = _contrib_matrix(model, matrix)
+    out = pd.DataFrame(contrib[:, :-1], columns=list(model.feature_names_), index=ids)
+    out["base_value"] = contrib[:, -1]
+    return out
+
+
+def global_importance(model: PopularityModel, tracks: pd.DataFrame, *, max_rows: int | None = 20_000,
+                      seed: int = 0) -> pd.DataFrame:
+    """Mean absolute SHAP value per feature, largest first (what the model leans on, on these tracks).
+
+    Parameters
+    ----------
+    max_rows
+        Explain a random sample of this many tracks (the mean converges long before millions of rows);
+        None uses every track.
+
+    Returns
+    -------
+    DataFrame with columns ``feature``, ``mean_abs_shap``, ``label`` (readable name).
+    """
+    if max_rows is not None and len(tracks) > max_rows:
+        tracks = tracks.sample(n=max_rows, random_state=seed)
+    contrib = contributions(model, tracks).drop(columns="base_value")
+    importance = contrib.abs().mean().sort_values(ascending=False)
+    return pd.DataFrame({"feature": importance.index, "mean_abs_shap": importance.to_numpy(),
+                         "label": [feature_label(f) for f in importance.index]}).reset_index(drop=True)
+
+
+def track_explanation(model: PopularityModel, row_df: pd.DataFrame) -> TrackExplanation:
+    """Prediction, base value, contributions and the feature values the model saw, for one track."""
+    if len(row_df) != 1:
+        raise ValueError(f"explain one track at a time: got {len(row_df)} rows (select one row, e.g. df.iloc[[i]])")
+    frame = model.design_frame(row_df)
+    contrib = _contrib_matrix(model, model._to_matrix(frame))[0]
+    contributions_ = pd.Series(contrib[:-1], index=list(model.feature_names_), name="contribution")
+    base = float(contrib[-1])
+    prediction = float(np.clip(base + contributions_.sum(), 0.0, 100.0))
+    return TrackExplanation(track_id=str(frame.index[0]), prediction=prediction, base_value=base,
+                            contributions=contributions_, values=frame.iloc[0])
+
+
+def explain_track(model: PopularityModel, row_df: pd.DataFrame) -> tuple[float, float, pd.Series]:
+    """(prediction clipped to 0..100, base value, contributions per feature) for a one-row table.
+
+    Fast enough for interactive use (a few milliseconds for a canonical row; see BENCHMARKS.md).
+    """
+    explanation = track_explanation(model, row_df)
+    return explanation.prediction, explanation.base_value, explanation.contributions
+
+
+# --------------------------------------------------------------------------------------------------------
+# Display helpers
+
+
+def format_value(feature: str, value: Any) -> str:
+    """A feature value as shown beside its contribution ('unknown' for missing)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return "unknown (new artist)" if feature == ARTIST_RECORD else "unknown"
+    if feature == "log_followers":
+        return f"{10 ** float(value) - 1:,.0f} followers"
+    if feature == "track_age_days":
+        return f"{float(value):,.0f} days"
+    if feature == "explicit_int":
+        return "yes" if float(value) >= 0.5 else "no"
+    if feature == "mode":
+        return "major" if float(value) >= 0.5 else "minor"
+    if feature == "key_cat":
+        from popdrivers.features import KEY_NAMES
+
+        key = int(value)
+        return KEY_NAMES[key] if 0 <= key < 12 else "not detected"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return f"{float(value):.3g}"
+    return str(value)
+
+
+def _waterfall_rows(explanation: TrackExplanation, top: int) -> pd.DataFrame:
+    contrib = explanation.contributions
+    order = contrib.abs().sort_values(ascending=False).index
+    shown = list(order[:top])
+    rows = [{"label": f"{feature_label(f)} = {format_value(f, explanation.values.get(f))}",
+             "contribution": float(contrib[f])} for f in shown]
+    rest = order[top:]
+    if len(rest):
+        rows.append({"label": f"{len(rest)} other features", "contribution": float(contrib[rest].sum())})
+    return pd.DataFrame(rows)
+
+
+def importance_figure_matplotlib(importance: pd.DataFrame, *, top: int = 15):
+    """Bar chart of mean |SHAP| (a matplotlib Figure, no global pyplot state)."""
+    from matplotlib.figure import Figure
+
+    data = importance.head(top).iloc[::-1]
+    fig = Figure(figsize=(8, 0.4 * len(data) + 1.6))
+    ax = fig.add_subplot()
+    ax.barh(data["label"], data["mean_abs_shap"], color=_NEGATIVE)
+    ax.set_xlabel("mean |SHAP value| (popularity points)")
+    ax.set_title(IMPORTANCE_TITLE, fontsize=10)
+    fig.text(0.01, 0.01, ASSOCIATION_NOTE, fontsize=7, color="#555555")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def waterfall_figure_matplotlib(explanation: TrackExplanation, *, top: int = 12):
+    """Waterfall of one prediction: from the base value, each feature pushes up (red) or down (blue)."""
+    from matplotlib.figure import Figure
+
+    rows = _waterfall_rows(explanation, top).iloc[::-1].reset_index(drop=True)
+    fig = Figure(figsize=(9, 0.42 * len(rows) + 2.0))
+    ax = fig.add_subplot()
+    # Cumulative positions, drawn bottom-up so the largest contribution ends at the top.
+    ends = explanation.base_value + rows["contribution"][::-1].cumsum()[::-1]
+    starts = ends - rows["contribution"]
+    colors = [_POSITIVE if c >= 0 else _NEGATIVE for c in rows["contribution"]]
+    ax.barh(rows["label"], rows["contribution"], left=starts, color=colors)
+    for y, (end, c) in enumerate(zip(ends, rows["contribution"], strict=True)):
+        ax.text(end if c >= 0 else end, y, f" {c:+.1f}", va="center", ha="left" if c >= 0 else "right",
+                fontsize=8)
+    ax.axvline(explanation.base_value, color="#888888", linestyle="--", linewidth=1)
+    ax.set_xlabel(f"popularity  (base value {explanation.base_value:.1f} -> prediction "
+                  f"{explanation.prediction:.1f})")
+    ax.set_title(f"{WATERFALL_TITLE}\ntrack {explanation.track_id}", fontsize=10)
+    fig.text(0.01, 0.01, ASSOCIATION_NOTE, fontsize=7, color="#555555")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def importance_figure(importance: pd.DataFrame, *, top: int = 15):
+    """Plotly bar chart of mean |SHAP| (for HTML reports and the app)."""
+    import plotly.graph_objects as go
+
+    data = importance.head(top).iloc[::-1]
+    fig = go.Figure(go.Bar(x=data["mean_abs_shap"], y=data["label"], orientation="h", marker_color=_NEGATIVE))
+    fig.update_layout(title=IMPORTANCE_TITLE, xaxis_title="mean |SHAP value| (popularity points)",
+                      height=120 + 28 * len(data), margin={"l": 10, "r": 10, "t": 60, "b": 60},
+                      annotations=[_note_annotation()])
+    return fig
+
+
+def waterfall_figure(explanation: TrackExplanation, *, top: int = 12):
+    """Plotly waterfall of one prediction (base value, contributions, prediction)."""
+    import plotly.graph_objects as go
+
+    rows = _waterfall_rows(explanation, top)
+    raw = explanation.raw_prediction
+    fig = go.Figure(go.Waterfall(
+        orientation="h",
+        measure=["absolute", *(["relative"] * len(rows)), "total"],
+        y=["base value (average prediction)", *rows["label"], "prediction"],
+        x=[explanation.base_value, *rows["contribution"], 0.0],
+        text=[f"{explanation.base_value:.1f}", *[f"{c:+.1f}" for c in rows["contribution"]], f"{raw:.1f}"],
+        increasing={"marker": {"color": _POSITIVE}}, decreasing={"marker": {"color": _NEGATIVE}},
+    ))
+    title = f"{WATERFALL_TITLE}: track {explanation.track_id}, predicted {explanation.prediction:.1f}"
+    fig.update_layout(title=title, yaxis={"autorange": "reversed"}, height=160 + 30 * (len(rows) + 2),
+                      margin={"l": 10, "r": 10, "t": 60, "b": 60}, annotations=[_note_annotation()],
+                      showlegend=False)
+    return fig
+
+
+def _note_annotation() -> dict[str, Any]:
+    return {"text": ASSOCIATION_NOTE, "xref": "paper", "yref": "paper", "x": 0, "y": -0.12, "showarrow": False,
+            "font": {"size": 10, "color": "#555555"}, "xanchor": "left"}
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a matplotlib Figure as PNG or a plotly Figure as HTML (plotly.min.js beside it), by extension."""
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        fig.savefig(path, dpi=120)
+    elif path.suffix.lower() in {".html", ".htm"}:
+        # One shared plotly.min.js beside the pages: works offline, not copied into every page.
+        fig.write_html(path, include_plotlyjs="directory")
+    else:
+        raise ValueError(f"cannot save a figure as '{path.name}': use .png or .html")
+    return path

@@ -1,0 +1,238 @@
+"""The collector's checkpoint store (SQLite in the output folder) and the four CSV tables written from it.
+
+Every step of a crawl commits in one SQLite transaction: an artist's details, an artist's album list, one
+album's track list, one batch of 50 full tracks, one batch of 100 audio features. A process killed at any
+moment loses at most the step in flight; rows are keyed by Spotify id, so redoing a step never duplicates.
+The CSVs (the relational layout of ``catalog-2022``) are always rewritten whole, atomically, from the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from popdrivers.artifacts import write_text_atomic
+
+STORE_NAME = "crawl.sqlite"
+TRACK_COLUMNS = ("track_id", "track_name", "track_artist_id", "track_album_id", "track_number", "track_popularity",
+                 "track_explicit", "track_homepage")
+AUDIO_FEATURE_COLUMNS = ("danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness",
+                         "liveness", "valence", "tempo", "key", "mode", "time_signature")
+INTEGER_FEATURES = ("key", "mode", "time_signature")
+AUDIO_COLUMNS = ("track_id", "track_duration", *AUDIO_FEATURE_COLUMNS)
+ALBUM_COLUMNS = ("album_id", "album_name", "album_release_date", "album_total_tracks", "album_artist_id",
+                 "album_image", "album_homepage")
+ARTIST_COLUMNS = ("artist_id", "artist_name", "artist_genre", "artist_popularity", "artist_followers",
+                  "artist_image", "artist_homepage")
+TABLES = {"track.csv": TRACK_COLUMNS, "audio.csv": AUDIO_COLUMNS, "album.csv": ALBUM_COLUMNS,
+          "artist.csv": ARTIST_COLUMNS}
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS resolution (query TEXT PRIMARY KEY, status TEXT NOT NULL, artist_id TEXT, detail TEXT);
+CREATE TABLE IF NOT EXISTS artist (artist_id TEXT PRIMARY KEY, name TEXT, genres TEXT, popularity INTEGER,
+    followers INTEGER, image TEXT, homepage TEXT, albums_listed INTEGER NOT NULL DEFAULT 0,
+    done INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS album (album_id TEXT PRIMARY KEY, name TEXT, release_date TEXT, total_tracks INTEGER,
+    artist_id TEXT, image TEXT, homepage TEXT, tracks_listed INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS artist_album (artist_id TEXT, album_id TEXT, position INTEGER,
+    PRIMARY KEY (artist_id, album_id));
+CREATE TABLE IF NOT EXISTS track_stub (track_id TEXT PRIMARY KEY, album_id TEXT, disc_number INTEGER,
+    track_number INTEGER, artist_id TEXT);
+CREATE TABLE IF NOT EXISTS track (track_id TEXT PRIMARY KEY, name TEXT, popularity INTEGER, explicit INTEGER,
+    duration_ms INTEGER, homepage TEXT);
+CREATE TABLE IF NOT EXISTS audio (track_id TEXT PRIMARY KEY, available INTEGER NOT NULL,
+    {", ".join(f"{c} {'INTEGER' if c in INTEGER_FEATURES else 'REAL'}" for c in AUDIO_FEATURE_COLUMNS)});
+"""
+
+
+class CrawlStore:
+    """SQLite checkpoints of one output folder.
+
+    Parameters
+    ----------
+    path : path-like
+        The database file (created if missing).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        # Autocommit mode: transactions are opened explicitly by :meth:`transaction`.
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        # WAL + NORMAL: a commit survives a killed process; a power cut may roll back the last few commits,
+        # which only means redoing those steps (every write is keyed by id), never a torn or duplicated row.
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One checkpoint: everything inside commits together or not at all."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ----- meta
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str | int | float | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, None if value is None else str(value)))
+
+    # ----- resolution of the artists file
+    def resolution(self, query: str) -> tuple[str, str | None, str | None] | None:
+        return self.db.execute("SELECT status, artist_id, detail FROM resolution WHERE query = ?",
+                               (query,)).fetchone()
+
+    def set_resolution(self, query: str, status: str, artist_id: str | None, detail: str | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO resolution VALUES (?, ?, ?, ?)", (query, status, artist_id, detail))
+
+    # ----- artists and albums
+    def artist_state(self, artist_id: str) -> tuple[int, int] | None:
+        """``(albums_listed, done)`` of a stored artist, or None when its details are not stored yet."""
+        return self.db.execute("SELECT albums_listed, done FROM artist WHERE artist_id = ?", (artist_id,)).fetchone()
+
+    def put_artist(self, row: Mapping[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO artist (artist_id, name, genres, popularity, followers, image, homepage) "
+            "VALUES (:artist_id, :name, :genres, :popularity, :followers, :image, :homepage) "
+            "ON CONFLICT(artist_id) DO UPDATE SET name = excluded.name, genres = excluded.genres, "
+            "popularity = excluded.popularity, followers = excluded.followers, image = excluded.image, "
+            "homepage = excluded.homepage", {**row, "genres": json.dumps(list(row["genres"]))})
+
+    def put_albums(self, artist_id: str, albums: Sequence[Mapping[str, Any]], complete: bool) -> None:
+        for position, album in enumerate(albums):
+            self.db.execute(
+                "INSERT INTO album (album_id, name, release_date, total_tracks, artist_id, image, homepage) "
+                "VALUES (:album_id, :name, :release_date, :total_tracks, :artist_id, :image, :homepage) "
+                "ON CONFLICT(album_id) DO NOTHING", album)
+            self.db.execute("INSERT OR REPLACE INTO artist_album VALUES (?, ?, ?)",
+                            (artist_id, album["album_id"], position))
+        self.db.execute("UPDATE artist SET albums_listed = ? WHERE artist_id = ?", (int(complete), artist_id))
+
+    def albums_to_list(self, artist_id: str) -> list[str]:
+        """Albums of ``artist_id`` whose track list is not stored yet."""
+        return [r[0] for r in self.db.execute(
+            "SELECT a.album_id FROM artist_album aa JOIN album a USING (album_id) "
+            "WHERE aa.artist_id = ? AND a.tracks_listed = 0 ORDER BY aa.position", (artist_id,))]
+
+    def put_album_tracks(self, album_id: str, stubs: Iterable[Mapping[str, Any]], complete: bool) -> None:
+        self.db.executemany(
+            "INSERT OR IGNORE INTO track_stub VALUES (:track_id, :album_id, :disc_number, :track_number, :artist_id)",
+            list(stubs))
+        self.db.execute("UPDATE album SET tracks_listed = ? WHERE album_id = ?", (int(complete), album_id))
+
+    def mark_artist_done(self, artist_id: str) -> None:
+        self.db.execute("UPDATE artist SET done = 1 WHERE artist_id = ?", (artist_id,))
+
+    # ----- tracks and audio features
+    def tracks_to_fetch(self, artist_id: str) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT s.track_id FROM artist_album aa JOIN track_stub s USING (album_id) "
+            "LEFT JOIN track t USING (track_id) WHERE aa.artist_id = ? AND t.track_id IS NULL "
+            "ORDER BY aa.position, s.disc_number, s.track_number", (artist_id,))]
+
+    def put_tracks(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO track VALUES (:track_id, :name, :popularity, :explicit, "
+                            ":duration_ms, :homepage)", list(rows))
+
+    def audio_to_fetch(self, artist_id: str) -> list[str]:
+        return [r[0] for r in self.db.execute(
+            "SELECT t.track_id FROM artist_album aa JOIN track_stub s USING (album_id) JOIN track t USING (track_id) "
+            "LEFT JOIN audio f USING (track_id) WHERE aa.artist_id = ? AND f.track_id IS NULL "
+            "ORDER BY aa.position, s.disc_number, s.track_number", (artist_id,))]
+
+    def put_audio(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        names = ("track_id", "available", *AUDIO_FEATURE_COLUMNS)
+        self.db.executemany(f"INSERT OR REPLACE INTO audio VALUES ({', '.join(':' + n for n in names)})",
+                            [{n: row.get(n) for n in names} for row in rows])
+
+    def count(self, table: str) -> int:
+        return self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608 (fixed names)
+
+    # ----- export
+    def tables(self, artist_ids: Sequence[str],
+               extra_audio: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, list[tuple[Any, ...]]]:
+        """Rows of the four tables for ``artist_ids`` (in that order), one row per id, plus merge counts.
+
+        ``extra_audio`` (track id -> features, e.g. from ``--audio-features FILE``) fills the audio features
+        the API did not give. The returned dict also holds ``"_from_file"``: how many tracks it filled.
+        """
+        extra_audio = extra_audio or {}
+        artist_rows, album_rows, track_rows, audio_rows = [], [], [], []
+        seen_albums: set[str] = set()
+        seen_tracks: set[str] = set()
+        from_file = 0
+        for artist_id in dict.fromkeys(artist_ids):
+            artist = self.db.execute("SELECT artist_id, name, genres, popularity, followers, image, homepage "
+                                     "FROM artist WHERE artist_id = ?", (artist_id,)).fetchone()
+            if artist is None:
+                continue
+            genres = json.loads(artist[2] or "[]")
+            artist_rows.append((artist[0], artist[1], str(genres), *artist[3:]))
+            albums = self.db.execute(
+                "SELECT a.album_id, a.name, a.release_date, a.total_tracks, a.artist_id, a.image, a.homepage "
+                "FROM artist_album aa JOIN album a USING (album_id) WHERE aa.artist_id = ? ORDER BY aa.position",
+                (artist_id,)).fetchall()
+            for album in albums:
+                if album[0] in seen_albums:
+                    continue
+                seen_albums.add(album[0])
+                album_rows.append(album)
+                tracks = self.db.execute(
+                    "SELECT t.track_id, t.name, s.artist_id, s.album_id, s.track_number, t.popularity, t.explicit, "
+                    "t.homepage, t.duration_ms, f.available, "
+                    f"{', '.join('f.' + c for c in AUDIO_FEATURE_COLUMNS)} "
+                    "FROM track_stub s JOIN track t USING (track_id) LEFT JOIN audio f USING (track_id) "
+                    "WHERE s.album_id = ? ORDER BY s.disc_number, s.track_number", (album[0],)).fetchall()
+                for row in tracks:
+                    if row[0] in seen_tracks:
+                        continue
+                    seen_tracks.add(row[0])
+                    track_rows.append((*row[:6], None if row[6] is None else bool(row[6]), row[7]))
+                    features = list(row[10:]) if row[9] else [None] * len(AUDIO_FEATURE_COLUMNS)
+                    if all(v is None for v in features) and row[0] in extra_audio:
+                        features = [extra_audio[row[0]].get(c) for c in AUDIO_FEATURE_COLUMNS]
+                        from_file += 1
+                    audio_rows.append((row[0], row[8], *features))
+        return {"artist.csv": artist_rows, "album.csv": album_rows, "track.csv": track_rows,
+                "audio.csv": audio_rows, "_from_file": from_file}  # type: ignore[dict-item]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+def write_table(path: str | os.PathLike[str], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    """Write one CSV (UTF-8, no BOM, header ``columns``, empty cell = unknown) atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(v) for v in row])
+    return write_text_atomic(path, buffer.getvalue())
+
+
+def write_tables(out: str | os.PathLike[str], tables: Mapping[str, Sequence[Sequence[Any]]]) -> None:
+    """Write the four CSVs of the relational crawl layout into ``out``, each atomically."""
+    for name, columns in TABLES.items():
+        write_table(Path(out) / name, columns, tables[name])

@@ -1,0 +1,348 @@
+"""The popularity model's promises: honest splits, calibrated intervals, safe artifacts, clear input errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from popdrivers import simulate_catalog
+from popdrivers.artifacts import read_json
+from popdrivers.errors import ArtifactError
+from popdrivers.model import (
+    ARTIST_RECORD,
+    PopularityModel,
+    SplitUnavailable,
+    artist_grouped_folds,
+    evaluate,
+    load_model,
+    out_of_fold_artist_record,
+    save_model,
+    time_split,
+    train,
+)
+from popdrivers.schema import SchemaError
+from popdrivers.sources.files import read_tracks, write_tracks
+
+# Small, fast models: the promises tested do not depend on the tree count.
+FAST = {"n_estimators": 60, "num_leaves": 15, "learning_rate": 0.1, "calibration_folds": 3, "n_jobs": 1}
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    tracks, _ = simulate_catalog(n_artists=60, tracks_per_artist=30, seed=7)
+    return tracks
+
+
+@pytest.fixture(scope="module")
+def fitted(catalog):
+    return PopularityModel(**FAST).fit(catalog)
+
+
+@pytest.fixture(scope="module")
+def catalog_2022_tracks(catalog_2022):
+    return read_tracks(catalog_2022)
+
+
+def cli_app():
+    """The Typer app with every command registered (importing popdrivers.cli registers them)."""
+    import popdrivers.cli  # noqa: F401
+    from popdrivers.cli._app import app
+
+    return app
+
+
+def rmse(y, pred):
+    return float(np.sqrt(np.mean((np.asarray(y, float) - np.asarray(pred, float)) ** 2)))
+
+
+def test_model_beats_the_mean_on_new_artists_of_the_simulated_catalogue(fitted, catalog):
+    new_artists, _ = simulate_catalog(n_artists=40, tracks_per_artist=30, seed=99)
+    pred = fitted.predict(new_artists)
+    y = new_artists["popularity"].to_numpy()
+    assert pred.shape == (len(new_artists),)
+    assert pred.min() >= 0 and pred.max() <= 100
+    assert rmse(y, pred) < 0.9 * rmse(y, np.full(len(y), catalog["popularity"].mean()))
+    assert not fitted.artist_seen(new_artists).any()
+
+
+@pytest.mark.parametrize("dataset, expect_record", [
+    ("catalog_2022", True), ("playlist_songs_2020", True), ("genre_tracks_2021", False)])
+def test_trains_and_predicts_on_each_shared_dataset(request, dataset, expect_record):
+    tracks = read_tracks(request.getfixturevalue(dataset))
+    model = PopularityModel(**FAST).fit(tracks)
+    assert (ARTIST_RECORD in model.feature_names_) == expect_record
+    if not expect_record:
+        assert "artist_id" in model.features_unavailable_[ARTIST_RECORD]
+    sample = tracks.sample(500, random_state=0)
+    interval = model.predict_interval(sample)
+    assert list(interval.columns) == ["prediction", "lower", "upper"]
+    assert len(interval) == 500
+    assert ((interval["lower"] <= interval["prediction"]) & (interval["prediction"] <= interval["upper"])).all()
+    assert interval.to_numpy().min() >= 0 and interval.to_numpy().max() <= 100
+    # Fitted on these tracks, it must explain a good part of their popularity.
+    assert rmse(sample["popularity"], interval["prediction"]) < 0.9 * sample["popularity"].std()
+
+
+def test_artist_grouped_folds_never_share_an_artist(catalog_2022_tracks):
+    folds = artist_grouped_folds(catalog_2022_tracks, n_splits=5, seed=0)
+    artists = catalog_2022_tracks["artist_id"]
+    tested = np.zeros(len(artists), dtype=int)
+    for train_idx, test_idx in folds:
+        assert not set(artists.iloc[train_idx].dropna()) & set(artists.iloc[test_idx].dropna())
+        tested[test_idx] += 1
+    assert (tested == 1).all()
+
+
+def test_artist_grouped_folds_are_unavailable_without_artist_ids(catalog):
+    with pytest.raises(SplitUnavailable, match="artist_id"):
+        artist_grouped_folds(catalog.drop(columns="artist_id"))
+
+
+def test_time_split_trains_on_older_and_tests_on_newest_fifth(catalog_2022_tracks):
+    train_idx, test_idx = time_split(catalog_2022_tracks)
+    dates = catalog_2022_tracks["release_date"]
+    assert dates.iloc[train_idx].max() < dates.iloc[test_idx].min()
+    dated = dates.notna().sum()
+    assert 0.15 * dated <= len(test_idx) <= 0.25 * dated
+    assert not set(train_idx) & set(test_idx)
+
+
+def test_track_record_never_uses_the_tracks_own_popularity():
+    # One artist: a single hit (100) among zeros. Any leak of its own value would lift its record.
+    artists = pd.Series(["a"] * 40 + ["b"] * 40, dtype="string")
+    y = np.r_[100.0, np.zeros(39), np.full(40, 50.0)]
+    record = out_of_fold_artist_record(artists, y, new_artist_share=0.0, prior_weight=0.0, seed=3)
+    assert record[0] == 0.0
+    assert np.all(record[1:40] <= 100 / 30)  # others may see the hit, diluted among >= 30 tracks
+    assert np.allclose(record[40:], 50.0)
+
+
+def test_track_record_at_predict_time_is_the_mean_of_the_artists_other_training_tracks(fitted, catalog):
+    rows = catalog.iloc[[0]]
+    artist = rows["artist_id"].iloc[0]
+    others = catalog[(catalog["artist_id"] == artist) & (catalog["track_id"] != rows["track_id"].iloc[0])]
+    prior, mean = fitted.record_prior_weight, fitted.target_mean_
+    expected = (others["popularity"].sum() + prior * mean) / (len(others) + prior)
+    assert fitted.design_frame(rows)[ARTIST_RECORD].iloc[0] == pytest.approx(expected)
+    # A new track of the same artist sees all of the artist's training tracks; an unknown artist sees none.
+    new_track = rows.assign(track_id="never-seen-before")
+    all_tracks = catalog[catalog["artist_id"] == artist]
+    expected_all = (all_tracks["popularity"].sum() + prior * mean) / (len(all_tracks) + prior)
+    assert fitted.design_frame(new_track)[ARTIST_RECORD].iloc[0] == pytest.approx(expected_all)
+    assert np.isnan(fitted.design_frame(new_track.assign(artist_id="nobody"))[ARTIST_RECORD].iloc[0])
+
+
+def _coverage(interval: pd.DataFrame, y: pd.Series) -> float:
+    y = y.to_numpy()
+    return float(((y >= interval["lower"].to_numpy()) & (y <= interval["upper"].to_numpy())).mean())
+
+
+def test_interval_covers_about_80_percent_of_new_artists_and_of_new_tracks_of_known_artists():
+    tracks, _ = simulate_catalog(n_artists=150, tracks_per_artist=40, seed=11)
+    rng = np.random.default_rng(0)
+    held_out_tracks = rng.random(len(tracks)) < 0.2
+    model = PopularityModel(**{**FAST, "calibration_folds": 5}).fit(tracks[~held_out_tracks])
+    known = tracks[held_out_tracks]
+    assert model.artist_seen(known).all()
+    assert abs(_coverage(model.predict_interval(known), known["popularity"]) - 0.8) < 0.04
+    new_artists, _ = simulate_catalog(n_artists=100, tracks_per_artist=40, seed=12)
+    assert abs(_coverage(model.predict_interval(new_artists), new_artists["popularity"]) - 0.8) < 0.04
+    # New artists are harder: their intervals are wider.
+    assert np.diff(model.interval_offsets_["new"])[0] > np.diff(model.interval_offsets_["seen"])[0]
+
+
+def test_interval_coverage_on_held_out_real_artists(catalog_2022_tracks):
+    train_idx, test_idx = artist_grouped_folds(catalog_2022_tracks, n_splits=5, seed=1)[0]
+    model = PopularityModel(**FAST).fit(catalog_2022_tracks.iloc[train_idx])
+    test = catalog_2022_tracks.iloc[test_idx]
+    assert abs(_coverage(model.predict_interval(test), test["popularity"]) - 0.8) < 0.06
+
+
+def test_evaluate_reports_every_split_with_baselines_in_the_metrics_schema(catalog):
+    metrics = evaluate(catalog, n_splits=3, params=FAST, reference=True,
+                       reference_params={"n_estimators": 10, "n_jobs": 1})
+    assert set(metrics["splits"]) == {"random", "by_artist", "by_time"}
+    for split in metrics["splits"].values():
+        assert set(split["model"]) == {"rmse", "mae", "r2"}
+        assert set(split["baselines"]) == {"mean", "linear", "audio_only", "reference_rf"}
+        assert split["model"]["rmse"] < split["baselines"]["mean"]["rmse"]
+    # Holding out whole artists is harder than holding out tracks: the random split flatters.
+    assert metrics["splits"]["by_artist"]["model"]["rmse"] > metrics["splits"]["random"]["model"]["rmse"]
+    assert metrics["interval"]["level"] == 0.8
+    assert metrics["interval"]["measured_on"] == "by_artist"
+    assert abs(metrics["interval"]["coverage"] - 0.8) < 0.06
+    json.dumps(metrics)  # writable as metrics.json
+
+
+def test_evaluate_records_splits_that_the_data_cannot_support(catalog):
+    metrics = evaluate(catalog.drop(columns=["artist_id", "release_date"]), n_splits=3,
+                       params={**FAST, "calibration_folds": 0})
+    assert metrics["splits"]["by_artist"] == {
+        "available": False, "reason": "the data has no artist_id column, so tracks cannot be grouped by artist"}
+    assert not metrics["splits"]["by_time"]["available"]
+    assert "release_date" in metrics["splits"]["by_time"]["reason"]
+    assert metrics["splits"]["random"]["available"]
+
+
+def test_train_tunes_within_budget_and_budget_zero_keeps_defaults(catalog):
+    quick = train(catalog, budget_seconds=0, params=FAST, n_splits=3)
+    assert quick.info["tuning"]["trials"] == 0
+    assert quick.model.n_estimators == FAST["n_estimators"]
+    tuned = train(catalog, budget_seconds=4, params=FAST, n_splits=3, evaluate_model=False)
+    assert tuned.info["tuning"]["trials"] >= 1
+    assert tuned.info["tuning"]["seconds"] < 4 + 5  # at most one trial past the budget
+    assert tuned.info["rows_used"] == len(catalog)
+    with pytest.raises(AttributeError):
+        tuned.info = {}  # frozen result
+
+
+def test_works_without_tempo_explicit_or_followers_and_records_what_it_used(catalog, tmp_path):
+    reduced = catalog.drop(columns=["tempo", "explicit", "artist_followers"])
+    model = PopularityModel(**FAST).fit(reduced)
+    assert {"tempo", "explicit_int", "log_followers"}.isdisjoint(model.feature_names_)
+    assert set(model.features_unavailable_) == {"tempo", "explicit_int", "log_followers"}
+    assert "danceability" in model.feature_names_ and ARTIST_RECORD in model.feature_names_
+    save_model(model, tmp_path / "m")
+    assert read_json(tmp_path / "m" / "manifest.json")["features"] == model.feature_names_
+    assert model.predict(reduced.head(5)).shape == (5,)
+
+
+def test_artifacts_round_trip_to_the_same_predictions_without_pickle(fitted, catalog, tmp_path):
+    out = save_model(fitted, tmp_path / "model", metrics={"splits": {}}, data_source="sim.csv",
+                     data_sha256="ab" * 32, rows_used=len(catalog), rows_dropped=0)
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["artist_tracks.csv.gz", "manifest.json", "metrics.json", "model.txt", "preprocessing.json"]
+    manifest = read_json(out / "manifest.json")
+    assert manifest["kind"] == "popularity-model"
+    assert manifest["data_sha256"] == "ab" * 32 and manifest["rows_used"] == len(catalog)
+    assert manifest["target"] == "popularity" and "lightgbm" in manifest["libraries"]
+    loaded = load_model(out)
+    pd.testing.assert_frame_equal(loaded.predict_interval(catalog), fitted.predict_interval(catalog))
+    assert loaded.metrics_ == {"splits": {}}
+
+
+def test_a_tampered_or_corrupted_model_file_is_refused(fitted, tmp_path):
+    out = save_model(fitted, tmp_path / "model")
+    model_file = out / "model.txt"
+    model_file.write_text(model_file.read_text().replace("shrinkage=0.1", "shrinkage=0.9", 1))
+    with pytest.raises(ArtifactError, match="model.txt does not match the checksum"):
+        load_model(out)
+    out = save_model(fitted, tmp_path / "model2")
+    (out / "artist_tracks.csv.gz").write_bytes(b"truncated")
+    with pytest.raises(ArtifactError, match="refusing to load"):
+        load_model(out)
+    with pytest.raises(ArtifactError, match="does not exist"):
+        load_model(tmp_path / "nothing-here")
+
+
+def test_an_interrupted_save_leaves_the_previous_model_intact(fitted, tmp_path, monkeypatch):
+    out = save_model(fitted, tmp_path / "model")
+    before = (out / "model.txt").read_text()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("popdrivers.artifacts.write_manifest", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(fitted, out)
+    assert (out / "model.txt").read_text() == before
+    assert load_model(out).n_train_rows_ == fitted.n_train_rows_
+
+
+def test_predict_rejects_bad_input_with_the_schema_error(fitted, catalog):
+    bad = catalog.head(3).assign(danceability=[0.5, 5.0, 0.2])
+    with pytest.raises(SchemaError, match="danceability.*outside 0 to 1"):
+        fitted.predict(bad)
+    with pytest.raises(SchemaError, match="column 'loudness': is missing; the model was trained with it"):
+        fitted.predict(catalog.head(3).drop(columns="loudness"))
+    with pytest.raises(SchemaError, match="track_id"):
+        fitted.predict(catalog.head(3).drop(columns="track_id"))
+    with pytest.raises(TypeError, match="DataFrame"):
+        fitted.predict(catalog.head(3).to_numpy())
+
+
+def test_text_input_and_canonical_input_give_the_same_predictions(fitted, catalog):
+    rows = catalog.head(20)
+    as_text = rows.astype({"danceability": str, "loudness": str, "explicit": str, "artist_followers": str})
+    assert np.allclose(fitted.predict(as_text), fitted.predict(rows))
+
+
+def test_one_prediction_per_input_row_even_for_what_if_copies_of_one_track(fitted, catalog):
+    track = catalog.iloc[[0]]
+    copies = pd.concat([track] * 3, ignore_index=True).assign(danceability=[0.1, 0.5, 0.9])
+    interval = fitted.predict_interval(copies)
+    assert len(interval) == 3 and (interval.index == track["track_id"].iloc[0]).all()
+    assert interval["prediction"].nunique() > 1
+
+
+def test_cli_train_predict_explain_end_to_end(tmp_path):
+    app = cli_app()
+    tracks, _ = simulate_catalog(n_artists=25, tracks_per_artist=16, seed=3)
+    data = write_tracks(tracks, tmp_path / "tracks.csv")
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "model"),
+                                 "--budget-seconds", "0", "--n-jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "by_artist" in result.output and "RMSE" in result.output
+    metrics = read_json(tmp_path / "model" / "metrics.json")
+    assert metrics["splits"]["random"]["model"]["rmse"] > 0
+    manifest = read_json(tmp_path / "model" / "manifest.json")
+    assert manifest["data_source"] == str(data) and len(manifest["data_sha256"]) == 64
+
+    unseen = write_tracks(tracks.drop(columns="popularity").head(30), tmp_path / "new.csv")
+    result = runner.invoke(app, ["predict", "--model", str(tmp_path / "model"), "--data", str(unseen),
+                                 "--out", str(tmp_path / "preds.csv")])
+    assert result.exit_code == 0, result.output
+    preds = pd.read_csv(tmp_path / "preds.csv")
+    assert list(preds.columns) == ["track_id", "prediction", "lower", "upper"]
+    assert len(preds) == 30 and preds["prediction"].between(0, 100).all()
+
+    track_id = tracks["track_id"].iloc[0]
+    result = runner.invoke(app, ["explain", "--model", str(tmp_path / "model"), "--data", str(unseen),
+                                 "--track-id", track_id, "--out", str(tmp_path / "explain")])
+    assert result.exit_code == 0, result.output
+    assert "association, not causal effect" in result.output
+    written = {p.name for p in (tmp_path / "explain").iterdir()}
+    assert {"importance.csv", "importance.png", "importance.html", "track_waterfall.png",
+            "track_waterfall.html", "contributions.csv"} <= written
+
+    bad = tracks.head(5).assign(energy=[0.1, 0.2, 7.0, 0.3, 0.4])
+    write_tracks(bad, tmp_path / "bad.csv")
+    result = runner.invoke(app, ["predict", "--model", str(tmp_path / "model"), "--data",
+                                 str(tmp_path / "bad.csv"), "--out", str(tmp_path / "p2.csv")])
+    assert result.exit_code == 2 and "energy" in result.output and "Traceback" not in result.output
+    (tmp_path / "model" / "model.txt").write_text("tree\n")
+    result = runner.invoke(app, ["predict", "--model", str(tmp_path / "model"), "--data", str(unseen),
+                                 "--out", str(tmp_path / "p3.csv")])
+    assert result.exit_code == 2 and "checksum" in result.output
+
+
+def test_cli_evaluate_prints_metrics_json(tmp_path):
+    app = cli_app()
+    tracks, _ = simulate_catalog(n_artists=20, tracks_per_artist=15, seed=4)
+    data = write_tracks(tracks.drop(columns="release_date"), tmp_path / "tracks.parquet")
+    result = CliRunner().invoke(app, ["evaluate", "--data", str(data), "--json", "--n-splits", "3",
+                                      "--n-jobs", "1"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert metrics["splits"]["by_time"]["available"] is False
+    assert metrics["splits"]["by_artist"]["model"]["rmse"] > 0
+
+
+def test_installed_console_script_predicts(fitted, catalog, tmp_path):
+    save_model(fitted, tmp_path / "model")
+    data = write_tracks(catalog.head(10), tmp_path / "some.parquet")
+    script = Path(sys.executable).with_name("popdrivers")
+    done = subprocess.run([str(script), "predict", "--model", str(tmp_path / "model"), "--data", str(data),
+                           "--out", str(tmp_path / "p.csv")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 10

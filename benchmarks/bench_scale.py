@@ -37,6 +37,8 @@ BIN = Path(sys.executable).parent
 TRACKS_PER_ARTIST = 100
 READ_SIZES = (100_000, 1_000_000)
 DRIVERS_SIZES = (1_000_000,)
+# The full `popdrivers train` also evaluates (3 splits x 5 folds, baselines): measured where it finishes.
+CLI_SIZES = (100_000, 1_000_000)
 
 
 # --- the measuring wrapper (runs as its own process: `bench_scale.py --measure -- CMD...`) ---------------------
@@ -114,6 +116,20 @@ from popdrivers.sources.files import write_tracks
 write_tracks(pd.read_parquet(sys.argv[1]), sys.argv[2])
 """
 
+FIT_CODE = """
+import json, sys, time
+from popdrivers.model import save_model, train
+from popdrivers.sources.files import read_tracks
+start = time.perf_counter()
+tracks = read_tracks(sys.argv[1])
+read = time.perf_counter() - start
+result = train(tracks, budget_seconds=0, evaluate_model=False, params={"n_jobs": 2})
+trained = time.perf_counter() - start - read
+save_model(result.model, sys.argv[2], metrics=result.metrics, data_source=sys.argv[1])
+print(json.dumps({"read_s": round(read, 2), "train_s": round(trained, 2), "fit_s": result.info["fit_seconds"],
+                  "save_s": round(time.perf_counter() - start - read - trained, 2)}))
+"""
+
 CLUSTER_CODE = """
 import json, sys, time
 from popdrivers.distributed import train_on_cluster
@@ -141,6 +157,8 @@ def step_commands(step: str, rows: int, workdir: Path, workers: int) -> list[str
         return python_code(READ_CODE) + [str(parquet)]
     if step == "read_csv":
         return python_code(READ_CODE) + [str(data_path(workdir, rows, "csv"))]
+    if step == "fit":
+        return python_code(FIT_CODE) + [str(parquet), str(workdir / f"model_fit_{rows}")]
     if step == "train":
         return popdrivers("train", "--data", str(parquet), "--out", str(workdir / f"model_{rows}"),
                           "--budget-seconds", "0")
@@ -158,9 +176,11 @@ def plan(sizes: list[int], cluster_sizes: list[int]) -> list[tuple[str, int]]:
         steps.append(("simulate", rows))
         if rows in READ_SIZES:
             steps += [("write_csv", rows), ("read_parquet", rows), ("read_csv", rows)]
-        steps.append(("train", rows))
+        steps.append(("fit", rows))
         if rows in cluster_sizes:
             steps.append(("cluster", rows))
+        if rows in CLI_SIZES:
+            steps.append(("train", rows))
         if rows in DRIVERS_SIZES:
             steps.append(("drivers", rows))
     return steps
@@ -175,31 +195,6 @@ def json_tail(result: dict[str, Any]) -> dict[str, Any]:
             except json.JSONDecodeError:
                 return {}
     return {}
-
-
-def train_fit_seconds(workdir: Path, rows: int, step: str) -> float | None:
-    """Fit seconds recorded by the trainer in the model folder, when it records them."""
-    folder = workdir / (f"model_{rows}" if step == "train" else f"model_cluster_{rows}")
-    for name in ("manifest.json", "metrics.json", "preprocessing.json"):
-        path = folder / name
-        if not path.exists():
-            continue
-        found = _find_key(json.loads(path.read_text()), ("fit_seconds", "fit_s", "train_seconds"))
-        if found is not None:
-            return float(found)
-    return None
-
-
-def _find_key(data: Any, keys: tuple[str, ...]) -> Any:
-    if isinstance(data, dict):
-        for key in keys:
-            if key in data and isinstance(data[key], int | float):
-                return data[key]
-        for value in data.values():
-            found = _find_key(value, keys)
-            if found is not None:
-                return found
-    return None
 
 
 def machine() -> str:
@@ -253,8 +248,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"[{datetime.now():%H:%M:%S}] {key} (load {load_before:.1f}) ...", flush=True)
         result = measured(step_commands(step, rows, workdir, args.workers))
         result.update(json_tail(result))
-        if step in {"train", "cluster"}:
-            result["fit_s"] = train_fit_seconds(workdir, rows, step)
         result["load_before"] = round(load_before, 2)
         result["load_after_1min"] = round(os.getloadavg()[0], 2)
         result["other_processes_busy"] = _busy_others()
@@ -304,7 +297,8 @@ def plot(results: dict[str, Any], out: Path) -> dict[str, float]:
 
     slopes: dict[str, float] = {}
     fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for step, label in (("train", "train, one process"), ("cluster", "train, LocalCluster"),
+    for step, label in (("fit", "train (budget 0, no evaluation), one process"),
+                        ("cluster", "train, LocalCluster"), ("train", "popdrivers train CLI (with evaluation)"),
                         ("simulate", "simulate"), ("read_parquet", "read Parquet"), ("read_csv", "read CSV")):
         for ax, field, unit in ((ax_time, "wall_s", "s"), (ax_mem, "peak_tree_rss_mb", "MB")):
             rows, values = series(results, step, field)
@@ -335,7 +329,7 @@ def markdown(results: dict[str, Any], slopes: dict[str, float]) -> str:
     steps = results["steps"]
     lines = ["| step | tracks | wall s | fit s | peak RSS MB (largest process) | peak RSS MB (process tree) | "
              "load before | notes |", "|---|---:|---:|---:|---:|---:|---:|---|"]
-    order = ["simulate", "write_csv", "read_parquet", "read_csv", "train", "cluster", "drivers"]
+    order = ["simulate", "write_csv", "read_parquet", "read_csv", "fit", "cluster", "train", "drivers"]
     for key, value in sorted(steps.items(), key=lambda kv: (order.index(kv[0].split(":")[0]),
                                                             int(kv[0].split(":")[1]))):
         step, rows = key.split(":")
@@ -346,6 +340,9 @@ def markdown(results: dict[str, Any], slopes: dict[str, float]) -> str:
             notes.append(f"FAILED (exit {value.get('returncode')})")
         if "frame_mb" in value:
             notes.append(f"table {value['frame_mb']:.0f} MB in memory, read {value['read_s']} s")
+        if "train_s" in value:
+            notes.append(f"read {value['read_s']} s, validate+features+fit {value['train_s']} s, "
+                         f"save {value['save_s']} s")
         if "train_on_cluster_s" in value:
             notes.append(f"train_on_cluster {value['train_on_cluster_s']} s incl. cluster start")
         fit = value.get("fit_s")

@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     simulated, _ = simulate_catalog()
     real = read_tracks(Path(args.shared) / "catalog-2022")
-    table = summarise(simulated).join(summarise(real), lsuffix=" simulated", rsuffix=" catalog-2022")
+    table = summarise(simulated).add_suffix(" simulated").join(summarise(real).add_suffix(" catalog-2022"))
     table = table[["mean simulated", "mean catalog-2022", "sd simulated", "sd catalog-2022"]]
     if not args.markdown:
         print(table.round(3).to_string())

@@ -59,3 +59,21 @@ def small_artifacts(tmp_path_factory):
 
     return build_artifacts(tmp_path_factory.mktemp("artifacts") / "small", n_artists=40, tracks_per_artist=20,
                            budget_seconds=1, seed=3, eval_splits=2, driver_folds=3, n_jobs=1)
+
+
+@pytest.fixture
+def quick_learners(monkeypatch):
+    """Builds that check plumbing, not statistics: no tuning, no evaluation, no refutations (seconds, not a minute)."""
+    import popdrivers.drivers
+    import popdrivers.model
+
+    real_train, real_drivers = popdrivers.model.train, popdrivers.drivers.estimate_drivers
+
+    def train(tracks, **kwargs):
+        return real_train(tracks, **{**kwargs, "budget_seconds": 0, "evaluate_model": False})
+
+    def estimate_drivers(tracks, **kwargs):
+        return real_drivers(tracks, **{**kwargs, "n_folds": 2, "refute": False, "by_genre": False, "n_jobs": 1})
+
+    monkeypatch.setattr(popdrivers.model, "train", train)
+    monkeypatch.setattr(popdrivers.drivers, "estimate_drivers", estimate_drivers)

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,19 +184,24 @@ def test_unreachable_scheduler_says_how_to_start_one(monkeypatch, catalog):
 
 
 
-def test_cli_trains_on_a_local_cluster_and_predict_reads_the_model(tmp_path, catalog):
-    tracks, _, _ = catalog
+def test_cli_trains_on_a_scheduler_address_and_the_model_predicts(tmp_path, client, catalog):
+    from typer.testing import CliRunner
+
+    from popdrivers.cli import app
+
+    tracks, new_tracks, _ = catalog
     data = tmp_path / "tracks.parquet"
-    write_tracks(tracks, data)
-    popdrivers = Path(sys.executable).with_name("popdrivers")
-    result = subprocess.run([str(popdrivers), "train", "--data", str(data), "--out", str(tmp_path / "model"),
-                             "--cluster", "local:2"], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "2 Dask worker(s)" in result.stdout
+    write_tracks(tracks.head(900), data)
+    # The running test cluster's scheduler, reached by address as `--cluster tcp://host:port` would be.
+    result = CliRunner().invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "model"),
+                                      "--cluster", client.scheduler.address])
+    assert result.exit_code == 0, result.output
+    assert "2 Dask worker(s)" in result.output
     model = load_model(tmp_path / "model")
-    assert model.n_train_rows_ == len(tracks)
+    assert model.n_train_rows_ == 900
     assert model.metrics_["note"].startswith("trained on a Dask cluster")
-    assert np.all((model.predict(tracks.head(20)) >= 0) & (model.predict(tracks.head(20)) <= 100))
+    predictions = model.predict(new_tracks.head(20))
+    assert np.all((predictions >= 0) & (predictions <= 100)) and predictions.std() > 1
 
 
 def test_cli_cluster_without_dask_names_the_extra(tmp_path, catalog):

@@ -21,24 +21,6 @@ from popdrivers.errors import ArtifactError
 runner = CliRunner()
 
 
-@pytest.fixture
-def quick_learners(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Builds that check plumbing, not statistics: no evaluation folds, no refutations (seconds, not a minute)."""
-    import popdrivers.drivers
-    import popdrivers.model
-
-    real_train, real_drivers = popdrivers.model.train, popdrivers.drivers.estimate_drivers
-
-    def train(tracks, **kwargs):
-        return real_train(tracks, **{**kwargs, "budget_seconds": 0, "evaluate_model": False})
-
-    def estimate_drivers(tracks, **kwargs):
-        return real_drivers(tracks, **{**kwargs, "n_folds": 2, "refute": False, "by_genre": False, "n_jobs": 1})
-
-    monkeypatch.setattr(popdrivers.model, "train", train)
-    monkeypatch.setattr(popdrivers.drivers, "estimate_drivers", estimate_drivers)
-
-
 def test_build_writes_every_part_of_the_artifact_set(small_artifacts: Path) -> None:
     for name in ("tracks.parquet", "truth.json", "build.json", "manifest.json", "model", "drivers"):
         assert (small_artifacts / name).exists(), name

@@ -400,8 +400,10 @@ def test_inspect_bad_input_exits_2_without_traceback(args):
 
 
 def test_installed_console_script_inspects_a_dataset():
+    # The console script itself, as installed: a packaging change that loses it must fail here.
     script = Path(sys.executable).with_name("popdrivers")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "popdrivers.cli"]
+    assert script.exists(), f"console script {script} is not installed"
+    command = [str(script)]
     env = {**os.environ, "COLUMNS": "160"}
     done = subprocess.run([*command, "inspect", str(KAGGLE_600K), "--json"], capture_output=True, text=True,
                           timeout=120, env=env)

@@ -28,6 +28,9 @@ _PUBLIC: dict[str, str] = {
     "PopularityModel": "popdrivers.model",
     "estimate_drivers": "popdrivers.drivers",
     "load_drivers": "popdrivers.drivers",
+    "save_drivers": "popdrivers.drivers",
+    "implied_change": "popdrivers.drivers",
+    "DriverReport": "popdrivers.drivers",
     "collect": "popdrivers.sources.spotify",
 }
 __all__ = [*_PUBLIC, "__version__"]

@@ -179,9 +179,9 @@ def waterfall_figure_matplotlib(explanation: TrackExplanation, *, top: int = 12)
     colors = [_POSITIVE if c >= 0 else _NEGATIVE for c in rows["contribution"]]
     ax.barh(rows["label"], rows["contribution"], left=starts, color=colors)
     for y, (end, c) in enumerate(zip(ends, rows["contribution"], strict=True)):
-        ax.text(end if c >= 0 else end, y, f" {c:+.1f}", va="center", ha="left" if c >= 0 else "right",
-                fontsize=8)
+        ax.text(end, y, f" {c:+.1f} ", va="center", ha="left" if c >= 0 else "right", fontsize=8)
     ax.axvline(explanation.base_value, color="#888888", linestyle="--", linewidth=1)
+    ax.axvline(explanation.raw_prediction, color="#000000", linestyle=":", linewidth=1)
     ax.set_xlabel(f"popularity  (base value {explanation.base_value:.1f} -> prediction "
                   f"{explanation.prediction:.1f})")
     ax.set_title(f"{WATERFALL_TITLE}\ntrack {explanation.track_id}", fontsize=10)

@@ -75,7 +75,7 @@ FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
 }
 FEATURE_LABELS: dict[str, str] = {
     "key_cat": "key", "duration_min": "duration (min)", "explicit_int": "explicit",
-    "log_followers": "artist followers (log10)", "track_age_days": "days since release",
+    "log_followers": "artist followers", "track_age_days": "days since release",
     "genre_family": "genre family", ARTIST_RECORD: "artist's other tracks (mean popularity)",
     "time_signature": "time signature", "tempo": "tempo (BPM)", "loudness": "loudness (dB)",
 }

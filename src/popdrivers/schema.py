@@ -245,16 +245,20 @@ def parse_bool(value: Any) -> bool | None:
 def _coerce_bool(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
     if pd.api.types.is_bool_dtype(raw) and not raw.isna().any():
         return _Coerced(raw.astype(bool))
-    # Parse each distinct value once: columns are long, distinct values few.
-    mapping: dict[Any, bool | None] = {}
-    bad_values = []
-    for value in pd.unique(raw.astype(object)):
+    # Parse each distinct value once, then look rows up by code: columns are long, distinct values few.
+    codes, uniques = pd.factorize(raw.astype(object))
+    lookup = np.full(len(uniques) + 1, np.nan)  # the last slot serves code -1 (missing)
+    bad_codes = []
+    for code, value in enumerate(uniques):
         try:
-            mapping[value] = parse_bool(value)
+            parsed_value = parse_bool(value)
         except ValueError:
-            bad_values.append(value)
-    bad = raw.isin(bad_values) if bad_values else pd.Series(False, index=raw.index)
-    parsed = raw.astype(object).map(lambda v: mapping.get(v) if v in mapping else None)
+            bad_codes.append(code)
+            continue
+        if parsed_value is not None:
+            lookup[code] = float(parsed_value)
+    bad = pd.Series(np.isin(codes, bad_codes), index=raw.index)
+    parsed = pd.Series(lookup[codes], index=raw.index)
     problems = []
     if bad.any():
         problems.append(Problem(spec.name, "values are not booleans", int(bad.sum()), _examples(raw[bad]),
@@ -512,10 +516,13 @@ def _collapse_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, list[DropRecor
         merged = {track: sorted(str(v) for v in genres)
                   for track, genres in pairs.groupby("track_id", sort=False)["genre"].agg(list).items()}
         # Plain Python lists in an object column: pandas would otherwise infer a pyarrow list dtype that
-        # Parquet metadata cannot turn back into a pandas dtype on reading.
+        # Parquet metadata cannot turn back into a pandas dtype on reading. Python lists, not Series
+        # element access, keep this fast on a million rows.
+        ids = out["track_id"].astype(object).tolist()
+        genres = out["genre"].astype(object).where(out["genre"].notna(), None).tolist()
         out["dataset_genres"] = pd.Series(
-            [list(merged[t]) if t in merged else ([] if pd.isna(g) else [str(g)])
-             for t, g in zip(out["track_id"], out["genre"], strict=True)],
+            [list(merged[t]) if t in merged else ([] if g is None else [str(g)])
+             for t, g in zip(ids, genres, strict=True)],
             index=out.index, dtype=object)
     n_removed = int((~keep).sum())
     record = DropRecord("duplicate track_id: repeated rows merged into the first (genres merged into "

@@ -4,23 +4,23 @@ import streamlit as st
 
 from popdrivers.app import state
 
-st.set_page_config(page_title="popdrivers", page_icon="🎵", layout="wide")
+st.set_page_config(page_title="popdrivers", page_icon=":material/equalizer:", layout="wide")
 state.init_session_state()
 artifacts = state.ensure_loaded()
 
 PAGES = [
-    st.Page("pages/predict.py", title="Predict", icon="🎯", default=True),
-    st.Page("pages/what_if.py", title="What-if", icon="🔀"),
-    st.Page("pages/drivers.py", title="Drivers", icon="🧭"),
-    st.Page("pages/data.py", title="Data", icon="📊"),
-    st.Page("pages/model_card.py", title="Model card", icon="🪪"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/target:", default=True),
+    st.Page("pages/what_if.py", title="What-if", icon=":material/tune:"),
+    st.Page("pages/drivers.py", title="Drivers", icon=":material/explore:"),
+    st.Page("pages/data.py", title="Data", icon=":material/table_chart:"),
+    st.Page("pages/model_card.py", title="Model card", icon=":material/description:"),
 ]
 page = st.navigation(PAGES)
 
 with st.sidebar:
     st.markdown("**popdrivers**: what predicts a track's popularity, and what drives it.")
     if artifacts.simulated:
-        st.warning("SIMULATED data", icon="🧪")
+        st.warning("SIMULATED data", icon=":material/science:")
     st.caption(f"Artifacts: `{artifacts.path}`  \n{len(artifacts.tracks):,} tracks, "
                f"built {artifacts.build.get('created_at', '?')}")
 

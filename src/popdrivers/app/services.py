@@ -115,8 +115,7 @@ def predict_inputs(tracks: pd.DataFrame, model: Any = None) -> list[InputSpec]:
     specs = [
         InputSpec("artist_followers", "Artist followers", "number",
                   "Followers of the artist on Spotify (the model uses log10 of it: reach, not quality).",
-                  int(round(_median(tracks, "artist_followers", 100_000))), 0, float(followers_max), 1000,
-                  "followers"),
+                  int(round(_median(tracks, "artist_followers", 100_000))), 0, float(followers_max), 1000),
         InputSpec("genre", "Genre", "select",
                   "A Spotify genre of the artist; the model uses its genre family (shown in brackets).",
                   top_genre, options=tuple(genres),
@@ -174,7 +173,7 @@ def track_from_inputs(values: dict[str, Any], reference: pd.Timestamp) -> pd.Dat
         "artist_followers": float(values["artist_followers"]),
         "artist_genres": [genre],
         "genre": genre,
-        "duration_ms": float(values["duration_min"]) * 60000.0,
+        "duration_ms": float(round(float(values["duration_min"]) * 60000.0)),
     }
     for name in ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
                  "instrumentalness", "liveness", "valence", "tempo", "time_signature"):
@@ -264,7 +263,7 @@ def with_driver_values(row: pd.DataFrame, values: dict[str, float]) -> pd.DataFr
     out = row.copy()
     for driver, value in values.items():
         if driver == "duration_min":
-            out["duration_ms"] = float(value) * 60000.0
+            out["duration_ms"] = float(round(float(value) * 60000.0))  # the schema counts whole ms
         elif driver == "explicit":
             out["explicit"] = bool(round(value))
         elif driver in BINARY_DRIVERS:

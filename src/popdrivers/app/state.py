@@ -103,13 +103,19 @@ def data_notice(artifacts: pipeline.Artifacts) -> None:
     """One line at the top of every page saying what data the app is showing."""
     if artifacts.simulated:
         st.info("Data: **SIMULATED catalogue** (the true causal effects are known and marked on the Drivers page). "
-                "Build from a real dataset with `popdrivers build --data FILE --out DIR`.", icon="🧪")
+                "Build from a real dataset with `popdrivers build --data FILE --out DIR`.", icon=":material/science:")
     else:
         st.caption(f"Data: `{artifacts.build.get('source')}` ({len(artifacts.tracks):,} tracks, "
                    f"built {artifacts.build.get('created_at')})")
 
 
 # Derived data, computed once per artifact version (st.cache_data: each page gets its own copy).
+
+
+def without_title(figure: Any) -> Any:
+    """A library figure without its own title and footnote: the page's heading and caption say the same."""
+    figure.update_layout(title=None, annotations=[], margin={"t": 10, "b": 10})
+    return figure
 
 
 @st.cache_data(show_spinner=False)

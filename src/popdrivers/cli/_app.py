@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from popdrivers.errors import PopdriversError
 
@@ -25,7 +26,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def fail(message: str) -> typer.Exit:
     """Print ``error: message`` to stderr and return the exit (code 2) to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: messages quote user data and commands ("pip install 'popdrivers[dask]'") that Rich would eat as markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 

@@ -25,7 +25,8 @@ with left:
 with right:
     st.markdown("#### Model feature importance (association, not cause)")
     if artifacts.importance is not None:
-        st.plotly_chart(explain.importance_figure(artifacts.importance), key="drivers_importance")
+        st.plotly_chart(state.without_title(explain.importance_figure(artifacts.importance)),
+                        key="drivers_importance")
     st.caption("Mean |SHAP| of the prediction model: how much the model leans on each feature. Followers, genre "
                "and the artist's track record carry the artist's appeal, so they rank high without being levers.")
 

@@ -33,7 +33,8 @@ if st.session_state["predict_values"] is not None:
         st.caption(f"Average track: {result.explanation.base_value:.1f}. Computed with its explanation in "
                    f"{1000 * result.seconds:.0f} ms. A new artist (no track record) gets the wider interval.")
     with right:
-        st.plotly_chart(explain.waterfall_figure(result.explanation), key="predict_waterfall")
+        st.markdown("#### Why the model predicts this")
+        st.plotly_chart(state.without_title(explain.waterfall_figure(result.explanation)), key="predict_waterfall")
         st.caption("Each bar is how much a feature moved this prediction away from the average track "
                    "(SHAP). It explains the model: an association learned from the data, not a causal effect; "
                    "see the Drivers page for those.")

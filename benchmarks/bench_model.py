@@ -1,0 +1,237 @@
+"""Benchmark: the default popularity model against the original project's random forest, side by side.
+
+For catalog-2022 and playlist-songs-2020, on the same rows and the same held-out folds (one 80/20 fold of
+a shuffled K-fold over tracks, and one of GroupKFold by artist), for each of
+
+* ``model``: :class:`popdrivers.model.PopularityModel` with its defaults (what ``popdrivers train
+  --budget-seconds 0`` ships: LightGBM, artist track record, conformal intervals; fit time includes the
+  interval calibration fits);
+* ``reference_rf``: the original configuration (key one-hot + StandardScaler + RandomForestRegressor with
+  700 trees, max_depth 30, min_samples_leaf 3, min_samples_split 5) on the same features minus the track
+  record, saved with joblib (pickle) as the original did,
+
+it measures RMSE/MAE on both splits, fit seconds, model bytes on disk, load seconds, one-track predict +
+explanation latency (TreeSHAP; median of 30 tracks), 10k-track predict latency, and the peak resident
+memory of the process doing all of this. Each (dataset, method) runs in its own subprocess so peak memory
+is its own. Prints one table plus the ratios against the reference, and writes the results as JSON.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_model.py [--n-jobs 1] [--trees 700] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("POPDRIVERS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+DATASETS = {"catalog-2022": SHARED / "catalog-2022",
+            "playlist-songs-2020": SHARED / "playlist-songs-2020" / "spotify_songs.csv"}
+METHODS = ("model", "reference_rf")
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def _scores(y, pred) -> dict[str, float]:
+    import numpy as np
+
+    err = np.asarray(y, float) - np.asarray(pred, float)
+    return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err)))}
+
+
+def worker(dataset: str, method: str, n_jobs: int, trees: int) -> dict[str, object]:
+    """Measure one method on one dataset (runs in a fresh process)."""
+    import numpy as np
+
+    from popdrivers import explain
+    from popdrivers.model import (
+        PopularityModel,
+        artist_grouped_folds,
+        load_model,
+        random_folds,
+        reference_features,
+        reference_rf,
+        save_model,
+        training_design,
+    )
+    from popdrivers.sources.files import read_tracks
+
+    tracks = read_tracks(DATASETS[dataset])
+    rss_data_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    y = tracks["popularity"].to_numpy(dtype="float64")
+    splits = {"random": random_folds(len(tracks), 5, seed=0)[0],
+              "by_artist": artist_grouped_folds(tracks, 5, seed=0)[0]}
+    result: dict[str, object] = {"dataset": dataset, "method": method, "rows": len(tracks)}
+    rng = np.random.default_rng(0)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_model_"))
+    try:
+        for split, (train_idx, test_idx) in splits.items():
+            train, test = tracks.iloc[train_idx], tracks.iloc[test_idx]
+            start = time.perf_counter()
+            if method == "model":
+                fitted = PopularityModel(n_jobs=n_jobs).fit(train)
+                fit_seconds = time.perf_counter() - start
+                pred = fitted.predict(test)
+            else:
+                # The forest's inputs are the model's features without the track record, built the same way.
+                features_model = PopularityModel(n_jobs=n_jobs, n_estimators=1, calibration_folds=0,
+                                                 artist_record=False).fit(train)
+                train_x = reference_features(training_design(features_model, train))
+                prep_seconds = time.perf_counter() - start
+                start = time.perf_counter()
+                fitted = reference_rf(train_x, n_estimators=trees, n_jobs=n_jobs).fit(train_x, y[train_idx])
+                fit_seconds = time.perf_counter() - start + prep_seconds
+                pred = fitted.predict(reference_features(_rf_inputs(features_model, test)))
+            result[split] = _scores(y[test_idx], pred)
+            if split != "random":
+                continue
+            result["fit_seconds"] = fit_seconds
+            rows = test.iloc[rng.choice(len(test), 30, replace=False)]
+            big = test.iloc[rng.choice(len(test), 10_000, replace=True)].assign(
+                track_id=[f"bench-{i}" for i in range(10_000)])
+            if method == "model":
+                out = save_model(fitted, tmp / "model")
+                result["model_bytes"] = _folder_bytes(out)
+                start = time.perf_counter()
+                loaded = load_model(out)
+                result["load_seconds"] = time.perf_counter() - start
+                explain.track_explanation(loaded, rows.iloc[[0]])  # warm-up (first call pays imports)
+                times = []
+                for i in range(len(rows)):
+                    start = time.perf_counter()
+                    explain.track_explanation(loaded, rows.iloc[[i]])
+                    times.append(time.perf_counter() - start)
+                result["one_track_ms"] = statistics.median(times) * 1000
+                # The same from a table that needs full validation (e.g. parsed from text).
+                text_row = rows.iloc[[1]].astype({"danceability": str, "loudness": str})
+                times = []
+                for _ in range(10):
+                    start = time.perf_counter()
+                    explain.track_explanation(loaded, text_row)
+                    times.append(time.perf_counter() - start)
+                result["one_track_validated_ms"] = statistics.median(times) * 1000
+                start = time.perf_counter()
+                loaded.predict(big)
+                result["predict_10k_seconds"] = time.perf_counter() - start
+            else:
+                import joblib
+                import shap
+
+                path = tmp / "forest.joblib"
+                joblib.dump(fitted, path)
+                result["model_bytes"] = _folder_bytes(path)
+                start = time.perf_counter()
+                loaded = joblib.load(path)
+                result["load_seconds"] = time.perf_counter() - start
+                start = time.perf_counter()
+                explainer = shap.TreeExplainer(loaded.named_steps["forest"])
+                result["explainer_setup_seconds"] = time.perf_counter() - start
+                prep = loaded.named_steps["prep"]
+                inputs = reference_features(_rf_inputs(features_model, rows))
+                times = []
+                for i in range(min(len(rows), 5)):  # each one is slow: 700 deep trees
+                    start = time.perf_counter()
+                    one = inputs.iloc[[i]]
+                    loaded.predict(one)
+                    explainer.shap_values(prep.transform(one), check_additivity=False)
+                    times.append(time.perf_counter() - start)
+                result["one_track_ms"] = statistics.median(times) * 1000
+                big_x = reference_features(_rf_inputs(features_model, big))
+                start = time.perf_counter()
+                loaded.predict(big_x)
+                result["predict_10k_seconds"] = time.perf_counter() - start
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rss_after_reading_mb"] = rss_data_mb
+    return result
+
+
+def _rf_inputs(features_model, tracks):
+    from popdrivers.model import _baseline_inputs
+
+    frame = _baseline_inputs(features_model.design_frame(tracks))
+    return frame.reset_index(drop=True)
+
+
+def run_worker_subprocess(dataset: str, method: str, n_jobs: int, trees: int) -> dict[str, object]:
+    cmd = [sys.executable, __file__, "--worker", dataset, method, "--n-jobs", str(n_jobs), "--trees", str(trees)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{dataset}/{method} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_table(results: list[dict[str, object]], meta: dict[str, object]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Popularity model vs original RF ({meta['date']}, {meta['cpus']} cores, "
+                        f"n_jobs={meta['n_jobs']})")
+    columns = ["dataset", "method", "RMSE random", "MAE random", "RMSE by artist", "MAE by artist", "fit s",
+               "model MB", "load s", "1 track predict+explain ms", "10k predict s", "peak RSS MB"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in {"dataset", "method"} else "right")
+    for r in results:
+        table.add_row(r["dataset"], r["method"], f"{r['random']['rmse']:.2f}", f"{r['random']['mae']:.2f}",
+                      f"{r['by_artist']['rmse']:.2f}", f"{r['by_artist']['mae']:.2f}", f"{r['fit_seconds']:.1f}",
+                      f"{r['model_bytes'] / 1e6:.2f}", f"{r['load_seconds']:.3f}", f"{r['one_track_ms']:.1f}",
+                      f"{r['predict_10k_seconds']:.3f}", f"{r['peak_rss_mb']:.0f}")
+    for dataset in dict.fromkeys(r["dataset"] for r in results):
+        pair = {r["method"]: r for r in results if r["dataset"] == dataset}
+        if set(pair) != set(METHODS):
+            continue
+        m, ref = pair["model"], pair["reference_rf"]
+        table.add_row(dataset, "ratio model/ref",
+                      f"{m['random']['rmse'] / ref['random']['rmse']:.3f}x", "",
+                      f"{m['by_artist']['rmse'] / ref['by_artist']['rmse']:.3f}x", "",
+                      f"1/{ref['fit_seconds'] / m['fit_seconds']:.0f}", f"1/{ref['model_bytes'] / m['model_bytes']:.0f}",
+                      f"1/{ref['load_seconds'] / m['load_seconds']:.0f}",
+                      f"1/{ref['one_track_ms'] / m['one_track_ms']:.0f}",
+                      f"1/{ref['predict_10k_seconds'] / m['predict_10k_seconds']:.0f}",
+                      f"1/{ref['peak_rss_mb'] / m['peak_rss_mb']:.1f}", style="bold")
+    Console(width=220).print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worker", nargs=2, metavar=("DATASET", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--n-jobs", type=int, default=1, help="threads for both methods (default 1: fair on a "
+                        "shared machine)")
+    parser.add_argument("--trees", type=int, default=700, help="reference forest size (700 = the original)")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated dataset names")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], args.worker[1], args.n_jobs, args.trees)))
+        return
+    meta = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "machine": platform.platform(),
+            "python": platform.python_version(), "n_jobs": args.n_jobs, "trees": args.trees}
+    results = []
+    for dataset in args.datasets.split(","):
+        for method in METHODS:
+            print(f"measuring {method} on {dataset} ...", file=sys.stderr, flush=True)
+            start = time.perf_counter()
+            results.append(run_worker_subprocess(dataset, method, args.n_jobs, args.trees))
+            print(f"  done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    print_table(results, meta)
+    if args.json:
+        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""The app in a real browser: Debian's Chromium, headless, driven by Playwright against a live Streamlit server.
+
+Every page is visited, Predict is pressed and its result read, and a screenshot of each page is saved under
+test-artifacts/. In CI (CI=true) a missing Chromium is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+# (url path, heading the page shows once rendered, screenshot name)
+PAGES = [
+    ("", "Predict a track's popularity", "1-predict"),
+    ("what_if", "What if this track were different?", "2-what-if"),
+    ("drivers", "What drives popularity", "3-drivers"),
+    ("data", "The data", "4-data"),
+    ("model_card", "Model card", "5-model-card"),
+]
+
+pytestmark = pytest.mark.browser
+
+
+def require_chromium() -> Path:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, server: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"the app exited with code {server.returncode}: {server.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().strip() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"the app did not answer on {url} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def server(small_artifacts: Path) -> Iterator[str]:
+    """`popdrivers app`'s own Streamlit command line, on a free loopback port; stopped by its process id."""
+    from importlib import import_module
+
+    require_chromium()
+    streamlit_command = import_module("popdrivers.cli.app").streamlit_command
+    port = free_port()
+    process = subprocess.Popen(streamlit_command(small_artifacts, port, address="127.0.0.1"),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def page(server: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(require_chromium()), headless=True,
+                                             args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        tab = context.new_page()
+        tab.set_default_timeout(60_000)
+        yield tab
+        browser.close()
+
+
+def rendered(page, heading: str) -> None:
+    """Wait until the page's heading is shown and Streamlit has finished running the script."""
+    page.get_by_role("heading", name=heading).first.wait_for()
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+    assert page.locator("[data-testid='stException']").count() == 0, page.locator(
+        "[data-testid='stException']").first.inner_text()
+
+
+def screenshot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main container, so grow the window to its height first."""
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(max(int(height), 1000), 8000)})
+    page.wait_for_timeout(300)  # let plotly re-layout to the new size
+    page.screenshot(path=SCREENSHOTS / f"{name}.png")
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_every_page_renders_in_chromium_and_predict_answers(server: str, page) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.goto(server)
+    rendered(page, PAGES[0][1])
+    page.get_by_role("button", name="Predict").click()
+    value = page.locator("[data-testid='stMetricValue']").first
+    value.wait_for()
+    predicted = float(value.inner_text())
+    assert 0 <= predicted <= 100
+    assert re.search(r"80% interval: [\d.]+ to [\d.]+", page.locator("[data-testid='stMain']").inner_text())
+    page.locator("[data-testid='stPlotlyChart']").first.wait_for()  # the SHAP waterfall
+    screenshot(page, PAGES[0][2])
+
+    for path, heading, name in PAGES[1:]:
+        page.goto(f"{server}/{path}")
+        rendered(page, heading)
+        if page.locator("[data-testid='stPlotlyChart']").count():
+            page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for()
+        screenshot(page, name)
+    assert sorted(p.stem for p in SCREENSHOTS.glob("*.png")) >= sorted(name for _, _, name in PAGES)

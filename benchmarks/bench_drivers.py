@@ -41,6 +41,7 @@ def coverage_study(seeds: int, n_artists: int, tracks_per_artist: int, learner: 
                              "estimate": est, "bias": est - true, "width": hi - lo, "covered": lo <= true <= hi,
                              "placebo": r.placebo_effect, "placebo_p": r.placebo_p, "seconds": seconds})
         print(f"  {learner} seed {seed}: {seconds:.1f} s", flush=True)
+
     return pd.DataFrame(rows)
 
 
@@ -53,10 +54,10 @@ def summarise(results: pd.DataFrame) -> pd.DataFrame:
 
 def timing(n_rows: int, tracks_per_artist: int = 60) -> dict[str, float]:
     tracks, _ = simulate_catalog(max(n_rows // tracks_per_artist, 1), tracks_per_artist, seed=123)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     report = estimate_drivers(tracks, seed=0)
     return {"rows": len(tracks), "drivers": len(report.drivers), "seconds": round(time.perf_counter() - start, 1),
-            "warnings": list(report.warnings)}
+            "cpu_seconds": round(time.process_time() - cpu, 1), "warnings": list(report.warnings)}
 
 
 def main() -> None:
@@ -81,7 +82,8 @@ def main() -> None:
     results.to_csv(args.out / "coverage_raw.csv", index=False)
     summary = summarise(results)
     summary.to_csv(args.out / "coverage_summary.csv", index=False)
-    with pd.option_context("display.width", 200, "display.max_rows", 500, "display.precision", 3):
+    with pd.option_context("display.width", 200, "display.max_rows", 500, "display.max_columns", 20,
+                           "display.precision", 3):
         print(summary)
         overall = results.groupby(["learner", "design"]).agg(
             coverage=("covered", "mean"), mean_abs_bias=("bias", lambda b: float(np.mean(np.abs(b)))),

@@ -56,8 +56,10 @@ def table_with(at: AppTest, *columns: str) -> pd.DataFrame:
 
 def inputs_from(at: AppTest, artifacts: pipeline.Artifacts) -> dict:
     """The values the Predict page's widgets hold now."""
+    used, unused = services.used_inputs(services.predict_inputs(artifacts.tracks, artifacts.model), artifacts.model)
+    assert not unused  # the simulated catalogue has every feature
     values = {}
-    for spec in services.predict_inputs(artifacts.tracks, artifacts.model):
+    for spec in used:
         kind = {"slider": "slider", "number": "number_input", "select": "selectbox", "toggle": "toggle"}[spec.kind]
         values[spec.name] = getattr(at, kind)(key=f"predict_{spec.name}").value
     return values
@@ -261,3 +263,15 @@ def test_tampered_artifacts_are_refused_with_a_message(small_artifacts: Path, tm
     at = AppTest.from_file(MAIN_SCRIPT, default_timeout=TIMEOUT).run()
     assert not at.exception
     assert "checksum" in at.error[0].value
+
+
+def test_predict_asks_only_for_what_the_model_was_trained_on(small_catalog) -> None:
+    from popdrivers.model import PopularityModel
+
+    tracks = small_catalog.tracks.drop(columns=["explicit", "artist_followers"])
+    model = PopularityModel(n_estimators=20, calibration_folds=0, n_jobs=1).fit(tracks)
+    used, unused = services.used_inputs(services.predict_inputs(tracks, model), model)
+    assert {s.name for s in unused} == {"explicit", "artist_followers"}
+    values = {s.name: s.default for s in used + unused}
+    row = services.track_from_inputs(values, services.model_reference_date(model, tracks))
+    assert 0 <= model.predict(row)[0] <= 100

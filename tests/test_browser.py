@@ -102,9 +102,19 @@ def page(server: str):
 def rendered(page, heading: str) -> None:
     """Wait until the page's heading is shown and Streamlit has finished running the script."""
     page.get_by_role("heading", name=heading).first.wait_for()
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+    settled(page)
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
         "[data-testid='stException']").first.inner_text()
+
+
+def settled(page, quiet_checks: int = 4) -> None:
+    """Wait until Streamlit's "running" indicator has stayed away for a while (a rerun can start late)."""
+    quiet = 0
+    deadline = time.monotonic() + 90
+    while quiet < quiet_checks and time.monotonic() < deadline:
+        running = page.locator("[data-testid='stStatusWidget']").count() > 0
+        quiet = 0 if running else quiet + 1
+        page.wait_for_timeout(250)
 
 
 def screenshot(page, name: str) -> None:
@@ -118,6 +128,8 @@ def screenshot(page, name: str) -> None:
 
 def test_every_page_renders_in_chromium_and_predict_answers(server: str, page) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):  # every screenshot left here is from this run
+        old.unlink()
     page.goto(server)
     rendered(page, PAGES[0][1])
     page.get_by_role("button", name="Predict").click()
@@ -135,4 +147,9 @@ def test_every_page_renders_in_chromium_and_predict_answers(server: str, page) -
         if page.locator("[data-testid='stPlotlyChart']").count():
             page.locator("[data-testid='stPlotlyChart'] .main-svg").first.wait_for()
         screenshot(page, name)
-    assert sorted(p.stem for p in SCREENSHOTS.glob("*.png")) >= sorted(name for _, _, name in PAGES)
+        if path == "data":  # the other tabs render hidden until clicked
+            for tab, suffix in (("Correlations", "correlations"), ("Popularity by genre and year", "by-genre-year")):
+                page.get_by_role("tab", name=tab).click()
+                page.get_by_role("tabpanel").locator(".main-svg").first.wait_for()
+                screenshot(page, f"{name}-{suffix}")
+    assert {name for _, _, name in PAGES} <= {p.stem for p in SCREENSHOTS.glob("*.png")}

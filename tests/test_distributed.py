@@ -18,7 +18,7 @@ from popdrivers.sources.files import write_tracks
 from popdrivers.sources.simulate import simulate_catalog
 
 # Small trees keep the whole file fast; the same parameters go to both learners.
-PARAMS = {"n_estimators": 120, "learning_rate": 0.08, "n_jobs": 1}
+PARAMS = {"n_estimators": 120, "learning_rate": 0.08, "new_artist_n_estimators": 150, "n_jobs": 1}
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +72,11 @@ def test_cluster_training_predicts_like_single_machine_training(catalog, cluster
         on_cluster, on_one = cluster_model.predict(table), single.predict(table)
         # Not bit-identical: the workers bin features on their own share of rows, and folds and hidden
         # artists are drawn by hashing ids. The tolerance is the model's own randomness: cluster and one
-        # machine may differ by no more than one machine run with two seeds (x1.5), and predict as well.
-        seed_noise = _rmse(single.predict(table), other_seed.predict(table))
-        assert _rmse(on_cluster, on_one) < 1.5 * seed_noise
-        assert np.corrcoef(on_cluster, on_one)[0, 1] > 0.85
+        # machine may differ by no more than one machine run with two seeds does (x1.5; measured 1.0-1.25
+        # over cluster seeds 0-2), and must predict as well (held-out RMSE within 5%).
+        on_other_seed = other_seed.predict(table)
+        assert _rmse(on_cluster, on_one) < 1.5 * _rmse(on_one, on_other_seed)
+        assert np.corrcoef(on_cluster, on_one)[0, 1] > np.corrcoef(on_one, on_other_seed)[0, 1] - 0.07
         truth = table["popularity"].to_numpy()
         assert _rmse(on_cluster, truth) < 1.05 * _rmse(on_one, truth)
 
@@ -225,3 +226,15 @@ def test_cli_cluster_without_dask_names_the_extra(tmp_path, catalog):
     assert "pip install 'popdrivers[dask]'" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_cluster_uses_the_features_the_data_has_like_one_machine(tmp_path, client, catalog):
+    tracks, new_tracks, _ = catalog
+    partial = tracks.head(1200).drop(columns=["artist_id", "tempo"])
+    write_tracks(partial, tmp_path / "partial.parquet")
+    model = popdask.train_on_cluster(tmp_path / "partial.parquet", client, params={**PARAMS, "calibration_folds": 0})
+    single = PopularityModel(**PARAMS, calibration_folds=0).fit(partial)
+    assert model.feature_names_ == single.feature_names_
+    assert set(model.features_unavailable_) == set(single.features_unavailable_) == {"tempo", "artist_track_record"}
+    assert model.new_artist_booster_ is None and model.artist_tracks_ is None
+    assert model.predict(new_tracks.drop(columns=["tempo"]).head(30)).shape == (30,)

@@ -219,7 +219,8 @@ def test_artifacts_round_trip_to_the_same_predictions_without_pickle(fitted, cat
     out = save_model(fitted, tmp_path / "model", metrics={"splits": {}}, data_source="sim.csv",
                      data_sha256="ab" * 32, rows_used=len(catalog), rows_dropped=0)
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["artist_tracks.csv.gz", "manifest.json", "metrics.json", "model.txt", "preprocessing.json"]
+    assert files == ["artist_tracks.csv.gz", "manifest.json", "metrics.json", "model.txt", "model_new_artists.txt",
+                     "preprocessing.json"]
     manifest = read_json(out / "manifest.json")
     assert manifest["kind"] == "popularity-model"
     assert manifest["data_sha256"] == "ab" * 32 and manifest["rows_used"] == len(catalog)
@@ -227,6 +228,24 @@ def test_artifacts_round_trip_to_the_same_predictions_without_pickle(fitted, cat
     loaded = load_model(out)
     pd.testing.assert_frame_equal(loaded.predict_interval(catalog), fitted.predict_interval(catalog))
     assert loaded.metrics_ == {"splits": {}}
+
+
+def test_single_booster_mode_round_trips_too(catalog, tmp_path):
+    model = PopularityModel(**{**FAST, "new_artist_model": False}).fit(catalog)
+    assert model.new_artist_booster_ is None
+    loaded = load_model(save_model(model, tmp_path / "single"))
+    assert not (tmp_path / "single" / "model_new_artists.txt").exists()
+    new_artists, _ = simulate_catalog(n_artists=10, tracks_per_artist=10, seed=5)
+    assert np.allclose(loaded.predict(new_artists), model.predict(new_artists))
+
+
+def test_new_artists_are_predicted_by_the_new_artist_booster(fitted, catalog):
+    known = catalog.iloc[[0]]
+    new = known.assign(artist_id="someone-new")
+    matrix, _ = fitted.design_matrix(pd.concat([known, new], ignore_index=True))
+    keep = [i for i, n in enumerate(fitted.feature_names_) if n != ARTIST_RECORD]
+    assert fitted.predict_raw(matrix)[1] == pytest.approx(fitted.new_artist_booster_.predict(matrix[[1]][:, keep])[0])
+    assert fitted.predict_raw(matrix)[0] == pytest.approx(fitted.booster_.predict(matrix[[0]])[0])
 
 
 def test_a_tampered_or_corrupted_model_file_is_refused(fitted, tmp_path):

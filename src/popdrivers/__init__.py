@@ -28,6 +28,8 @@ _PUBLIC: dict[str, str] = {
     "PopularityModel": "popdrivers.model",
     "estimate_drivers": "popdrivers.drivers",
     "load_drivers": "popdrivers.drivers",
+    "build_artifacts": "popdrivers.pipeline",
+    "load_artifacts": "popdrivers.pipeline",
     "save_drivers": "popdrivers.drivers",
     "implied_change": "popdrivers.drivers",
     "DriverReport": "popdrivers.drivers",

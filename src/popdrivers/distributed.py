@@ -12,8 +12,8 @@ which features the data has, and the artist's track record, which stays strictly
 one machine. Folds and held-out artists are drawn by hashing ids with the seed instead of from one random
 stream over the whole table, so every partition draws them alone; the distribution is the same.
 
-The 80% interval is calibrated as on one machine above 200,000 tracks: one extra model is fitted without a
-held-out part (whole artists plus single tracks of the other artists) and the signed residuals on that part
+The 80% interval is calibrated as on one machine above 200,000 tracks: the model is fitted once more without
+a held-out part (whole artists plus single tracks of the other artists), and its signed residuals on that part
 give the conformal offsets.
 
 Dask is an optional extra (``pip install 'popdrivers[dask]'``); it is imported only inside these functions.
@@ -22,6 +22,7 @@ Dask is an optional extra (``pip install 'popdrivers[dask]'``); it is imported o
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import time
@@ -109,6 +110,7 @@ def dask_client(cluster: str | Client) -> Iterator[Client]:
     if kind == "local":
         with LocalCluster(n_workers=int(value), threads_per_worker=1, dashboard_address=None,
                           silence_logs=logging.ERROR) as local, Client(local) as client:
+            client.run(_mute_worker_stdout)
             yield client
         return
     try:
@@ -118,6 +120,14 @@ def dask_client(cluster: str | Client) -> Iterator[Client]:
                               f"and workers with `dask worker {value}`, or use --cluster local:N") from None
     with client:
         yield client
+
+
+def _mute_worker_stdout() -> None:
+    """Point a local worker's stdout at /dev/null: LightGBM's C++ network set-up prints to it from worker
+    threads, where its Python log callback does not reach. Worker logs go to stderr and stay visible."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -193,8 +203,9 @@ def _partition_stats(df: pd.DataFrame, *, seed: int, n_folds: int, calibration_f
             values = pd.to_datetime(df[column], errors="coerce")
             stats[column] = values.max() if values.notna().any() else None
     stats["witness"] = _witness(feats, candidates)
+    parts = _assignments(df, seed, n_folds, calibration_folds)
+    stats["held_out_rows"] = int(parts["held_out"].sum())
     if "artist_id" in df.columns:
-        parts = _assignments(df, seed, n_folds, calibration_folds)
         table = pd.DataFrame({"artist_id": df["artist_id"].astype("string"), "fold": parts["fold"],
                               "held_out": parts["held_out"], "y": df[TARGET].astype("float64")})
         stats["artists"] = (table.dropna(subset=["artist_id"])
@@ -233,7 +244,7 @@ def _record(df: pd.DataFrame, folds: np.ndarray, table: pd.DataFrame, *, out_of_
 
 def _design_partition(df: pd.DataFrame, *, template: PopularityModel, reference_date: str | None, mode: str,
                       tables: Mapping[str, pd.DataFrame] | None, seed: int, n_folds: int, calibration_folds: int,
-                      prior_mean: float) -> pd.DataFrame:
+                      prior_mean: float, hidden_share: float) -> pd.DataFrame:
     """The model's float design matrix for one partition (plus the target), for ``mode``:
 
     ``"final"`` every track, track record out of fold over all tracks; ``"calibration_fit"`` the tracks
@@ -255,7 +266,7 @@ def _design_partition(df: pd.DataFrame, *, template: PopularityModel, reference_
             hide = np.zeros(len(df), dtype=bool)
         else:
             artist_hash = _hashes(df["artist_id"], seed, 4)
-            hide = _uniform(artist_hash) < float(template.new_artist_share)
+            hide = _uniform(artist_hash) < hidden_share
         record = _record(df, parts["fold"].to_numpy(dtype="int64"), table, out_of_fold=mode != "calibration_test",
                          hide=hide, prior_mean=prior_mean, prior_weight=float(template.record_prior_weight))
     frame = template._design_from_features(feats, record)
@@ -265,6 +276,16 @@ def _design_partition(df: pd.DataFrame, *, template: PopularityModel, reference_
     if mode == "calibration_test":
         out[_SEEN] = (~np.isnan(record)).astype("float64") if record is not None else 0.0
     return out
+
+
+def _calibration_residuals(df: pd.DataFrame, *, sub: PopularityModel, **design_args: Any) -> pd.DataFrame:
+    """Signed residuals of the calibration model on this partition's held-out tracks, and whether each
+    track's artist was seen by it (the model's own :meth:`PopularityModel.predict_raw` routes the rows)."""
+    design = _design_partition(df, template=sub, mode="calibration_test", **design_args)
+    matrix = design[list(sub.feature_names_)].to_numpy(dtype="float64")
+    predicted = np.clip(sub.predict_raw(matrix), 0.0, 100.0) if len(matrix) else np.empty(0)
+    return pd.DataFrame({"residual": design[TARGET].to_numpy() - predicted,
+                         "seen": design[_SEEN].to_numpy().astype(bool)})
 
 
 def _artist_key_columns(df: pd.DataFrame) -> pd.DataFrame:
@@ -342,25 +363,51 @@ def _witness_frame(stats: list[dict[str, Any]], has_artists: bool, repeat_artist
     return frame
 
 
-def _lgb_params(template: PopularityModel) -> dict[str, Any]:
-    params = template._lgb_params()
-    # Each Dask worker uses its own thread count (lightgbm.dask sets num_threads per worker).
-    params.pop("n_jobs", None)
-    return params
-
-
-def _fit_booster(client: Client, design: Any, template: PopularityModel):
-    """Fit ``DaskLGBMRegressor`` on a Dask DataFrame of (features, target); return the local LightGBM booster."""
+def _fit_booster(client: Client, design: Any, model: PopularityModel, names: list[str], *, new_artist: bool,
+                 n_rows: int):
+    """``DaskLGBMRegressor`` on columns ``names`` of a Dask DataFrame, with the parameters the model itself would
+    give LightGBM on one machine (:meth:`PopularityModel._lgb_params`); returns the local booster."""
     from lightgbm.dask import DaskLGBMRegressor
 
-    names = list(template.feature_names_)
-    categorical = [n for n in names if n in template.categorical_features_]
-    regressor = DaskLGBMRegressor(client=client, **_lgb_params(template))
+    params = model._lgb_params(names, new_artist=new_artist, n_rows=n_rows)
+    # Each Dask worker uses its own thread count (lightgbm.dask sets num_threads per worker).
+    params.pop("n_jobs", None)
+    categorical = [n for n in names if n in model.categorical_features_]
+    regressor = DaskLGBMRegressor(client=client, **params)
     with warnings.catch_warnings():
-        # lightgbm.dask sets each worker's threads itself and says so; nothing for the user to act on.
+        # lightgbm.dask says it ignores n_jobs; nothing for the user to act on.
         warnings.filterwarnings("ignore", message=".*n_jobs will be ignored")
         regressor.fit(design[names], design[TARGET], feature_name=names, categorical_feature=categorical or "auto")
-    return regressor, regressor.to_local().booster_
+    return regressor.to_local().booster_
+
+
+def _fit_boosters(client: Client, design: Any, model: PopularityModel, n_rows: int) -> None:
+    """Set ``booster_`` and ``new_artist_booster_`` as :meth:`PopularityModel.fit` does, trained on the cluster."""
+    from popdrivers.model import ARTIST_RECORD
+
+    names = list(model.feature_names_)
+    model.booster_ = _fit_booster(client, design, model, names, new_artist=False, n_rows=n_rows)
+    model.new_artist_booster_ = None
+    if ARTIST_RECORD in names and getattr(model, "new_artist_model", False):
+        without_record = [n for n in names if n != ARTIST_RECORD]
+        model.new_artist_booster_ = _fit_booster(client, design, model, without_record, new_artist=True,
+                                                 n_rows=n_rows)
+
+
+def quiet_lightgbm() -> None:
+    """Send LightGBM's Python-side log ("Finding random open ports for workers" on every distributed fit) to a
+    logger that shows errors only. The CLI runs it locally; ``train_on_cluster`` runs it on each worker."""
+    import lightgbm
+
+    logger = logging.getLogger("popdrivers.lightgbm")
+    logger.setLevel(logging.ERROR)
+    lightgbm.register_logger(logger)
+
+
+def _hidden_share(model: PopularityModel) -> float:
+    """Share of artists whose track record is hidden while training (the model's own rule)."""
+    rule = getattr(model, "_training_hidden_share", None)
+    return float(rule()) if rule is not None else float(model.new_artist_share)
 
 
 def train_on_cluster(
@@ -419,6 +466,7 @@ def train_on_cluster(
     progress(0, total_steps, "connecting to the cluster")
     with dask_client(cluster) as client:
         n_workers = max(len(client.scheduler_info().get("workers", {})), 1)
+        client.run(quiet_lightgbm)
         progress(1, total_steps, f"reading {source} on {n_workers} worker(s)")
         columns = [c for c in dd.read_parquet(source).columns if c not in _UNUSED_COLUMNS]
         frame = dd.read_parquet(source, columns=columns)
@@ -453,37 +501,37 @@ def train_on_cluster(
         uses_record = ARTIST_RECORD in model.feature_names_
         tables_future = client.scatter(tables, broadcast=True) if uses_record else None
         design_args = dict(template=model, reference_date=model.reference_date_, tables=tables_future, seed=seed,
-                           n_folds=n_folds, calibration_folds=calibration_folds, prior_mean=prior_mean)
+                           n_folds=n_folds, calibration_folds=calibration_folds, prior_mean=prior_mean,
+                           hidden_share=_hidden_share(model))
         meta = pd.DataFrame({name: pd.Series(dtype="float64") for name in [*model.feature_names_, TARGET]})
 
         model.interval_offsets_ = {}
         model.calibration_size_ = {}
         if calibration_folds:
             progress(3, total_steps, "calibrating the 80% interval: fitting without the held-out tracks")
+            held_out = sum(s["held_out_rows"] for s in stats)
             fit_part = dd.from_delayed(client.map(_design_partition, clean, mode="calibration_fit", **design_args),
                                        meta=meta, verify_meta=False)
-            regressor, _ = _fit_booster(client, fit_part, model)
+            sub = copy.copy(model)
+            _fit_boosters(client, fit_part, sub, n_rows=rows - held_out)
             del fit_part
             progress(4, total_steps, "calibrating the 80% interval: residuals on held-out tracks")
-            test_meta = meta.assign(**{_SEEN: pd.Series(dtype="float64")})
-            test_part = dd.from_delayed(client.map(_design_partition, clean, mode="calibration_test",
-                                                   **design_args), meta=test_meta, verify_meta=False)
-            predicted = regressor.predict(test_part[list(model.feature_names_)])
-            pred, y, seen = client.compute([predicted, test_part[TARGET].to_dask_array(),
-                                            test_part[_SEEN].to_dask_array()], sync=True)
-            residual = y - np.clip(pred, 0.0, 100.0)
-            seen = seen.astype(bool)
-            pools = {"seen": residual[seen], "new": residual[~seen]}
+            residuals = pd.concat(client.gather(client.map(_calibration_residuals, clean, sub=sub,
+                                                           **{k: v for k, v in design_args.items()
+                                                              if k != "template"})), ignore_index=True)
+            pools = {"seen": residuals.loc[residuals["seen"], "residual"].to_numpy(),
+                     "new": residuals.loc[~residuals["seen"], "residual"].to_numpy()}
+            everything = residuals["residual"].to_numpy()
             for group, values in pools.items():
-                pool = values if len(values) >= MIN_POOL else residual
+                pool = values if len(values) >= MIN_POOL else everything
                 model.interval_offsets_[group] = list(_conformal_offsets(pool, model.interval_level))
                 model.calibration_size_[group] = int(len(pool))
-            del test_part, regressor
+            del sub
 
         progress(5, total_steps, f"fitting LightGBM on {rows:,} tracks across {n_workers} worker(s)")
         design = dd.from_delayed(client.map(_design_partition, clean, mode="final", **design_args),
                                  meta=meta, verify_meta=False)
-        _, model.booster_ = _fit_booster(client, design, model)
+        _fit_boosters(client, design, model, n_rows=rows)
         del design
 
         progress(6, total_steps, "collecting the track record table and training summary")

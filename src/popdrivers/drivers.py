@@ -559,7 +559,7 @@ def estimate_drivers(
     n_estimators: int = 60,
     num_leaves: int = 15,
     learning_rate: float = 0.1,
-    max_fit_rows: int | None = 50_000,
+    max_fit_rows: int | None = 30_000,
     refute_rows: int = 12_000,
     refute_folds: int = 3,
     n_jobs: int = 2,

@@ -42,12 +42,6 @@ class TrackExplanation:
         return float(self.base_value + self.contributions.sum())
 
 
-def _contrib_matrix(model: PopularityModel, matrix: np.ndarray) -> np.ndarray:
-    model._check_fitted()
-    threads = 1 if len(matrix) < 20_000 else int(model.n_jobs)
-    return np.asarray(model.booster_.predict(matrix, pred_contrib=True, num_threads=threads))
-
-
 def contributions(model: PopularityModel, tracks: pd.DataFrame) -> pd.DataFrame:
     """Per-track SHAP contributions (points of popularity), one column per feature, plus ``base_value``.
 
@@ -63,7 +57,7 @@ def contributions(model: PopularityModel, tracks: pd.DataFrame) -> pd.DataFrame:
     DataFrame indexed by track id; each row's contributions plus ``base_value`` equal the raw prediction.
     """
     matrix, ids = model.design_matrix(tracks)
-    contrib = _contrib_matrix(model, matrix)
+    contrib = model.shap_values(matrix)
     out = pd.DataFrame(contrib[:, :-1], columns=list(model.feature_names_), index=ids)
     out["base_value"] = contrib[:, -1]
     return out
@@ -96,7 +90,7 @@ def track_explanation(model: PopularityModel, row_df: pd.DataFrame) -> TrackExpl
     if len(row_df) != 1:
         raise ValueError(f"explain one track at a time: got {len(row_df)} rows (select one row, e.g. df.iloc[[i]])")
     frame = model.design_frame(row_df)
-    contrib = _contrib_matrix(model, model._to_matrix(frame))[0]
+    contrib = model.shap_values(model._to_matrix(frame))[0]
     contributions_ = pd.Series(contrib[:-1], index=list(model.feature_names_), name="contribution")
     base = float(contrib[-1])
     prediction = float(np.clip(base + contributions_.sum(), 0.0, 100.0))

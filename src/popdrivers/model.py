@@ -46,6 +46,7 @@ from popdrivers.progress import ProgressCallback, null_progress  # noqa: E402
 TARGET = schema.TARGET
 KIND = "popularity-model"
 MODEL_FILE = "model.txt"
+NEW_ARTIST_MODEL_FILE = "model_new_artists.txt"
 PREPROCESSING_FILE = "preprocessing.json"
 ARTIST_TRACKS_FILE = "artist_tracks.csv.gz"
 METRICS_FILE = "metrics.json"
@@ -58,6 +59,8 @@ AUDIO_MODEL_FEATURES: tuple[str, ...] = (
 )
 # Everything else the canonical table can tell about a track before it is released or measured.
 CONTEXT_FEATURES: tuple[str, ...] = ("explicit_int", "log_followers", "track_age_days", "genre_family")
+# The new-artist booster's predictions may only rise with these (see the ``monotone`` parameter).
+MONOTONE_INCREASING = frozenset({"log_followers", "artist_track_record"})
 CATEGORICAL_FEATURES: dict[str, list[Any]] = {
     "key_cat": list(range(-1, 12)),
     "genre_family": list(features.GENRE_FAMILIES),
@@ -251,10 +254,22 @@ class PopularityModel(RegressorMixin, BaseEstimator):
     artist_record
         Use the artist's track record (mean popularity of their other tracks) as a feature when the data
         has ``artist_id``.
+    new_artist_model
+        With the track record in use: predict tracks of artists the model has never seen with a second,
+        more regularised booster trained on every track without the record (new_artist_* parameters).
+        False: one booster for both cases, taught the new-artist case by hiding ``new_artist_share`` of
+        the artists' records during training.
+    new_artist_num_leaves, new_artist_min_child_samples, new_artist_n_estimators
+        Hyperparameters of the new-artist booster. Large leaves (default ``min(300, rows / 50)``) force
+        its splits to span several artists, so it learns what carries over to an unseen artist.
     new_artist_share
-        Share of artists whose track record is hidden during training, teaching the new-artist case.
+        Share of artists whose track record is hidden during training (single-booster mode only).
     record_prior_weight
         Shrinkage of the track record toward the overall mean, in pseudo-tracks.
+    monotone
+        Constrain the new-artist booster to be non-decreasing in artist followers: a prior that keeps it
+        from fitting artist-specific noise in followers, which does not carry over to unseen artists.
+        (Not applied to the main booster: for known artists the track record already carries their level.)
     feature_set
         ``"all"`` (every feature the data has) or ``"audio"`` (Spotify audio features only, a baseline).
     interval_level
@@ -273,9 +288,11 @@ class PopularityModel(RegressorMixin, BaseEstimator):
     def __init__(
         self, n_estimators: int = 400, learning_rate: float = 0.05, num_leaves: int = 31,
         min_child_samples: int = 20, subsample: float = 0.8, colsample_bytree: float = 0.8,
-        reg_lambda: float = 1.0, artist_record: bool = True, new_artist_share: float = 0.25,
-        record_prior_weight: float = 3.0, feature_set: str = "all", interval_level: float = 0.8,
-        calibration_folds: int = 5, reference_date: str | None = None, n_jobs: int = 2, random_state: int = 0,
+        reg_lambda: float = 1.0, artist_record: bool = True, new_artist_model: bool = True,
+        new_artist_num_leaves: int = 7, new_artist_min_child_samples: int | None = None,
+        new_artist_n_estimators: int = 600, new_artist_share: float = 0.25, record_prior_weight: float = 3.0,
+        monotone: bool = True, feature_set: str = "all", interval_level: float = 0.8, calibration_folds: int = 5,
+        reference_date: str | None = None, n_jobs: int = 2, random_state: int = 0,
     ):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -285,8 +302,13 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         self.colsample_bytree = colsample_bytree
         self.reg_lambda = reg_lambda
         self.artist_record = artist_record
+        self.new_artist_model = new_artist_model
+        self.new_artist_num_leaves = new_artist_num_leaves
+        self.new_artist_min_child_samples = new_artist_min_child_samples
+        self.new_artist_n_estimators = new_artist_n_estimators
         self.new_artist_share = new_artist_share
         self.record_prior_weight = record_prior_weight
+        self.monotone = monotone
         self.feature_set = feature_set
         self.interval_level = interval_level
         self.calibration_folds = calibration_folds
@@ -343,7 +365,6 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        import lightgbm as lgb
 
         self._check_params()
         if y is not None:
@@ -372,17 +393,18 @@ class PopularityModel(RegressorMixin, BaseEstimator):
             }).dropna(subset=["artist_id"]).reset_index(drop=True)
             self._index_artist_tracks()
             record = out_of_fold_artist_record(
-                tracks["artist_id"], y_values, n_folds=5, new_artist_share=self.new_artist_share,
+                tracks["artist_id"], y_values, n_folds=5, new_artist_share=self._training_hidden_share(),
                 prior_weight=self.record_prior_weight, seed=self.random_state)
         else:
             self.artist_tracks_ = None
             record = None
-        frame = self._design_from_features(feats, record)
-        regressor = lgb.LGBMRegressor(**self._lgb_params())
-        categorical = [i for i, n in enumerate(self.feature_names_) if n in self.categorical_features_]
-        regressor.fit(self._to_matrix(frame), y_values, feature_name=list(self.feature_names_),
-                      categorical_feature=categorical or "auto")
-        self.booster_ = regressor.booster_
+        matrix = self._to_matrix(self._design_from_features(feats, record))
+        self.booster_ = self._fit_booster(matrix, y_values, list(self.feature_names_), new_artist=False)
+        self.new_artist_booster_ = None
+        if uses_record and self.new_artist_model:
+            keep = [i for i, n in enumerate(self.feature_names_) if n != ARTIST_RECORD]
+            self.new_artist_booster_ = self._fit_booster(
+                matrix[:, keep], y_values, [self.feature_names_[i] for i in keep], new_artist=True)
         self.training_summary_ = _training_summary(tracks)
         self.interval_offsets_: dict[str, list[float]] = {}
         self.calibration_size_: dict[str, int] = {}
@@ -390,14 +412,38 @@ class PopularityModel(RegressorMixin, BaseEstimator):
             self._calibrate(tracks)
         return self
 
-    def _lgb_params(self) -> dict[str, Any]:
-        return dict(
+    def _training_hidden_share(self) -> float:
+        """Share of artists whose record is hidden in training: none when a new-artist booster exists."""
+        return 0.0 if self.new_artist_model else float(self.new_artist_share)
+
+    def _lgb_params(self, feature_names: Sequence[str] | None = None, *, new_artist: bool = False,
+                    n_rows: int | None = None) -> dict[str, Any]:
+        """LightGBM parameters of the main booster, or of the new-artist booster (``new_artist=True``)."""
+        names = list(feature_names if feature_names is not None else getattr(self, "feature_names_", []))
+        params = dict(
             n_estimators=int(self.n_estimators), learning_rate=float(self.learning_rate),
             num_leaves=int(self.num_leaves), min_child_samples=int(self.min_child_samples),
             subsample=float(self.subsample), subsample_freq=1 if self.subsample < 1 else 0,
             colsample_bytree=float(self.colsample_bytree), reg_lambda=float(self.reg_lambda),
             n_jobs=int(self.n_jobs), random_state=int(self.random_state), verbose=-1,
         )
+        if new_artist:
+            leaf = self.new_artist_min_child_samples
+            if leaf is None:
+                leaf = max(int(self.min_child_samples), min(300, (n_rows or 0) // 50))
+            params.update(n_estimators=int(self.new_artist_n_estimators), num_leaves=int(self.new_artist_num_leaves),
+                          min_child_samples=int(leaf))
+        if new_artist and self.monotone and names:
+            params["monotone_constraints"] = [1 if n in MONOTONE_INCREASING else 0 for n in names]
+        return params
+
+    def _fit_booster(self, matrix: np.ndarray, y: np.ndarray, names: list[str], *, new_artist: bool):
+        import lightgbm as lgb
+
+        regressor = lgb.LGBMRegressor(**self._lgb_params(names, new_artist=new_artist, n_rows=len(y)))
+        categorical = [i for i, n in enumerate(names) if n in self.categorical_features_]
+        regressor.fit(matrix, y, feature_name=names, categorical_feature=categorical or "auto")
+        return regressor.booster_
 
     def _calibrate(self, tracks: pd.DataFrame) -> None:
         """Signed out-of-fold residuals, pooled by whether the track's artist was seen in the fold's training."""
@@ -524,10 +570,45 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         # Threads only pay off on big batches; one row is fastest on one thread.
         return 1 if rows < 20_000 else int(self.n_jobs)
 
+    def _routes(self, matrix: np.ndarray) -> np.ndarray | None:
+        """Rows for the new-artist booster (no track record), or None when there is one booster."""
+        if getattr(self, "new_artist_booster_", None) is None:
+            return None
+        return np.isnan(matrix[:, self.feature_names_.index(ARTIST_RECORD)])
+
     def predict_raw(self, matrix: np.ndarray) -> np.ndarray:
         """Unclipped model output for a design matrix (what SHAP contributions add up to)."""
         self._check_fitted()
-        return self.booster_.predict(matrix, num_threads=self._threads(len(matrix)))
+        new = self._routes(matrix)
+        threads = self._threads(len(matrix))
+        if new is None:
+            return self.booster_.predict(matrix, num_threads=threads)
+        out = np.empty(len(matrix))
+        if (~new).any():
+            out[~new] = self.booster_.predict(matrix[~new], num_threads=threads)
+        if new.any():
+            keep = [i for i, n in enumerate(self.feature_names_) if n != ARTIST_RECORD]
+            out[new] = self.new_artist_booster_.predict(matrix[new][:, keep], num_threads=threads)
+        return out
+
+    def shap_values(self, matrix: np.ndarray) -> np.ndarray:
+        """TreeSHAP contributions, shape (rows, features + 1); the last column is the base value.
+
+        Rows of new artists are explained by the new-artist booster; their track-record contribution is 0.
+        """
+        self._check_fitted()
+        threads = self._threads(len(matrix))
+        new = self._routes(matrix)
+        if new is None:
+            return np.asarray(self.booster_.predict(matrix, pred_contrib=True, num_threads=threads))
+        out = np.zeros((len(matrix), len(self.feature_names_) + 1))
+        if (~new).any():
+            out[~new] = self.booster_.predict(matrix[~new], pred_contrib=True, num_threads=threads)
+        if new.any():
+            keep = [i for i, n in enumerate(self.feature_names_) if n != ARTIST_RECORD]
+            contrib = self.new_artist_booster_.predict(matrix[new][:, keep], pred_contrib=True, num_threads=threads)
+            out[np.ix_(np.flatnonzero(new), [*keep, len(self.feature_names_)])] = contrib
+        return out
 
     def predict(self, tracks: pd.DataFrame) -> np.ndarray:
         """Predicted popularity (0..100), one value per input row.
@@ -747,7 +828,7 @@ def training_design(model: PopularityModel, tracks: pd.DataFrame) -> pd.DataFram
     if ARTIST_RECORD in model.feature_names_:
         record = out_of_fold_artist_record(
             tracks["artist_id"], tracks[TARGET].to_numpy(dtype="float64"), n_folds=5,
-            new_artist_share=model.new_artist_share, prior_weight=model.record_prior_weight,
+            new_artist_share=model._training_hidden_share(), prior_weight=model.record_prior_weight,
             seed=model.random_state)
     return model._design_from_features(feats, record)
 
@@ -893,10 +974,11 @@ class TrainResult:
 
 DEFAULT_PARAMS: dict[str, Any] = {k: v for k, v in PopularityModel().get_params().items()
                                   if k in {"n_estimators", "learning_rate", "num_leaves", "min_child_samples",
-                                           "subsample", "colsample_bytree", "reg_lambda", "new_artist_share"}}
+                                           "subsample", "colsample_bytree", "reg_lambda", "new_artist_num_leaves",
+                                           "new_artist_min_child_samples", "new_artist_n_estimators"}}
 
 
-def _sample_params(rng: np.random.Generator) -> dict[str, Any]:
+def _sample_params(rng: np.random.Generator, n_rows: int) -> dict[str, Any]:
     learning_rate = float(np.exp(rng.uniform(np.log(0.02), np.log(0.15))))
     return {
         "learning_rate": learning_rate,
@@ -907,7 +989,10 @@ def _sample_params(rng: np.random.Generator) -> dict[str, Any]:
         "subsample": float(rng.uniform(0.5, 1.0)),
         "colsample_bytree": float(rng.uniform(0.4, 1.0)),
         "reg_lambda": float(np.exp(rng.uniform(np.log(1e-3), np.log(30)))),
-        "new_artist_share": float(rng.uniform(0.1, 0.4)),
+        "new_artist_num_leaves": int(round(np.exp(rng.uniform(np.log(4), np.log(31))))),
+        "new_artist_min_child_samples": int(min(round(np.exp(rng.uniform(np.log(20), np.log(500)))),
+                                                max(20, n_rows // 10))),
+        "new_artist_n_estimators": int(rng.integers(200, 1001)),
     }
 
 
@@ -977,7 +1062,7 @@ def tune(
             best, best_score = dict(candidate), score
         if time.perf_counter() - start >= budget_seconds:
             break
-        candidate = _sample_params(rng)
+        candidate = _sample_params(rng, len(sample))
     progress(int(math.ceil(budget_seconds)), int(math.ceil(budget_seconds)), "tuning done")
     report.update(seconds=round(time.perf_counter() - start, 2), best_score=best_score,
                   default_score=default_score, rows=len(sample))
@@ -1061,7 +1146,8 @@ def save_model(
 ) -> Path:
     """Write ``model`` to ``out_dir`` atomically: LightGBM text model, JSON preprocessing, manifest.
 
-    Files: ``model.txt`` (LightGBM native), ``preprocessing.json`` (features, categories, reference date,
+    Files: ``model.txt`` (LightGBM native; ``model_new_artists.txt`` for the new-artist booster),
+    ``preprocessing.json`` (features, categories, reference date,
     track-record settings, interval offsets, training summary), ``artist_tracks.csv.gz`` (training tracks'
     artist and popularity, when the track record is used), ``metrics.json`` (when given) and
     ``manifest.json`` with the sha256 of every file. Nothing is pickled.
@@ -1070,6 +1156,9 @@ def save_model(
     out_dir = Path(out_dir)
     with artifacts.atomic_directory(out_dir) as tmp:
         (tmp / MODEL_FILE).write_text(model.booster_.model_to_string(), encoding="utf-8")
+        new_artist_booster = getattr(model, "new_artist_booster_", None)
+        if new_artist_booster is not None:
+            (tmp / NEW_ARTIST_MODEL_FILE).write_text(new_artist_booster.model_to_string(), encoding="utf-8")
         artifacts.write_json_atomic(tmp / PREPROCESSING_FILE, {
             "params": model.get_params(),
             "feature_names": list(model.feature_names_),
@@ -1080,6 +1169,7 @@ def save_model(
             "target_mean": model.target_mean_,
             "n_train_rows": model.n_train_rows_,
             "artist_tracks": ARTIST_TRACKS_FILE if model.artist_tracks_ is not None else None,
+            "new_artist_model": NEW_ARTIST_MODEL_FILE if new_artist_booster is not None else None,
             "interval": {"level": model.interval_level, "offsets": model.interval_offsets_,
                          "calibration_size": model.calibration_size_},
             "training_summary": model.training_summary_,
@@ -1097,6 +1187,16 @@ def save_model(
     return out_dir
 
 
+def _read_booster(path: Path):
+    import lightgbm as lgb
+
+    try:
+        return lgb.Booster(model_str=path.read_text(encoding="utf-8"))
+    except (lgb.basic.LightGBMError, OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not a readable LightGBM model ({exc}); rebuild it with popdrivers train") \
+            from exc
+
+
 def load_model(model_dir: str | os.PathLike[str]) -> PopularityModel:
     """Load a model saved by :func:`save_model`, after verifying every file against the manifest.
 
@@ -1105,22 +1205,18 @@ def load_model(model_dir: str | os.PathLike[str]) -> PopularityModel:
     ArtifactError
         When the folder is missing, incomplete, from another format version, or a file was modified.
     """
-    import lightgbm as lgb
-
     model_dir = Path(model_dir)
     manifest = artifacts.verify_manifest(model_dir, kind=KIND)
     prep = artifacts.read_json(model_dir / PREPROCESSING_FILE)
-    try:
-        booster = lgb.Booster(model_str=(model_dir / MODEL_FILE).read_text(encoding="utf-8"))
-    except (lgb.basic.LightGBMError, OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{model_dir / MODEL_FILE} is not a readable LightGBM model ({exc}); rebuild it "
-                            "with popdrivers train") from exc
+    booster = _read_booster(model_dir / MODEL_FILE)
+    new_artist_booster = _read_booster(model_dir / prep["new_artist_model"]) if prep.get("new_artist_model") else None
     if booster.feature_name() != prep["feature_names"]:
         raise ArtifactError(f"{model_dir}: the model's features {booster.feature_name()} do not match "
                             f"{PREPROCESSING_FILE} {prep['feature_names']}; rebuild it with popdrivers train")
     valid = set(PopularityModel().get_params())
     model = PopularityModel(**{k: v for k, v in prep["params"].items() if k in valid})
     model.booster_ = booster
+    model.new_artist_booster_ = new_artist_booster
     model.feature_names_ = list(prep["feature_names"])
     model.features_unavailable_ = dict(prep.get("features_unavailable", {}))
     model.categorical_features_ = {k: list(v) for k, v in prep["categories"].items()}

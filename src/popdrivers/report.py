@@ -122,7 +122,8 @@ def by_genre_figure(report: DriverReport, driver: str | None = None) -> go.Figur
 def importance_figure(importance: pd.DataFrame) -> go.Figure:
     """Mean |SHAP value| per feature of the popularity model: what the model uses, not what causes popularity."""
     data = importance.sort_values("mean_abs_shap", ascending=True)
-    fig = go.Figure(go.Bar(x=data["mean_abs_shap"], y=data["feature"], orientation="h",
+    names = data["label"] if "label" in data.columns else data["feature"]
+    fig = go.Figure(go.Bar(x=data["mean_abs_shap"], y=names, orientation="h",
                            marker={"color": "#7f7f7f"}))
     fig.update_layout(title="Model association (not causal): mean |SHAP| of the popularity model",
                       xaxis_title="mean |SHAP value| (popularity points)", height=120 + 26 * len(data),
@@ -158,12 +159,13 @@ def plain_reading(report: DriverReport, truth: dict[str, float] | None = None) -
     for r in sorted(clear, key=lambda r: -abs(r.effect * _scale(r))):
         direction = "raises" if r.effect > 0 else "lowers"
         change = CHANGE_LABELS.get(r.feature, "+1")
-        robust = ("fairly robust" if r.robustness_value >= 0.05 else "fragile") if math.isfinite(
-            r.robustness_value) else "of unknown robustness"
-        text = (f"{r.feature} {change} {direction} popularity by about {abs(r.effect * _scale(r)):.2g} points "
+        rv = r.robustness_value
+        robust = ("of unknown robustness" if not math.isfinite(rv) else "robust" if rv >= 0.1
+                  else "moderately robust" if rv >= 0.03 else "fragile")
+        text = (f"{r.feature} ({change}) {direction} popularity by about {abs(r.effect * _scale(r)):.2g} points "
                 f"(95% CI {r.ci_low * _scale(r):.2g} to {r.ci_high * _scale(r):.2g}); {robust}: a hidden confounder "
-                f"would need to explain {100 * r.robustness_value:.1f}% of the residual variance of both "
-                f"{r.feature} and popularity to erase it")
+                f"explaining {100 * rv:.1f}% of the residual variance of both {r.feature} and popularity "
+                "would erase it")
         if report.design != "naive" and math.isfinite(r.naive_effect):
             text += f"; the naive comparison says {r.naive_effect * _scale(r):.2g}"
         lines.append(text + ".")

@@ -119,7 +119,8 @@ def predict_inputs(tracks: pd.DataFrame, model: Any = None) -> list[InputSpec]:
         InputSpec("genre", "Genre", "select",
                   "A Spotify genre of the artist; the model uses its genre family (shown in brackets).",
                   top_genre, options=tuple(genres),
-                  labels={g: f"{g} ({genre_family_of_genre(g)})" for g in genres}),
+                  labels={g: g if genre_family_of_genre(g) == g else f"{g} ({genre_family_of_genre(g)})"
+                          for g in genres}),
         InputSpec("age_days", "Time since release", "number",
                   f"Days from release to the data's reference date ({ref.date()}); older tracks have "
                   "lost popularity.", int(round(float(np.nanmedian(ages)))) if ages is not None else 365,
@@ -156,6 +157,20 @@ def predict_inputs(tracks: pd.DataFrame, model: Any = None) -> list[InputSpec]:
                   bool(_most_common(tracks, "explicit", False))),
     ]
     return specs
+
+
+# The model feature each Predict input feeds (the others feed the feature of the same name).
+INPUT_FEATURES = {"artist_followers": "log_followers", "genre": "genre_family", "age_days": "track_age_days",
+                  "key": "key_cat", "explicit": "explicit_int"}
+
+
+def used_inputs(specs: list[InputSpec], model: Any) -> tuple[list[InputSpec], list[InputSpec]]:
+    """Split the inputs into those the model uses and those it was trained without (the data lacked them)."""
+    names = set(getattr(model, "feature_names_", ()) or ())
+    if not names:
+        return list(specs), []
+    used = [s for s in specs if INPUT_FEATURES.get(s.name, s.name) in names]
+    return used, [s for s in specs if s not in used]
 
 
 def track_from_inputs(values: dict[str, Any], reference: pd.Timestamp) -> pd.DataFrame:
@@ -202,6 +217,17 @@ def predict_explained(model: Any, row: pd.DataFrame) -> Prediction:
     seconds = time.perf_counter() - start
     return Prediction(float(interval["prediction"].iloc[0]), float(interval["lower"].iloc[0]),
                       float(interval["upper"].iloc[0]), explanation, seconds)
+
+
+def waterfall_range(explanation: Any, top: int = 12) -> tuple[float, float]:
+    """x-axis range that zooms a waterfall onto where its bars move (from 0 they would be slivers)."""
+    contributions = explanation.contributions.astype(float)
+    order = contributions.abs().sort_values(ascending=False).index
+    steps = [float(contributions[f]) for f in order[:top]] + [float(contributions[order[top:]].sum())]
+    positions = explanation.base_value + np.concatenate([[0.0], np.cumsum(steps)])
+    low, high = float(positions.min()), float(positions.max())
+    pad = 0.25 * (high - low) + 1.0
+    return low - pad, high + pad
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -501,6 +527,14 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
                 rows.append({"split": SPLIT_NAMES.get(split, split), "predictor": name,
                              **{k: value.get(k) for k in ("rmse", "mae", "r2")}})
     return pd.DataFrame(rows, columns=["split", "predictor", "rmse", "mae", "r2"])
+
+
+def coverage_table(interval: dict[str, Any]) -> pd.DataFrame:
+    """Empirical coverage and mean width of the prediction interval on each evaluation split."""
+    rows = [{"split": SPLIT_NAMES.get(name, name), "coverage": f"{100 * v['coverage']:.1f}%",
+             "mean width (points)": round(float(v["mean_width"]), 1)}
+            for name, v in (interval.get("by_split") or {}).items() if v.get("coverage") is not None]
+    return pd.DataFrame(rows, columns=["split", "coverage", "mean width (points)"])
 
 
 def limitations(simulated: bool) -> list[str]:

@@ -64,7 +64,7 @@ def _stamp(path: Path) -> str:
 def build_with_progress(path: Path) -> None:
     """Build the default artifacts from the simulated catalogue, with a progress bar, saying it is simulated."""
     st.warning(f"No artifacts in `{path}` yet: building them now from the **simulated catalogue** "
-               "(SIMULATED data with known causal effects, not real Spotify tracks). This takes under a minute "
+               "(SIMULATED data with known causal effects, not real Spotify tracks). This takes a minute or two "
                "and happens once; `popdrivers build --data FILE` builds from a real dataset.")
     bar = st.progress(0.0, text="Starting")
 
@@ -114,7 +114,8 @@ def data_notice(artifacts: pipeline.Artifacts) -> None:
 
 def without_title(figure: Any) -> Any:
     """A library figure without its own title and footnote: the page's heading and caption say the same."""
-    figure.update_layout(title=None, annotations=[], margin={"t": 10, "b": 10})
+    figure.layout.annotations = ()
+    figure.update_layout(title=None, margin={"t": 10, "b": 10})
     return figure
 
 

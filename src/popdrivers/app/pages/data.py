@@ -21,7 +21,7 @@ tabs = st.tabs(["Distributions", "Correlations", "Collinearity (VIF)", "Populari
 with tabs[0]:
     column = st.selectbox("Column", list(eda.columns), key="data_dist_column")
     st.plotly_chart(px.histogram(eda, x=column, nbins=50, title=f"Distribution of {column}"), key="data_hist")
-    st.dataframe(eda.describe().T, key="data_describe")
+    st.dataframe(eda.describe().T, key="data_describe", height=38 + 35 * eda.shape[1])
 with tabs[1]:
     corr = eda.corr()
     st.plotly_chart(px.imshow(corr, zmin=-1, zmax=1, color_continuous_scale="RdBu_r", text_auto=".2f",
@@ -31,7 +31,7 @@ with tabs[2]:
                "predictable from the others. Above 5-10, effects are hard to separate.")
     st.dataframe(state.vif_table(*key), hide_index=True, key="data_vif")
 with tabs[3]:
-    by_family = state.popularity_by(*key, "genre_family")
+    by_family = state.popularity_by(*key, "genre_family").sort_values("mean", ascending=False)
     st.plotly_chart(px.bar(by_family, x="genre_family", y="mean", hover_data=["tracks", "median"],
                            title="Mean popularity by genre family"), key="data_by_family")
     by_year = state.popularity_by(*key, "release_year")

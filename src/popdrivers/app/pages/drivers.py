@@ -25,8 +25,8 @@ with left:
 with right:
     st.markdown("#### Model feature importance (association, not cause)")
     if artifacts.importance is not None:
-        st.plotly_chart(state.without_title(explain.importance_figure(artifacts.importance)),
-                        key="drivers_importance")
+        figure = state.without_title(explain.importance_figure(artifacts.importance))
+        st.plotly_chart(figure.update_xaxes(title_text="mean |SHAP| (points)"), key="drivers_importance")
     st.caption("Mean |SHAP| of the prediction model: how much the model leans on each feature. Followers, genre "
                "and the artist's track record carry the artist's appeal, so they rank high without being levers.")
 
@@ -38,7 +38,8 @@ st.caption("placebo: effect of the driver shuffled within artist (should be ~0);
            "a random control (should barely move); subset: effect on a random subset of artists (should be close); "
            "RV: robustness value, the share of residual variance a hidden confounder would need to explain in both "
            "the driver and popularity to erase the effect.")
-st.dataframe(services.refutation_table(report, truth), hide_index=True, key="drivers_table")
+table = services.refutation_table(report, truth)
+st.dataframe(table, hide_index=True, key="drivers_table", height=38 + 35 * len(table))
 
 st.markdown("#### Effects by genre family")
 with_genres = [r.feature for r in report.drivers if r.by_genre]

@@ -15,17 +15,22 @@ table = services.metrics_table(artifacts.metrics)
 if table.empty:
     st.info("No evaluation metrics were saved with this model.")
 else:
-    st.dataframe(table, hide_index=True, key="card_metrics",
+    st.dataframe(table, hide_index=True, key="card_metrics", height=38 + 35 * len(table),
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("rmse", "mae", "r2")})
 interval = artifacts.metrics.get("interval") or {}
 if interval:
     level, coverage = interval.get("level"), interval.get("coverage")
-    st.metric(f"Coverage of the {100 * level:.0f}% prediction interval on held-out tracks",
+    st.metric(f"Coverage of the {100 * level:.0f}% prediction interval on held-out tracks "
+              f"({services.SPLIT_NAMES.get(interval.get('measured_on'), interval.get('measured_on'))})",
               f"{100 * coverage:.1f}%" if coverage is not None else "not measured")
+    coverage_table = services.coverage_table(interval)
+    if not coverage_table.empty:
+        st.dataframe(coverage_table, hide_index=True, key="card_coverage")
 
 st.markdown("#### Data provenance")
 build = artifacts.build
-st.dataframe([{"field": k, "value": str(v)} for k, v in build.items()], hide_index=True, key="card_build")
+provenance = [{"field": k, "value": str(v)} for k, v in build.items()]
+st.dataframe(provenance, hide_index=True, key="card_build", height=38 + 35 * len(provenance))
 with st.expander("Manifest (checksums and library versions)"):
     st.json(artifacts.manifest, expanded=1)
 

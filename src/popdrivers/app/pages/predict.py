@@ -11,13 +11,15 @@ state.data_notice(artifacts)
 st.caption("Set the track's features (defaults are the training data's medians) and press **Predict**. "
            "The model predicts what tracks like this one score: an association, not a recipe.")
 
-specs = state.predict_specs(*state.cache_key())
+specs, unused = services.used_inputs(state.predict_specs(*state.cache_key()), artifacts.model)
 with st.form("predict_form"):
     columns = st.columns(3)
-    values = {}
+    values = {spec.name: spec.default for spec in unused}
     for i, spec in enumerate(specs):
         with columns[i % 3]:
             values[spec.name] = state.input_widget(spec, key=f"predict_{spec.name}")
+    if unused:
+        st.caption("Not asked: the training data had no " + ", ".join(s.label.lower() for s in unused) + ".")
     if st.form_submit_button("Predict", type="primary"):
         st.session_state["predict_values"] = values
 
@@ -34,7 +36,9 @@ if st.session_state["predict_values"] is not None:
                    f"{1000 * result.seconds:.0f} ms. A new artist (no track record) gets the wider interval.")
     with right:
         st.markdown("#### Why the model predicts this")
-        st.plotly_chart(state.without_title(explain.waterfall_figure(result.explanation)), key="predict_waterfall")
+        figure = state.without_title(explain.waterfall_figure(result.explanation))
+        st.plotly_chart(figure.update_xaxes(range=services.waterfall_range(result.explanation)),
+                        key="predict_waterfall")
         st.caption("Each bar is how much a feature moved this prediction away from the average track "
                    "(SHAP). It explains the model: an association learned from the data, not a causal effect; "
                    "see the Drivers page for those.")

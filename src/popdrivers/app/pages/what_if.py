@@ -66,6 +66,8 @@ with right, st.container(border=True):
                "of this artist's track would do on average, holding the artist fixed.")
 if result.changes:
     st.caption("Edits: " + ", ".join(f"{d} {v:+.3g}" for d, v in result.changes.items()))
+else:
+    st.caption("Move a slider above: both estimates update, and they need not agree.")
 
 st.subheader("Predicted popularity over one feature's range")
 driver = st.selectbox("Feature", editable, key="whatif_curve_driver")

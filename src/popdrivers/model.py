@@ -286,7 +286,7 @@ class PopularityModel(RegressorMixin, BaseEstimator):
     """
 
     def __init__(
-        self, n_estimators: int = 400, learning_rate: float = 0.05, num_leaves: int = 31,
+        self, n_estimators: int = 400, learning_rate: float = 0.07, num_leaves: int = 63,
         min_child_samples: int = 20, subsample: float = 0.8, colsample_bytree: float = 0.8,
         reg_lambda: float = 1.0, artist_record: bool = True, new_artist_model: bool = True,
         new_artist_num_leaves: int = 7, new_artist_min_child_samples: int | None = None,
@@ -474,26 +474,25 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         grouped = table.groupby("artist_id", sort=False)[TARGET]
         self._artist_sums = grouped.sum().astype("float64")
         self._artist_counts = grouped.size().astype("float64")
-        self._track_popularity = pd.Series(table[TARGET].to_numpy(dtype="float64"),
-                                           index=pd.Index(table["track_id"]))
-        self._track_artist = pd.Series(table["artist_id"].to_numpy(), index=pd.Index(table["track_id"]))
+        self._track_index = pd.Index(table["track_id"])
+        self._track_popularity = table[TARGET].to_numpy(dtype="float64")
+        self._track_artist_pos = self._artist_sums.index.get_indexer(table["artist_id"])
 
     def _artist_record_for(self, tracks: pd.DataFrame) -> np.ndarray:
         """Shrunk mean popularity of each track's artist's other training tracks; NaN for unseen artists."""
         if "artist_id" not in tracks.columns:
             return np.full(len(tracks), np.nan)
-        artists = tracks["artist_id"].astype("string")
-        sums = artists.map(self._artist_sums).to_numpy(dtype="float64", na_value=np.nan)
-        counts = artists.map(self._artist_counts).to_numpy(dtype="float64", na_value=np.nan)
-        ids = tracks["track_id"].astype("string")
-        own = ids.map(self._track_popularity).to_numpy(dtype="float64", na_value=np.nan)
-        own_artist = ids.map(self._track_artist)
+        # Positional lookups (get_indexer) are fast for one row and for millions alike.
+        pos = self._artist_sums.index.get_indexer(tracks["artist_id"].astype("string"))
+        found = pos >= 0
+        sums = np.where(found, self._artist_sums.to_numpy()[pos], 0.0)
+        counts = np.where(found, self._artist_counts.to_numpy()[pos], 0.0)
+        track_pos = self._track_index.get_indexer(tracks["track_id"].astype("string"))
         # A training track is left out of its own record (the mean is over the artist's OTHER tracks).
-        is_own = ~np.isnan(own) & (own_artist.astype("string") == artists).fillna(False).to_numpy(bool)
-        sums = np.where(is_own, sums - np.nan_to_num(own), sums)
+        is_own = (track_pos >= 0) & found & (self._track_artist_pos[track_pos] == pos)
+        sums = np.where(is_own, sums - self._track_popularity[track_pos], sums)
         counts = np.where(is_own, counts - 1, counts)
-        counts = np.nan_to_num(counts, nan=0.0)
-        return _shrunk_mean(np.nan_to_num(sums), counts, self.target_mean_, self.record_prior_weight)
+        return _shrunk_mean(sums, counts, self.target_mean_, self.record_prior_weight)
 
     def artist_seen(self, tracks: pd.DataFrame) -> np.ndarray:
         """Boolean per track: does the model know this track's artist from other training tracks?"""
@@ -547,7 +546,9 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         self._check_fitted()
         tracks = checked_tracks(tracks, require_popularity=False, keep_rows=keep_rows)
         self._require_sources(tracks)
-        feats = features.build_features(tracks, at=self.reference_date_)
+        # Only the columns the features come from: derived columns are built per column, so fewer is faster.
+        needed = {"track_id", "artist_id"} | {s for n in self.feature_names_ for s in FEATURE_SOURCES[n]}
+        feats = features.build_features(tracks[[c for c in tracks.columns if c in needed]], at=self.reference_date_)
         record = self._artist_record_for(tracks) if ARTIST_RECORD in self.feature_names_ else None
         frame = self._design_from_features(feats, record)
         frame.index = pd.Index(tracks["track_id"].astype("string"), name="track_id")

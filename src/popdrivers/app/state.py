@@ -77,7 +77,10 @@ def build_with_progress(path: Path) -> None:
 
 @st.cache_resource(show_spinner="Loading the model and the causal drivers ...")
 def _load(path: str, stamp: str) -> pipeline.Artifacts:
-    return pipeline.load_artifacts(path)
+    artifacts = pipeline.load_artifacts(path)
+    # One throw-away explanation so the first Predict press is as fast as the next ones (lazy LightGBM setup).
+    services.predict_explained(artifacts.model, artifacts.tracks.head(1))
+    return artifacts
 
 
 def ensure_loaded() -> pipeline.Artifacts:

@@ -68,7 +68,7 @@ def server(small_artifacts: Path) -> Iterator[str]:
     from importlib import import_module
 
     require_chromium()
-    streamlit_command = import_module("popdrivers.cli.app").streamlit_command
+    streamlit_command = import_module("popdrivers.cli.serve").streamlit_command
     port = free_port()
     process = subprocess.Popen(streamlit_command(small_artifacts, port, address="127.0.0.1"),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -117,8 +117,7 @@ def test_progress_reaches_the_end_and_never_goes_back(tmp_path: Path, quick_lear
 @pytest.fixture
 def no_streamlit(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Record the command `popdrivers app` would run instead of starting a server."""
-    # By its module path: the package attribute `popdrivers.cli.app` is the Typer application.
-    app_module = importlib.import_module("popdrivers.cli.app")
+    app_module = importlib.import_module("popdrivers.cli.serve")
     calls: list[list[str]] = []
     monkeypatch.setattr(app_module.subprocess, "call", lambda cmd, env=None: calls.append(cmd) or 0)
     return calls

@@ -13,8 +13,6 @@ from popdrivers.cli._app import app
 for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
-# Importing the submodule `cli/app.py` rebinds the package attribute `app` to that module: restore the Typer app.
-from popdrivers.cli._app import app  # noqa: E402, F811
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`popdrivers app`: start the Streamlit app on an artifact set (built first if missing)."""
+"""`popdrivers app` (module named serve so it does not shadow the Typer `app`): start the Streamlit app on an artifact set (built first if missing)."""
 
 from __future__ import annotations
 

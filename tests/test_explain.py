@@ -9,7 +9,8 @@ import pytest
 from popdrivers import explain, simulate_catalog
 from popdrivers.model import ARTIST_RECORD, PopularityModel
 
-FAST = {"n_estimators": 60, "num_leaves": 15, "learning_rate": 0.1, "calibration_folds": 2, "n_jobs": 1}
+FAST = {"n_estimators": 60, "num_leaves": 15, "learning_rate": 0.1, "calibration_folds": 2, "n_jobs": 1,
+        "new_artist_n_estimators": 60}
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from popdrivers.artifacts import read_json
 from popdrivers.errors import ArtifactError
 from popdrivers.model import (
     ARTIST_RECORD,
+    DEFAULT_PARAMS,
     PopularityModel,
     SplitUnavailable,
     artist_grouped_folds,
@@ -32,7 +33,8 @@ from popdrivers.schema import SchemaError
 from popdrivers.sources.files import read_tracks, write_tracks
 
 # Small, fast models: the promises tested do not depend on the tree count.
-FAST = {"n_estimators": 60, "num_leaves": 15, "learning_rate": 0.1, "calibration_folds": 3, "n_jobs": 1}
+FAST = {"n_estimators": 60, "num_leaves": 15, "learning_rate": 0.1, "calibration_folds": 3, "n_jobs": 1,
+        "new_artist_n_estimators": 60}
 
 
 @pytest.fixture(scope="module")
@@ -302,8 +304,11 @@ def test_one_prediction_per_input_row_even_for_what_if_copies_of_one_track(fitte
     assert interval["prediction"].nunique() > 1
 
 
-def test_cli_train_predict_explain_end_to_end(tmp_path):
+def test_cli_train_predict_explain_end_to_end(tmp_path, monkeypatch):
     app = cli_app()
+    # Smaller default trees keep this end-to-end run fast; everything else is the real default path.
+    monkeypatch.setitem(DEFAULT_PARAMS, "n_estimators", 40)
+    monkeypatch.setitem(DEFAULT_PARAMS, "new_artist_n_estimators", 40)
     tracks, _ = simulate_catalog(n_artists=25, tracks_per_artist=16, seed=3)
     data = write_tracks(tracks, tmp_path / "tracks.csv")
     runner = CliRunner()

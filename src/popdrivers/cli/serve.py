@@ -1,4 +1,7 @@
-"""`popdrivers app` (module named serve so it does not shadow the Typer `app`): start the Streamlit app on an artifact set (built first if missing)."""
+"""`popdrivers app`: start the Streamlit app on an artifact set (built first if missing).
+
+The module is named serve so that importing it cannot shadow the Typer object `app` in popdrivers.cli.
+"""
 
 from __future__ import annotations
 

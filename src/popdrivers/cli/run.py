@@ -16,6 +16,6 @@ def run(
     port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to serve the app on."),
 ) -> None:
     """Build the default artifacts from the simulated catalogue if missing, then start the app."""
-    from popdrivers.cli.app import start_app
+    from popdrivers.cli.serve import start_app
 
     raise typer.Exit(code=start_app(artifacts, port))

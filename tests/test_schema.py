@@ -304,3 +304,13 @@ def test_round_trip_keeps_float_precision_of_audio_features(tmp_path):
     clean = validate(frame)
     back = read_tracks(write_tracks(clean, tmp_path / "t.csv"))
     assert back["danceability"].tolist() == clean["danceability"].tolist()
+
+
+def test_precision_without_a_release_date_is_kept_once():
+    import pandas as pd
+
+    from popdrivers.schema import validate
+
+    clean = validate(pd.DataFrame({"track_id": ["a", "b"], "popularity": [1, 2],
+                                   "release_date_precision": ["day", "year"]}))
+    assert list(clean.columns).count("release_date_precision") == 1

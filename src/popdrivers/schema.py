@@ -481,7 +481,9 @@ def check_tracks(
             out[spec.name] = out[spec.name].astype(spec.dtype)
     extras = [c for c in df.columns if c not in out.columns]
     out = pd.concat([out, df[extras]], axis=1) if extras else out
-    ordered = [c for c in CANONICAL_COLUMNS if c in out.columns] + extras
+    # An extra column can carry a canonical name (release_date_precision without release_date): list it once.
+    ordered = [c for c in CANONICAL_COLUMNS if c in out.columns]
+    ordered += [c for c in extras if c not in ordered]
     out = out[ordered]
 
     out, dropped, conflicts = _collapse_duplicates(out)

@@ -370,3 +370,22 @@ def test_installed_console_script_predicts(fitted, catalog, tmp_path):
                           env={**os.environ, "COLUMNS": "200"})
     assert done.returncode == 0, done.stderr
     assert len(pd.read_csv(tmp_path / "p.csv")) == 10
+
+
+def test_cli_train_without_evaluation_fits_and_says_so(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from popdrivers import simulate_catalog
+    from popdrivers.cli import app
+    from popdrivers.sources.files import write_tracks
+
+    tracks, _ = simulate_catalog(30, 20, seed=5)
+    write_tracks(tracks, tmp_path / "sim.parquet")
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path / "sim.parquet"), "--out", str(tmp_path / "m"),
+                                      "--budget-seconds", "0", "--no-evaluate", "--n-jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "evaluation skipped" in result.output
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["splits"] == {}

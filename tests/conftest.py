@@ -77,3 +77,9 @@ def quick_learners(monkeypatch):
 
     monkeypatch.setattr(popdrivers.model, "train", train)
     monkeypatch.setattr(popdrivers.drivers, "estimate_drivers", estimate_drivers)
+
+
+@pytest.fixture(scope="session")
+def catalog(small_catalog):
+    """The tracks of ``small_catalog``; modules with a catalogue of their own override this."""
+    return small_catalog.tracks

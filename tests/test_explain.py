@@ -6,17 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from popdrivers import explain, simulate_catalog
+from popdrivers import explain
 from popdrivers.model import ARTIST_RECORD, PopularityModel
 
 FAST = {"n_estimators": 60, "num_leaves": 15, "learning_rate": 0.1, "calibration_folds": 2, "n_jobs": 1,
         "new_artist_n_estimators": 60}
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    tracks, _ = simulate_catalog(n_artists=60, tracks_per_artist=30, seed=7)
-    return tracks
 
 
 @pytest.fixture(scope="module")

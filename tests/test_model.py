@@ -38,12 +38,6 @@ FAST = {"n_estimators": 60, "num_leaves": 15, "learning_rate": 0.1, "calibration
 
 
 @pytest.fixture(scope="module")
-def catalog():
-    tracks, _ = simulate_catalog(n_artists=60, tracks_per_artist=30, seed=7)
-    return tracks
-
-
-@pytest.fixture(scope="module")
 def fitted(catalog):
     return PopularityModel(**FAST).fit(catalog)
 

@@ -83,3 +83,18 @@ def quick_learners(monkeypatch):
 def catalog(small_catalog):
     """The tracks of ``small_catalog``; modules with a catalogue of their own override this."""
     return small_catalog.tracks
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _artifacts_outside_the_repo(tmp_path_factory):
+    """Default the app's artifact folder to a temp dir, so no test can build into the repo's artifacts/default.
+
+    Tests that need a folder set POPDRIVERS_ARTIFACTS themselves; this only replaces the fallback.
+    """
+    previous = os.environ.get("POPDRIVERS_ARTIFACTS")
+    os.environ["POPDRIVERS_ARTIFACTS"] = str(tmp_path_factory.mktemp("default-artifacts"))
+    yield
+    if previous is None:
+        os.environ.pop("POPDRIVERS_ARTIFACTS", None)
+    else:
+        os.environ["POPDRIVERS_ARTIFACTS"] = previous

@@ -155,6 +155,31 @@ def test_interval_covers_about_80_percent_of_new_artists_and_of_new_tracks_of_kn
     assert np.diff(model.interval_offsets_["new"])[0] > np.diff(model.interval_offsets_["seen"])[0]
 
 
+def test_large_data_fits_once_and_calibrates_on_a_held_out_part(monkeypatch, tmp_path):
+    # Above LARGE_DATA_ROWS (200k; lowered here) the boosters are fitted once without a held-out part that
+    # calibrates the interval, instead of refitting on every track.
+    import popdrivers.model as model_module
+
+    monkeypatch.setattr(model_module, "LARGE_DATA_ROWS", 2_000)
+    tracks, _ = simulate_catalog(n_artists=200, tracks_per_artist=30, seed=21)
+    model = PopularityModel(**FAST).fit(tracks)
+    assert model.calibration_method_ == "split"
+    held_out = len(tracks) - model.n_train_rows_
+    assert 0.07 * len(tracks) < held_out < 0.15 * len(tracks)
+    assert sum(model.calibration_size_.values()) == held_out
+    # The held-out tracks still feed their artists' track record: every artist is known afterwards.
+    assert len(model.artist_tracks_) == len(tracks) and model.artist_seen(tracks).all()
+    new_artists, _ = simulate_catalog(n_artists=100, tracks_per_artist=30, seed=22)
+    assert abs(_coverage(model.predict_interval(new_artists), new_artists["popularity"]) - 0.8) < 0.06
+    assert "split conformal" in model.calibration_description()
+    loaded = load_model(save_model(model, tmp_path / "large"))
+    assert loaded.calibration_method_ == "split" and loaded.n_train_rows_ == model.n_train_rows_
+    pd.testing.assert_frame_equal(loaded.predict_interval(new_artists), model.predict_interval(new_artists))
+    # Below the threshold nothing changes: out-of-fold refits, boosters on every track.
+    small = PopularityModel(**FAST).fit(tracks.iloc[:1_500])
+    assert small.calibration_method_ == "cross" and small.n_train_rows_ == 1_500
+
+
 def test_interval_coverage_on_held_out_real_artists(catalog_2022_tracks):
     train_idx, test_idx = artist_grouped_folds(catalog_2022_tracks, n_splits=5, seed=1)[0]
     model = PopularityModel(**FAST).fit(catalog_2022_tracks.iloc[train_idx])
@@ -381,5 +406,6 @@ def test_cli_train_without_evaluation_fits_and_says_so(tmp_path):
                                       "--budget-seconds", "0", "--no-evaluate", "--n-jobs", "1"])
     assert result.exit_code == 0, result.output
     assert "evaluation skipped" in result.output
+    assert "out-of-fold refits" in " ".join(result.output.split())
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["splits"] == {}

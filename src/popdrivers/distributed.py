@@ -12,9 +12,10 @@ which features the data has, and the artist's track record, which stays strictly
 one machine. Folds and held-out artists are drawn by hashing ids with the seed instead of from one random
 stream over the whole table, so every partition draws them alone; the distribution is the same.
 
-The 80% interval is calibrated as on one machine above 200,000 tracks: the model is fitted once more without
-a held-out part (whole artists plus single tracks of the other artists), and its signed residuals on that part
-give the conformal offsets.
+The 80% interval is split conformal on one held-out part (whole artists plus single tracks of the other
+artists): the model is fitted once more without that part, and its signed residuals there give the conformal
+offsets; the boosters of the stored model are fitted on every track. (One machine above 200,000 tracks instead
+stores the fit without the held-out part, to avoid the second fit; a cluster can afford it.)
 
 Dask is an optional extra (``pip install 'popdrivers[dask]'``); it is imported only inside these functions.
 """
@@ -506,6 +507,7 @@ def train_on_cluster(
         meta = pd.DataFrame({name: pd.Series(dtype="float64") for name in [*model.feature_names_, TARGET]})
 
         model.interval_offsets_ = {}
+        model.calibration_method_ = "holdout_refit" if calibration_folds else "none"
         model.calibration_size_ = {}
         if calibration_folds:
             progress(3, total_steps, "calibrating the 80% interval: fitting without the held-out tracks")

@@ -80,12 +80,13 @@ def train_command(
     else:
         console.print("evaluation skipped (--no-evaluate): metrics.json records that no split was evaluated")
     tuning = result.info["tuning"]
+    console.print(result.info["interval"])
     console.print(f"features used ({len(result.info['features'])}): {', '.join(result.info['features'])}")
     if result.info["features_unavailable"]:
         console.print("not available: " + "; ".join(f"{k} ({v})" for k, v in
                                                       result.info["features_unavailable"].items()))
-    console.print(f"tuning: {tuning['trials']} trial(s) in {tuning.get('seconds', 0)} s; "
-                  f"total {result.info['seconds']} s. Model written to {out}")
+    console.print(f"tuning: {tuning['trials']} trial(s) in {tuning.get('seconds', 0)} s; final fit "
+                  f"{result.info['fit_seconds']} s; total {result.info['seconds']} s. Model written to {out}")
 
 
 def _train_on_cluster(data: Path, out: Path, cluster: str, seed: int) -> None:

@@ -175,9 +175,13 @@ def test_large_data_fits_once_and_calibrates_on_a_held_out_part(monkeypatch, tmp
     loaded = load_model(save_model(model, tmp_path / "large"))
     assert loaded.calibration_method_ == "split" and loaded.n_train_rows_ == model.n_train_rows_
     pd.testing.assert_frame_equal(loaded.predict_interval(new_artists), model.predict_interval(new_artists))
-    # Below the threshold nothing changes: out-of-fold refits, boosters on every track.
-    small = PopularityModel(**FAST).fit(tracks.iloc[:1_500])
+    # Below the threshold: out-of-fold refits, boosters on every track; refits stop at CALIBRATION_RESIDUALS.
+    small = PopularityModel(**{**FAST, "calibration_folds": 5}).fit(tracks.iloc[:1_500])
     assert small.calibration_method_ == "cross" and small.n_train_rows_ == 1_500
+    assert sum(small.calibration_size_.values()) > 0.9 * 1_500  # five folds: ~24% of the tracks each
+    monkeypatch.setattr(model_module, "CALIBRATION_RESIDUALS", 300)
+    early = PopularityModel(**{**FAST, "calibration_folds": 5}).fit(tracks.iloc[:1_500])
+    assert 300 <= sum(early.calibration_size_.values()) < 0.5 * 1_500  # stopped after one or two folds
 
 
 def test_interval_coverage_on_held_out_real_artists(catalog_2022_tracks):

@@ -342,29 +342,39 @@ class _Crawler:
                 "followers": _int(followers.get("total")) if isinstance(followers, dict) else None,
                 "image": _image(reply), "homepage": _homepage(reply, "artist", reply["id"])}
 
-    def _list_albums(self, artist_id: str) -> None:
-        albums: dict[str, dict[str, Any]] = {}
+    def _paged_items(self, what: str, fn: Callable[..., Any], *args: Any, skip_kind: str,
+                     skip_errors: tuple[type[Exception], ...], context: Mapping[str, Any],
+                     **kwargs: Any) -> tuple[list[Any], bool]:
+        """Every item of a paged listing, and whether every page arrived (a bad page is skipped and logged)."""
+        collected: list[Any] = []
         complete, offset, total = True, 0, None
         while True:
             try:
-                reply = self.api.call(f"albums of {artist_id} offset {offset}", self.api.sp.artist_albums,
-                                      artist_id, include_groups="album,single", country=self.market,
-                                      limit=PAGE, offset=offset)
+                reply = self.api.call(f"{what} offset {offset}", fn, *args, limit=PAGE, offset=offset, **kwargs)
                 items, next_url, total = _paging(reply)
-            except MalformedReply as exc:
-                self.skip("album page", str(exc), artist_id=artist_id, offset=offset)
+            except skip_errors as exc:
+                self.skip(skip_kind, str(exc), **context, offset=offset)
                 complete = False
                 if total is None or offset + PAGE >= total:
                     break
                 offset += PAGE
                 continue
-            for item in items:
-                album = self._parse_album(item, artist_id)
-                if album is not None:
-                    albums.setdefault(album["album_id"], album)
+            collected.extend(items)
             if not next_url or not items:
                 break
             offset += len(items)
+        return collected, complete
+
+    def _list_albums(self, artist_id: str) -> None:
+        items, complete = self._paged_items(
+            f"albums of {artist_id}", self.api.sp.artist_albums, artist_id, include_groups="album,single",
+            country=self.market, skip_kind="album page", skip_errors=(MalformedReply,),
+            context={"artist_id": artist_id})
+        albums: dict[str, dict[str, Any]] = {}
+        for item in items:
+            album = self._parse_album(item, artist_id)
+            if album is not None:
+                albums.setdefault(album["album_id"], album)
         with self.store.transaction():
             self.store.put_albums(artist_id, list(albums.values()), complete)
             self.checkpoint_stats()
@@ -389,27 +399,10 @@ class _Crawler:
                 "image": _image(item), "homepage": _homepage(item, "album", item["id"])}
 
     def _list_album_tracks(self, album_id: str, artist_id: str) -> None:
-        stubs: list[dict[str, Any]] = []
-        complete, offset, total = True, 0, None
-        while True:
-            try:
-                reply = self.api.call(f"tracks of album {album_id} offset {offset}", self.api.sp.album_tracks,
-                                      album_id, limit=PAGE, offset=offset, market=self.market)
-                items, next_url, total = _paging(reply)
-            except (MalformedReply, ApiError) as exc:
-                self.skip("album tracks", str(exc), album_id=album_id, offset=offset)
-                complete = False
-                if total is None or offset + PAGE >= total:
-                    break
-                offset += PAGE
-                continue
-            for item in items:
-                stub = self._parse_stub(item, album_id, artist_id)
-                if stub is not None:
-                    stubs.append(stub)
-            if not next_url or not items:
-                break
-            offset += len(items)
+        items, complete = self._paged_items(
+            f"tracks of album {album_id}", self.api.sp.album_tracks, album_id, market=self.market,
+            skip_kind="album tracks", skip_errors=(MalformedReply, ApiError), context={"album_id": album_id})
+        stubs = [stub for stub in (self._parse_stub(item, album_id, artist_id) for item in items) if stub is not None]
         with self.store.transaction():
             self.store.put_album_tracks(album_id, stubs, complete)
             self.checkpoint_stats()

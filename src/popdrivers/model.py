@@ -400,12 +400,12 @@ class PopularityModel(RegressorMixin, BaseEstimator):
             if self.artist_tracks_ is not None:
                 self.artist_tracks_ = _artist_track_table(tracks)
                 self._index_artist_tracks()
-            self.training_summary_ = _training_summary(tracks)
-            return self
-        self._fit_point(tracks, ref)
-        if self.calibration_folds:
-            self._calibrate(tracks)
-            self.calibration_method_ = "cross"
+        else:
+            self._fit_point(tracks, ref)
+            if self.calibration_folds:
+                self._calibrate(tracks)
+                self.calibration_method_ = "cross"
+        self.training_summary_ = _training_summary(tracks)
         return self
 
     def _fit_point(self, tracks: pd.DataFrame, ref: pd.Timestamp | None) -> None:
@@ -435,7 +435,6 @@ class PopularityModel(RegressorMixin, BaseEstimator):
             keep = [i for i, n in enumerate(self.feature_names_) if n != ARTIST_RECORD]
             self.new_artist_booster_ = self._fit_booster(
                 matrix[:, keep], y_values, [self.feature_names_[i] for i in keep], new_artist=True)
-        self.training_summary_ = _training_summary(tracks)
 
     def _training_hidden_share(self) -> float:
         """Share of artists whose record is hidden in training: none when a new-artist booster exists."""
@@ -501,7 +500,7 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         """One sentence on how the interval was calibrated and how many tracks the boosters were fitted on."""
         self._check_fitted()
         sizes = ", ".join(f"{n:,} {g}-artist" for g, n in self.calibration_size_.items())
-        method = getattr(self, "calibration_method_", "cross" if self.interval_offsets_ else "none")
+        method = self.calibration_method_
         if method == "split":
             return (f"{self.interval_level:.0%} interval by split conformal on one held-out part ({sizes} residuals: "
                     f"10% of artists whole, 1% of other tracks); the boosters were fitted once on the other "
@@ -1196,9 +1195,7 @@ def train(
     else:
         metrics = {"splits": {}, "interval": {"level": final_params.get("interval_level", 0.8), "coverage": None},
                    "note": "evaluation skipped"}
-    held_out = bool(final_params.get("calibration_folds", 5)) and len(clean) > LARGE_DATA_ROWS
-    progress(0, 1, "final fit (89% of tracks; 11% held out for the interval)" if held_out
-             else "final fit on all tracks")
+    progress(0, 1, "final fit")
     fit_start = time.perf_counter()
     model = PopularityModel(**final_params).fit(clean)
     progress(1, 1, "final fit done")
@@ -1249,7 +1246,7 @@ def save_model(
             "new_artist_model": NEW_ARTIST_MODEL_FILE if new_artist_booster is not None else None,
             "interval": {"level": model.interval_level, "offsets": model.interval_offsets_,
                          "calibration_size": model.calibration_size_,
-                         "method": getattr(model, "calibration_method_", None)},
+                         "method": model.calibration_method_},
             "training_summary": model.training_summary_,
         })
         if model.artist_tracks_ is not None:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from popdrivers.errors import PopdriversError
 
-Kind = Literal["id", "text", "int", "float", "bool", "date", "list"]
+Kind = Literal["id", "text", "int", "float", "bool", "date", "list", "category"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class ColumnSpec:
     # Spotify writes this value for "could not be measured" (tempo 0, time signature 0 for silence).
     unknown_marker: float | None = None
     dtype: str = "float32"
+    # The values a "category" column may take (compared after lower-casing and trimming).
+    choices: tuple[str, ...] = ()
 
 
 # Order is the order columns are written in.
@@ -51,6 +53,14 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("album_name", "text", "Album title"),
     ColumnSpec("release_date", "date", "Release date; year-only and year-month dates keep their precision"),
     ColumnSpec("release_date_precision", "text", "'day', 'month' or 'year'"),
+    # Release structure: where a track sits in its release (a single, the opener of an album, a bonus track).
+    ColumnSpec("album_type", "category", "Kind of release the track came out on", "",
+               choices=("album", "single", "compilation", "ep")),
+    ColumnSpec("album_total_tracks", "int", "Number of tracks on the release", "tracks", 1, None),
+    ColumnSpec("track_number", "int", "Position of the track on its disc (1 = first)", "position", 1, None),
+    ColumnSpec("disc_number", "int", "Disc of the release the track is on (1 = first)", "disc", 1, None),
+    ColumnSpec("n_artists", "int", "Number of artists credited on the track", "artists", 1, None),
+    ColumnSpec("isrc", "id", "International Standard Recording Code (the same recording across releases)"),
     ColumnSpec("explicit", "bool", "Explicit lyrics flag"),
     ColumnSpec("artist_followers", "int", "Followers of the primary artist", "followers", 0, None, dtype="float64"),
     ColumnSpec("artist_genres", "list", "Spotify genres of the primary artist"),
@@ -69,6 +79,12 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("time_signature", "int", "Beats per bar (3 = 3/4 ... 7 = 7/4)", "beats", 0, 7),
     # A length of 0 ms is Spotify's "unknown" (rows with no audio analysis in public datasets).
     ColumnSpec("duration_ms", "int", "Track length", "ms", 1, None, unknown_marker=0.0),
+    # Provenance: popularity and audio features may come from elsewhere than Spotify (Deezer, a merged file).
+    ColumnSpec("deezer_rank", "int", "Deezer's rank of the track (not Spotify popularity)", "rank", 0, None,
+               dtype="float64"),
+    ColumnSpec("popularity_source", "text", "Where popularity came from: 'spotify', 'deezer_rank' (transformed) "
+               "or the file it was merged from"),
+    ColumnSpec("features_source", "text", "Where the audio features came from: 'spotify' or the file/service"),
 )
 SPECS: dict[str, ColumnSpec] = {c.name: c for c in COLUMNS}
 CANONICAL_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS)
@@ -79,6 +95,9 @@ UNIT_INTERVAL_FEATURES = (
 AUDIO_FEATURES: tuple[str, ...] = (
     "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
     "instrumentalness", "liveness", "valence", "tempo", "time_signature", "duration_ms",
+)
+RELEASE_STRUCTURE_COLUMNS: tuple[str, ...] = (
+    "album_type", "album_total_tracks", "track_number", "disc_number", "n_artists", "isrc",
 )
 # Names people use for canonical columns; used only to suggest a fix in an error message.
 KNOWN_ALIASES: dict[str, str] = {
@@ -391,9 +410,21 @@ def _coerce_text(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
     return _Coerced(raw.astype("string").where(~_is_blank(raw)))
 
 
+def _coerce_category(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
+    blank = _is_blank(raw)
+    text = raw.astype("string").str.strip().str.lower().where(~blank)
+    bad = text.notna() & ~text.isin(spec.choices)
+    problems = []
+    if bad.any():
+        problems.append(Problem(spec.name, f"values are not one of {', '.join(spec.choices)}", int(bad.sum()),
+                                _examples(raw[bad]), f"write '{spec.name}' as one of {', '.join(spec.choices)} "
+                                "or leave the cell empty"))
+    return _Coerced(text.astype("string"), problems)
+
+
 _COERCERS = {
     "id": _coerce_id, "text": _coerce_text, "int": _coerce_number, "float": _coerce_number,
-    "bool": _coerce_bool, "date": _coerce_date, "list": _coerce_list,
+    "bool": _coerce_bool, "date": _coerce_date, "list": _coerce_list, "category": _coerce_category,
 }
 
 

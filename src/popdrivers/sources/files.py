@@ -101,11 +101,14 @@ def _same(*names: str) -> dict[str, str]:
 # Relational crawl folder: the four tables of ../shared/data/catalog-2022 (the Spotify collector writes the same).
 RELATIONAL_TABLES: dict[str, dict[str, str]] = {
     "track": {"track_id": "track_id", "track_name": "track_name", "track_artist_id": "artist_id",
-              "track_album_id": "album_id", "track_popularity": "popularity", "track_explicit": "explicit"},
+              "track_album_id": "album_id", "track_popularity": "popularity", "track_explicit": "explicit",
+              "track_number": "track_number", "disc_number": "disc_number", "track_disc_number": "disc_number",
+              "track_isrc": "isrc", "isrc": "isrc", "track_n_artists": "n_artists", "n_artists": "n_artists"},
     "audio": {"track_id": "track_id", "track_duration": "duration_ms", "duration_ms": "duration_ms",
               **_same(*_AUDIO_SAME_NAME)},
     "album": {"album_id": "album_id", "album_name": "album_name", "album_release_date": "release_date",
-              "album_release_date_precision": "release_date_precision", "album_artist_id": "album_artist_id"},
+              "album_release_date_precision": "release_date_precision", "album_artist_id": "album_artist_id",
+              "album_type": "album_type", "album_total_tracks": "album_total_tracks"},
     "artist": {"artist_id": "artist_id", "artist_name": "artist_name", "artist_genre": "artist_genres",
                "artist_genres": "artist_genres", "artist_followers": "artist_followers"},
 }

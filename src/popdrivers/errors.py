@@ -21,3 +21,10 @@ class ArtifactError(PopdriversError):
 
 class CredentialsError(PopdriversError):
     """Spotify credentials are missing or were rejected."""
+
+
+class InputError(PopdriversError, ValueError):
+    """Input a function cannot work with (a table without the column it needs, an unknown option value).
+
+    Also a ``ValueError``, so callers that caught the plain ``ValueError`` keep working.
+    """

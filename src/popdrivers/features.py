@@ -158,3 +158,155 @@ DRIVERS: tuple[str, ...] = tuple(DRIVER_UNITS)
 BINARY_DRIVERS: frozenset[str] = frozenset({"explicit", "mode"})
 # Column of build_features' output that holds each driver as a number.
 DRIVER_COLUMNS: dict[str, str] = {name: name for name in DRIVERS} | {"explicit": "explicit_int"}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Release structure: a track's version, its song group and its place in the release.
+#
+# Why: tracks of one artist differ in popularity for reasons that are not their sound. A live recording, an
+# instrumental or a clean copy of an explicit album is less played than the original; a single is promoted;
+# the first tracks of an album are played more. These travel with audio features (live versions have high
+# liveness), so the causal drivers must compare like with like. The title says most of it.
+
+# Version labels, in the order rules are tried (the first that matches wins). Each pattern is searched in the
+# *version text* of a title: what follows " - " and what is inside parentheses or brackets, so a song called
+# "Live Your Life" is not a live version while "Song - Live at Wembley" and "Song (En Vivo)" are. Intros,
+# skits and interludes are recognised anywhere in the title.
+VERSION_RULES: tuple[tuple[str, str], ...] = (
+    ("karaoke", r"karaoke|originally performed by|in the style of"),
+    ("sped_up_slowed", r"sped[ -]?up|speed[ -]?up|slowed|nightcore|\breverb\b"),
+    ("instrumental", r"instrumental|\binst\.?(?=\W|$)|\bbackground music\b"),
+    ("live", r"\blive\b|en vivo|ao vivo|en directo|\bdal vivo\b|\bin concert\b|\bunplugged\b"),
+    ("acoustic", r"acoustic|ac[uú]stic[oa]|\bstripped\b|piano version|\bsessions?\b"),
+    ("remix", r"remix|\brmx\b|\brework\b|\bbootleg\b|\bvip\b|\bdub\b|\bflip\b|(?<!original )(?<!extended )"
+              r"(?<!radio )(?<!album )\bmix\b"),
+    ("edit", r"\bedit\b|radio version|single version|extended|radio mix|short version|clean version"),
+    ("demo", r"\bdemo\b|\bwork tape\b|\brough\b"),
+    ("remaster", r"remaster|re-master|\bmono version\b|\bstereo version\b|\bmono\b"),
+)
+INTERLUDE_PATTERN = r"\b(intro|outro|skit|interlude|prelude)\b"
+VERSIONS: tuple[str, ...] = ("original", *(name for name, _ in VERSION_RULES), "interlude")
+FEATURED_PATTERN = r"\b(feat|ft|featuring)\b\.?|[(\[]\s*(with|w/|&)\s"
+_VERSION_TEXT = re.compile(r" - (.*)$|\(([^)]*)\)|\[([^\]]*)\]")
+_VERSION_COMPILED = tuple((name, re.compile(pattern)) for name, pattern in VERSION_RULES)
+_INTERLUDE = re.compile(INTERLUDE_PATTERN)
+_FEATURED = re.compile(FEATURED_PATTERN)
+# A song's base title: the title without version text, featured artists, punctuation or case.
+_BASE_CUT = re.compile(r"\s+-\s+.*$|\([^)]*\)|\[[^\]]*\]|\b(feat|ft|featuring)\b\.?.*$")
+_NON_WORD = re.compile(r"[^\w\s]")
+_SPACES = re.compile(r"\s+")
+# Releases of one song (a clean and an explicit copy, a remaster, a deluxe edition) keep their length to within
+# a few seconds; a live take or an edit does not.
+SONG_GROUP_TOLERANCE_MS = 5_000
+RELEASE_STRUCTURE_COLUMNS = (
+    "version", "featured", "base_title", "song_group", "song_group_size", "relative_position", "release_type",
+)
+
+
+def track_version(title: str | None) -> str:
+    """The version a title names: one of :data:`VERSIONS` ('original' when it names none).
+
+    >>> track_version("Call If You Need Me - Live at Red Rocks Amphitheatre")
+    'live'
+    >>> track_version("Live Your Life")
+    'original'
+    """
+    if title is None or (isinstance(title, float) and np.isnan(title)):
+        return "original"
+    text = str(title).lower()
+    version_text = " ".join(part for match in _VERSION_TEXT.finditer(text) for part in match.groups() if part)
+    if version_text:
+        for name, pattern in _VERSION_COMPILED:
+            if pattern.search(version_text):
+                return name
+    if _INTERLUDE.search(text):
+        return "interlude"
+    return "original"
+
+
+def has_featured_artist(title: str | None) -> bool:
+    """True when the title credits a featured artist ("feat.", "ft.", "featuring", "(with X)")."""
+    if title is None or (isinstance(title, float) and np.isnan(title)):
+        return False
+    return bool(_FEATURED.search(str(title).lower()))
+
+
+def base_title(title: str | None) -> str:
+    """The song a title names, without version text, featured artists, punctuation or case."""
+    if title is None or (isinstance(title, float) and np.isnan(title)):
+        return ""
+    text = str(title).lower()
+    base = _SPACES.sub(" ", _NON_WORD.sub(" ", _BASE_CUT.sub(" ", text))).strip()
+    return base or _SPACES.sub(" ", text).strip()
+
+
+def song_groups(artist: pd.Series, base: pd.Series, duration_ms: pd.Series | None,
+                tolerance_ms: float = SONG_GROUP_TOLERANCE_MS) -> np.ndarray:
+    """Integer id of each track's song: same artist, same base title, length within ``tolerance_ms`` (chained).
+
+    Tracks with an empty base title or no artist are songs of their own.
+    """
+    n = len(base)
+    frame = pd.DataFrame({"artist": pd.factorize(artist)[0], "base": pd.factorize(base)[0],
+                          "duration": (duration_ms.to_numpy(dtype="float64", na_value=np.nan)
+                                       if duration_ms is not None else np.zeros(n))})
+    frame["alone"] = (base.fillna("").to_numpy() == "") | (frame["artist"].to_numpy() < 0)
+    order = np.lexsort((frame["duration"].to_numpy(), frame["base"].to_numpy(), frame["artist"].to_numpy()))
+    sorted_frame = frame.iloc[order]
+    dur = sorted_frame["duration"].to_numpy()
+    new = np.ones(n, dtype=bool)
+    if n > 1:
+        same_song = ((sorted_frame["artist"].to_numpy()[1:] == sorted_frame["artist"].to_numpy()[:-1])
+                     & (sorted_frame["base"].to_numpy()[1:] == sorted_frame["base"].to_numpy()[:-1]))
+        close = np.abs(dur[1:] - dur[:-1]) <= tolerance_ms
+        close |= np.isnan(dur[1:]) & np.isnan(dur[:-1])
+        new[1:] = ~(same_song & close)
+    new |= sorted_frame["alone"].to_numpy()
+    groups = np.empty(n, dtype=np.int64)
+    groups[order] = np.cumsum(new) - 1
+    return groups
+
+
+def add_release_structure(df: pd.DataFrame) -> pd.DataFrame:
+    """Return ``df`` with the release-structure columns (see :data:`RELEASE_STRUCTURE_COLUMNS`) added.
+
+    ``version`` and ``featured`` come from ``track_name`` (see :data:`VERSION_RULES`; 'original' and 0 when
+    there is no title); ``song_group`` numbers the songs of each artist (same base title and length within
+    :data:`SONG_GROUP_TOLERANCE_MS`), ``song_group_size`` counts the tracks of that song in the table;
+    ``relative_position`` is 0 for the first track of a release and 1 for the last (NaN without
+    ``track_number`` and ``album_total_tracks``); ``release_type`` is ``album_type`` when known, else 'single'
+    for releases of at most three tracks and 'album' for longer ones (NaN when neither is known).
+    """
+    out = df.copy()
+    titles = out["track_name"] if "track_name" in out.columns else pd.Series(pd.NA, index=out.index, dtype="string")
+    unique = pd.unique(titles.astype(object).where(titles.notna(), None))
+    version_of = {t: track_version(t) for t in unique}
+    featured_of = {t: has_featured_artist(t) for t in unique}
+    base_of = {t: base_title(t) for t in unique}
+    keys = titles.astype(object).where(titles.notna(), None)
+    out["version"] = pd.Categorical(keys.map(version_of), categories=list(VERSIONS))
+    out["featured"] = keys.map(featured_of).astype("float32")
+    out["base_title"] = keys.map(base_of).astype("string")
+    if "n_artists" in out.columns:
+        # A second credited artist is a featured artist even when the title does not say so.
+        out["featured"] = np.maximum(out["featured"], (out["n_artists"].astype("float64") > 1).astype("float32"))
+    artist = out["artist_id"] if "artist_id" in out.columns else pd.Series(np.arange(len(out)), index=out.index)
+    groups = song_groups(artist, out["base_title"].where(titles.notna(), ""),
+                         out["duration_ms"] if "duration_ms" in out.columns else None)
+    out["song_group"] = groups
+    out["song_group_size"] = pd.Series(groups).map(pd.Series(groups).value_counts()).to_numpy(dtype="float32")
+    if "track_number" in out.columns and "album_total_tracks" in out.columns:
+        total = np.maximum(out["album_total_tracks"].astype("float64"), out["track_number"].astype("float64"))
+        span = (total - 1).where(total > 1)
+        out["relative_position"] = ((out["track_number"].astype("float64") - 1) / span).astype("float32")
+    else:
+        out["relative_position"] = np.float32(np.nan)
+    release_type = pd.Series(pd.NA, index=out.index, dtype="string")
+    if "album_total_tracks" in out.columns:
+        total = out["album_total_tracks"].astype("float64")
+        release_type = release_type.mask(total.le(3), "single").mask(total.gt(3), "album")
+    if "album_type" in out.columns:
+        given = out["album_type"].astype("string").replace({"ep": "single"})
+        release_type = given.where(given.notna(), release_type)
+    out["release_type"] = release_type.astype("string")
+    return out

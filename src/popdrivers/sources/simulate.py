@@ -1,30 +1,48 @@
 """A simulated catalogue whose true causal effects are known: the embedded default and the yardstick.
 
-How a track's popularity is made (all vectorised; 1M tracks take seconds):
+It is built to be able to prove an estimator wrong: it carries the structures that make real catalogues hard
+(:class:`CatalogStructure`, each switchable, all on by default except the hidden confounder):
 
-1. Each artist has a latent *appeal* ``a ~ N(0, 1)`` and a genre family.
-2. Appeal drives the artist's followers (noisily: ``log10 followers = 6.46 + 0.55 a + N(0, 0.45)``), their
-   baseline popularity, and their *style*: more appealing artists make more danceable, louder, more energetic,
-   happier, less acoustic music. Genre shifts both style and popularity.
-3. A track's features are its artist's style plus within-artist variation; newer releases are louder and
-   shorter (the loudness war), older releases have lost popularity.
-4. Latent popularity = intercept + 10 a + genre shift + sum_j beta_j (x_j - centre_j) + age effect
-   + artist residual + noise. Observed popularity rounds and clips it to 0..100, and 1.5% of tracks are
-   "dead" copies at 0 (as Spotify's duplicate releases are), giving about 3-4% zeros.
+``unequal_artists``
+    Heavy-tailed artist sizes: many artists with fewer than 10 tracks, a few with more than 150.
+``albums``
+    Tracks come out on releases. Each album has a *commercial sound* (more danceable, louder, more energetic,
+    less acoustic) and a promotion campaign that grows with it: within an artist, commercial-sounding albums are
+    more played for reasons other than their tracks' sound.
+``singles``
+    Promoted one- or two-track singles, more commercial-sounding than album tracks and played more.
+``track_position``
+    Early album positions are more energetic and louder (artists sequence them so) and more played.
+``versions``
+    Live albums, remixes, acoustic and instrumental versions, intros and skits, named in their titles
+    ("Song 12 - Live"), each with its own popularity; live versions have high liveness, instrumentals high
+    instrumentalness, acoustic versions high acousticness.
+``featured_artists``
+    Tracks featuring another artist ("(feat. ...)") are more played and more speechy.
+``clean_duplicates``
+    Clean copies of explicit albums (every track non-explicit), far less played than the explicit originals.
+``deluxe_editions``
+    Re-releases of an album with bonus tracks: the same recordings (same ISRC) again, less played.
+``correlated_features``
+    Within-artist feature correlations as in catalog-2022 (energy-loudness 0.68, energy-acousticness -0.49, ...).
+``hidden_confounder``
+    A track-level push (label promotion) that makes tracks louder, more danceable and more played, and that the
+    table does not show. No design can remove it: it is there to show what the sensitivity analysis is for.
 
-Because appeal is only noisily measured by followers, an across-artist regression that controls for
-followers is biased for the style features (energy and valence have no effect at all, yet look like
-drivers). Within one artist, appeal is constant and the comparison recovers the truth.
+How a track's popularity is made: latent popularity = artist baseline (appeal, genre) + release campaign
+(album sound, single promotion, copy penalties) + release age (nonlinear decay) + track position + version +
+featured artist + sum_j beta_j (x_j - centre_j) [+ hidden push] + noise. Observed popularity rounds and clips it
+to 0..100, and 1.5% of tracks are "dead" copies at 0.
 
-The truth reported (:class:`CausalTruth.effects`) is the *average marginal effect on observed popularity*
-per unit of each driver: beta times the share of tracks whose popularity is neither clipped nor dead, and
-for binary drivers the average difference between switching the flag on and off. It is computed from the
-simulated tracks, so it is exactly the quantity an estimator should recover.
+The truth (:class:`CausalTruth.effects`) is the *average marginal effect on observed popularity* per unit of each
+driver: beta times the share of tracks whose popularity is neither clipped nor dead, and for binary drivers the
+average difference between switching the flag on and off. It is computed from the simulated tracks, so it is
+exactly the quantity an estimator should recover. See docs/simulation.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -55,24 +73,39 @@ FAMILIES: dict[str, tuple[float, float, tuple[str, ...]]] = {
     "country": (0.06, 0.0, ("country", "contemporary country")),
     "metal": (0.03, -5.0, ("metal", "metalcore")),
     "folk & acoustic": (0.03, -4.0, ("folk", "indie folk")),
-    "jazz & blues": (0.02, -8.0, ("jazz", "blues")),
-    "classical & soundtrack": (0.01, -8.0, ("soundtrack", "classical")),
+    "jazz & blues": (0.02, -4.0, ("jazz", "blues")),
+    "classical & soundtrack": (0.01, -4.0, ("soundtrack", "classical")),
     "reggae & world": (0.02, -4.0, ("reggae", "afrobeats")),
 }
 # Style: (global centre on the model scale, loading on appeal, within-artist sd, between-artist sd).
 # 0-1 features live on the logit scale; loudness in dB, tempo in BPM, duration in log-minutes.
 STYLE: dict[str, tuple[float, float, float, float]] = {
-    "danceability": (0.45, 0.25, 0.75, 0.35),
-    "energy": (0.55, 0.30, 0.95, 0.45),
-    "valence": (-0.15, 0.25, 1.05, 0.35),
-    "acousticness": (-1.6, -0.45, 1.6, 0.9),
-    "speechiness": (-2.4, 0.05, 0.8, 0.6),
-    "instrumentalness": (-6.5, -0.3, 2.5, 1.5),
-    "liveness": (-1.5, 0.0, 0.9, 0.25),
-    "loudness": (-8.2, 1.2, 2.6, 1.6),
-    "tempo": (121.0, 0.0, 29.0, 6.0),
-    "duration": (np.log(3.4), 0.02, 0.28, 0.15),
+    "danceability": (0.45, 0.25, 0.62, 0.35),
+    "energy": (0.55, 0.30, 0.85, 0.45),
+    "loudness": (-8.2, 1.2, 2.2, 1.6),
+    "speechiness": (-2.4, 0.05, 0.85, 0.6),
+    "acousticness": (-1.6, -0.45, 1.7, 0.9),
+    "instrumentalness": (-6.5, -0.3, 2.0, 1.5),
+    "liveness": (-1.6, 0.0, 0.8, 0.25),
+    "valence": (-0.15, 0.25, 1.0, 0.35),
+    "tempo": (121.0, 0.0, 28.0, 6.0),
+    "duration": (np.log(3.4), 0.02, 0.26, 0.15),
 }
+STYLE_NAMES = tuple(STYLE)
+# Within-artist correlation of the style deviations (logit scale for 0-1 features, log for duration), measured
+# on catalog-2022 (features demeaned within artist), in the order of STYLE.
+WITHIN_ARTIST_CORRELATION = np.array([
+    [1.00, 0.01, 0.12, 0.07, -0.09, -0.10, -0.21, 0.36, -0.09, -0.08],
+    [0.01, 1.00, 0.68, 0.03, -0.49, -0.04, 0.18, 0.25, 0.14, 0.18],
+    [0.12, 0.68, 1.00, -0.23, -0.41, -0.17, -0.01, 0.19, 0.11, 0.32],
+    [0.07, 0.03, -0.23, 1.00, 0.09, -0.14, 0.13, 0.12, 0.03, -0.26],
+    [-0.09, -0.49, -0.41, 0.09, 1.00, -0.03, -0.02, -0.07, -0.12, -0.19],
+    [-0.10, -0.04, -0.17, -0.14, -0.03, 1.00, -0.02, -0.13, 0.02, -0.05],
+    [-0.21, 0.18, -0.01, 0.13, -0.02, -0.02, 1.00, -0.06, 0.00, 0.04],
+    [0.36, 0.25, 0.19, 0.12, -0.07, -0.13, -0.06, 1.00, 0.05, -0.14],
+    [-0.09, 0.14, 0.11, 0.03, -0.12, 0.02, 0.00, 0.05, 1.00, 0.05],
+    [-0.08, 0.18, 0.32, -0.26, -0.19, -0.05, 0.04, -0.14, 0.05, 1.00],
+])
 # Genre shifts of style, same scales as STYLE.
 GENRE_STYLE: dict[str, dict[str, float]] = {
     "hip hop": {"danceability": 0.5, "speechiness": 1.4, "acousticness": -0.4, "valence": -0.2},
@@ -90,6 +123,64 @@ GENRE_STYLE: dict[str, dict[str, float]] = {
 }
 EXPLICIT_BASE = {"hip hop": 1.6, "latin": -0.3, "r&b": -0.4, "metal": -0.8}
 
+# Versions: (title suffix, popularity effect, style shifts). Intros and skits are songs of their own.
+VERSION_EFFECTS: dict[str, tuple[str, float, dict[str, float]]] = {
+    "live": (" - Live", -6.0, {"liveness": 2.8, "energy": 0.2, "loudness": -1.0, "duration": 0.08,
+                              "acousticness": 0.3}),
+    "remix": (" - Remix", -4.0, {"danceability": 0.5, "energy": 0.4, "tempo": 8.0, "acousticness": -0.8}),
+    "acoustic": (" - Acoustic Version", -5.0, {"acousticness": 2.5, "energy": -1.0, "loudness": -4.0}),
+    "instrumental": (" (Instrumental)", -14.0, {"instrumentalness": 6.0, "speechiness": -1.5}),
+    "interlude": ("", -10.0, {"speechiness": 1.5, "duration": -1.0, "instrumentalness": 1.0}),
+}
+VERSION_CODES = ("original", *VERSION_EFFECTS)
+# Album sound: the shift per unit of an album's commercial sound, and the campaign it earns (points per unit).
+COMMERCIAL_SOUND = {"danceability": 0.25, "energy": 0.25, "loudness": 1.0, "acousticness": -0.4, "valence": 0.15,
+                    "duration": -0.03}
+CAMPAIGN_PER_COMMERCIAL = 5.0
+CAMPAIGN_NOISE_SD = 6.0
+SINGLE_PROMOTION = 7.0
+B_SIDE_PENALTY = -6.0
+CLEAN_COPY_PENALTY = -12.0
+DELUXE_COPY_PENALTY = -6.0
+FEATURED_EFFECT = 4.0
+FEATURED_STYLE = {"speechiness": 0.6, "danceability": 0.2}
+# Early positions: style and popularity shifts times exp(-(position - 1) / decay).
+POSITION_STYLE = {"energy": 0.35, "loudness": 0.8, "danceability": 0.15}
+POSITION_POPULARITY = 4.0
+POSITION_DECAY = 2.5
+# Instrumental music is its own mode, not a tail: some of an artist's recordings have no vocals at all (more in
+# electronic, jazz and classical); they get this much more instrumentalness on the logit scale.
+INSTRUMENTAL_MODE_SHIFT = 7.5
+INSTRUMENTAL_MODE_BASE = -3.0
+INSTRUMENTAL_MODE_GENRE = {"electronic": 1.8, "jazz & blues": 2.0, "classical & soundtrack": 3.0, "rock": 0.4}
+HIDDEN_STYLE = {"loudness": 1.2, "danceability": 0.3, "energy": 0.2}
+HIDDEN_POPULARITY = 5.0
+TRACK_NOISE_SD = 4.5
+
+
+@dataclass(frozen=True)
+class CatalogStructure:
+    """The real-data structures a simulated catalogue carries (module docstring); all on except the hidden one."""
+
+    unequal_artists: bool = True
+    albums: bool = True
+    singles: bool = True
+    track_position: bool = True
+    versions: bool = True
+    featured_artists: bool = True
+    clean_duplicates: bool = True
+    deluxe_editions: bool = True
+    correlated_features: bool = True
+    hidden_confounder: bool = False
+
+    @classmethod
+    def plain(cls) -> CatalogStructure:
+        """No release structure at all: every switch off (features independent within artist, equal sizes)."""
+        return cls(**{f.name: False for f in fields(cls)})
+
+    def to_dict(self) -> dict[str, bool]:
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class CausalTruth:
@@ -105,6 +196,8 @@ class CausalTruth:
         ``effects`` restricted to the tracks of each genre family (danceability differs by family).
     units
         What "+1 unit" means for each driver.
+    structure
+        The switches of :class:`CatalogStructure` the catalogue was made with.
     """
 
     effects: dict[str, float]
@@ -112,17 +205,20 @@ class CausalTruth:
     effects_by_family: dict[str, dict[str, float]] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=lambda: dict(DRIVER_UNITS))
     seed: int | None = None
+    structure: dict[str, bool] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"effects": self.effects, "structural": self.structural,
                 "effects_by_family": self.effects_by_family, "units": self.units, "seed": self.seed,
+                "structure": self.structure,
                 "definition": "average marginal effect on observed popularity (points per unit)"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CausalTruth:
         return cls(effects=dict(data["effects"]), structural=dict(data["structural"]),
                    effects_by_family={k: dict(v) for k, v in data.get("effects_by_family", {}).items()},
-                   units=dict(data.get("units", DRIVER_UNITS)), seed=data.get("seed"))
+                   units=dict(data.get("units", DRIVER_UNITS)), seed=data.get("seed"),
+                   structure=dict(data.get("structure", {})))
 
 
 class SimulatedCatalog(NamedTuple):
@@ -148,15 +244,143 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: int = 0) -> SimulatedCatalog:
+def _artist_sizes(rng: np.random.Generator, n_artists: int, tracks_per_artist: int, unequal: bool) -> np.ndarray:
+    """Tracks per artist, summing to ``n_artists * tracks_per_artist``; heavy-tailed when ``unequal``."""
+    if not unequal or n_artists == 1 or tracks_per_artist == 1:
+        return np.full(n_artists, tracks_per_artist, dtype=np.int64)
+    weights = np.minimum(rng.lognormal(0.0, 1.3, n_artists), 12.0)
+    extra = n_artists * (tracks_per_artist - 1)
+    return 1 + rng.multinomial(extra, weights / weights.sum())
+
+
+@dataclass
+class _Plan:
+    """The release structure of a catalogue, one entry per track / recording / release (filled artist by artist)."""
+
+    # tracks
+    track_release: list[int] = field(default_factory=list)
+    track_position: list[int] = field(default_factory=list)
+    track_recording: list[int] = field(default_factory=list)
+    # recordings (a song in one version; copies of a release reuse them)
+    rec_artist: list[int] = field(default_factory=list)
+    rec_song: list[int] = field(default_factory=list)
+    rec_version: list[int] = field(default_factory=list)       # index into VERSION_CODES
+    rec_parent: list[int] = field(default_factory=list)        # the original recording of a version, else -1
+    rec_release: list[int] = field(default_factory=list)       # release it first came out on
+    rec_position: list[int] = field(default_factory=list)      # its position there
+    # releases
+    rel_artist: list[int] = field(default_factory=list)
+    rel_kind: list[str] = field(default_factory=list)          # album, single, live, deluxe, clean
+    rel_parent: list[int] = field(default_factory=list)        # the album a deluxe or clean copy copies, else -1
+    rel_number: list[int] = field(default_factory=list)        # numbering within the artist, for names
+
+
+def _plan_releases(rng: np.random.Generator, sizes: np.ndarray, s: CatalogStructure) -> _Plan:
+    """Lay each artist's track slots out as releases: albums, singles, live albums, deluxe and clean copies."""
+    plan = _Plan()
+    version_code = {name: i for i, name in enumerate(VERSION_CODES)}
+
+    def new_recording(artist: int, song: int, version: str, parent: int, release: int, position: int) -> int:
+        plan.rec_artist.append(artist)
+        plan.rec_song.append(song)
+        plan.rec_version.append(version_code[version])
+        plan.rec_parent.append(parent)
+        plan.rec_release.append(release)
+        plan.rec_position.append(position)
+        return len(plan.rec_artist) - 1
+
+    def new_release(artist: int, kind: str, parent: int, number: int) -> int:
+        plan.rel_artist.append(artist)
+        plan.rel_kind.append(kind)
+        plan.rel_parent.append(parent)
+        plan.rel_number.append(number)
+        return len(plan.rel_artist) - 1
+
+    def place(release: int, recordings: list[int]) -> None:
+        plan.track_release.extend([release] * len(recordings))
+        plan.track_position.extend(range(1, len(recordings) + 1))
+        plan.track_recording.extend(recordings)
+
+    for artist, slots in enumerate(sizes.tolist()):
+        songs = 0
+        originals: list[int] = []
+        number = 0
+        while slots > 0:
+            number += 1
+            draw = rng.random()
+            if (s.singles and draw < 0.3) or slots <= 2:
+                size = min(slots, 1 if rng.random() < 0.7 else 2)
+                release = new_release(artist, "single", -1, number)
+                recs = [new_recording(artist, songs + k, "original", -1, release, k + 1) for k in range(size)]
+                if size == 2 and s.versions and rng.random() < 0.3:  # B-side remix of the A-side
+                    recs[1] = new_recording(artist, songs, "remix", recs[0], release, 2)
+                songs += size
+                originals += [r for r in recs if plan.rec_parent[r] < 0]
+                place(release, recs)
+                slots -= size
+                continue
+            if s.versions and draw > 0.9 and len(originals) >= 5:
+                size = min(slots, int(rng.integers(8, 15)), len(originals))
+                release = new_release(artist, "live", -1, number)
+                parents = rng.choice(originals, size=size, replace=False).tolist()
+                recs = [new_recording(artist, plan.rec_song[p], "live", p, release, k + 1)
+                        for k, p in enumerate(parents)]
+                place(release, recs)
+                slots -= size
+                continue
+            size = min(slots, int(rng.integers(7, 17)))
+            release = new_release(artist, "album", -1, number)
+            recs = []
+            for k in range(size):
+                position = k + 1
+                if s.versions and ((position == 1 and rng.random() < 0.12) or (position > 3 and rng.random() < 0.02)):
+                    recs.append(new_recording(artist, songs, "interlude", -1, release, position))
+                elif s.versions and position > size - 2 and recs and rng.random() < 0.35:
+                    parent = int(rng.choice([r for r in recs if plan.rec_parent[r] < 0 and
+                                             VERSION_CODES[plan.rec_version[r]] == "original"] or recs))
+                    version = ("remix", "acoustic", "instrumental")[int(rng.integers(0, 3))]
+                    recs.append(new_recording(artist, plan.rec_song[parent], version, parent, release, position))
+                else:
+                    recs.append(new_recording(artist, songs, "original", -1, release, position))
+                songs += 1
+            originals += [r for r in recs if VERSION_CODES[plan.rec_version[r]] == "original"]
+            place(release, recs)
+            slots -= size
+            if s.deluxe_editions and slots >= size + 2 and rng.random() < 0.08:
+                bonus = [new_recording(artist, songs + k, "original", -1, -1, size + k + 1) for k in range(2)]
+                songs += 2
+                deluxe = new_release(artist, "deluxe", release, number)
+                for r in bonus:
+                    plan.rec_release[r] = deluxe
+                place(deluxe, recs + bonus)
+                slots -= size + 2
+            if s.clean_duplicates and slots >= size and rng.random() < 0.1:
+                # Decided before explicit flags are drawn; a clean copy of an album with no explicit track is
+                # just a second copy (the explicit flag then does not vary between them).
+                clean = new_release(artist, "clean", release, number)
+                place(clean, recs)
+                slots -= size
+    return plan
+
+
+def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: int = 0,
+                     structure: CatalogStructure | None = None,
+                     effects: dict[str, float] | None = None) -> SimulatedCatalog:
     """Simulate a catalogue of ``n_artists * tracks_per_artist`` tracks with known causal effects.
 
     Parameters
     ----------
     n_artists, tracks_per_artist
-        Size of the catalogue. Marginals are calibrated to the catalog-2022 dataset (see docs/simulation.md).
+        Size of the catalogue (``tracks_per_artist`` is the mean when artist sizes are unequal). Marginals are
+        calibrated to the catalog-2022 dataset (see docs/simulation.md).
     seed
         Same seed, same table and truth.
+    structure
+        Which real-data structures to include (default: :class:`CatalogStructure`, all but the hidden
+        confounder).
+    effects
+        Structural effects per driver replacing :data:`STRUCTURAL_EFFECTS` (missing drivers: 0); the genre bonus
+        of danceability applies only with the default effects. ``{}`` makes a catalogue where nothing is a driver.
 
     Returns
     -------
@@ -165,9 +389,9 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
     """
     if n_artists < 1 or tracks_per_artist < 1:
         raise ValueError("n_artists and tracks_per_artist must be at least 1")
+    s = structure if structure is not None else CatalogStructure()
+    structural = dict(STRUCTURAL_EFFECTS) if effects is None else {d: float(effects.get(d, 0.0)) for d in DRIVERS}
     rng = np.random.default_rng(seed)
-    n = n_artists * tracks_per_artist
-    artist_of = np.repeat(np.arange(n_artists), tracks_per_artist)
 
     # Artist level.
     family_names = list(FAMILIES)
@@ -180,29 +404,105 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
     artist_residual = rng.normal(0, 4.0, n_artists)
     explicit_propensity = (-1.4 + np.array([EXPLICIT_BASE.get(family_names[f], 0.0) for f in artist_family])
                            + 0.4 * appeal + rng.normal(0, 0.8, n_artists))
-
-    # Track level: release date (recent releases more common), then features.
-    fam = artist_family[artist_of]
-    age_years = career_years[artist_of] * rng.beta(1.0, 2.2, n)
-    recency = -(age_years - 5.0)  # newer tracks are louder and shorter
-    features: dict[str, np.ndarray] = {}
-    for name, (centre, loading, within_sd, between_sd) in STYLE.items():
+    artist_style = np.empty((n_artists, len(STYLE)))
+    for j, (name, (centre, loading, _, between_sd)) in enumerate(STYLE.items()):
         genre_shift = np.array([GENRE_STYLE.get(f, {}).get(name, 0.0) for f in family_names])
-        artist_mean = centre + loading * appeal + genre_shift[artist_family] + rng.normal(0, between_sd, n_artists)
-        features[name] = artist_mean[artist_of] + rng.normal(0, within_sd, n)
-    features["loudness"] = features["loudness"] + 0.12 * recency
-    features["duration"] = features["duration"] - 0.01 * recency
+        artist_style[:, j] = centre + loading * appeal + genre_shift[artist_family] + rng.normal(0, between_sd,
+                                                                                                  n_artists)
+    instrumental_rate = _sigmoid(INSTRUMENTAL_MODE_BASE + np.array(
+        [INSTRUMENTAL_MODE_GENRE.get(family_names[f], 0.0) for f in artist_family]) + rng.normal(0, 1.0, n_artists))
+    featured_rate = np.where(np.array(family_names)[artist_family] == "hip hop", 0.35, 0.12) \
+        if s.featured_artists else np.zeros(n_artists)
 
+    sizes = _artist_sizes(rng, n_artists, tracks_per_artist, s.unequal_artists)
+    plan = _plan_releases(rng, sizes, s)
+    n = len(plan.track_release)
+    n_rec, n_rel = len(plan.rec_artist), len(plan.rel_artist)
+
+    # Release level: kind, age, commercial sound and campaign.
+    rel_artist = np.asarray(plan.rel_artist)
+    rel_kind = np.asarray(plan.rel_kind, dtype=object)
+    rel_parent = np.asarray(plan.rel_parent)
+    has_parent = rel_parent >= 0
+    rel_age = career_years[rel_artist] * rng.beta(1.0, 2.2, n_rel)
+    is_single = rel_kind == "single"
+    is_live = rel_kind == "live"
+    commercial = rng.normal(0.0, 1.0, n_rel) + 0.8 * is_single - 0.5 * is_live
+    campaign = CAMPAIGN_PER_COMMERCIAL * commercial + rng.normal(0.0, CAMPAIGN_NOISE_SD, n_rel)
+    if not s.albums:
+        commercial = np.zeros(n_rel)
+        campaign = np.zeros(n_rel)
+    if s.singles:
+        campaign = campaign + SINGLE_PROMOTION * is_single
+    # Copies share their album's sound; a deluxe edition comes out later, a clean copy the same day.
+    commercial[has_parent] = commercial[rel_parent[has_parent]]
+    rel_age[has_parent] = rel_age[rel_parent[has_parent]]
+    deluxe = rel_kind == "deluxe"
+    rel_age[deluxe] = np.maximum(rel_age[deluxe] - rng.uniform(0.3, 2.0, int(deluxe.sum())), 0.0)
+    penalty = np.where(deluxe, DELUXE_COPY_PENALTY, 0.0) + np.where(rel_kind == "clean", CLEAN_COPY_PENALTY, 0.0)
+    campaign[has_parent] = campaign[rel_parent[has_parent]] + penalty[has_parent]
+
+    # Recording level: sound, explicit lyrics, featured artists, the hidden push.
+    rec_artist = np.asarray(plan.rec_artist)
+    rec_version = np.asarray(plan.rec_version)
+    rec_parent = np.asarray(plan.rec_parent)
+    rec_release = np.asarray(plan.rec_release)
+    rec_position = np.asarray(plan.rec_position, dtype="float64")
+    within_sd = np.array([v[2] for v in STYLE.values()])
+    correlation = WITHIN_ARTIST_CORRELATION if s.correlated_features else np.eye(len(STYLE))
+    deviation = rng.multivariate_normal(np.zeros(len(STYLE)), correlation, size=n_rec, method="cholesky") * within_sd
+    sound = artist_style[rec_artist] + deviation
+    index = {name: j for j, name in enumerate(STYLE_NAMES)}
+    for name, shift in COMMERCIAL_SOUND.items():
+        sound[:, index[name]] += shift * commercial[rec_release]
+    if s.track_position:
+        early = np.exp(-(rec_position - 1.0) / 3.0) * (~is_single[rec_release])
+        for name, shift in POSITION_STYLE.items():
+            sound[:, index[name]] += shift * early
+    sound[:, index["instrumentalness"]] += INSTRUMENTAL_MODE_SHIFT * (rng.random(n_rec) < instrumental_rate[rec_artist])
+    featured = (rng.random(n_rec) < featured_rate[rec_artist]).astype("float64")
+    for name, shift in FEATURED_STYLE.items():
+        sound[:, index[name]] += shift * featured
+    hidden = rng.normal(0.0, 1.0, n_rec) if s.hidden_confounder else np.zeros(n_rec)
+    for name, shift in HIDDEN_STYLE.items():
+        sound[:, index[name]] += shift * hidden
+    explicit_rec = rng.random(n_rec) < _sigmoid(explicit_propensity[rec_artist] + rng.normal(0, 0.5, n_rec))
+    # A version is its original's recording, changed: start from the original's sound and shift it.
+    version_effect = np.zeros(n_rec)
+    is_version = rec_parent >= 0
+    parents = rec_parent[is_version]
+    sound[is_version] = sound[parents] + 0.25 * deviation[is_version]
+    explicit_rec[is_version] = explicit_rec[parents]
+    featured[is_version] = featured[parents]
+    for code, name in enumerate(VERSION_CODES):
+        if name == "original":
+            continue
+        mask = rec_version == code
+        _, effect, shifts = VERSION_EFFECTS[name]
+        version_effect[mask] = effect
+        for feature, shift in shifts.items():
+            sound[mask, index[feature]] += shift
+    explicit_rec[rec_version == VERSION_CODES.index("instrumental")] = False
+
+    # Track level.
+    track_release = np.asarray(plan.track_release)
+    track_recording = np.asarray(plan.track_recording)
+    position = np.asarray(plan.track_position, dtype="float64")
+    artist_of = rel_artist[track_release]
+    fam = artist_family[artist_of]
+    kind = rel_kind[track_release]
+    tsound = sound[track_recording]
     x: dict[str, np.ndarray] = {}
     for name in ("danceability", "energy", "valence", "acousticness", "speechiness", "instrumentalness",
                  "liveness"):
-        x[name] = np.round(_sigmoid(features[name]), 4)
-    x["loudness"] = np.round(np.clip(features["loudness"], -45.0, -0.5), 3)
-    x["tempo"] = np.round(np.clip(features["tempo"], 55.0, 215.0), 3)
-    x["duration_min"] = np.clip(np.exp(features["duration"]), 0.6, 15.0)
-    duration_ms = np.round(x["duration_min"] * 60000.0)
+        x[name] = np.round(_sigmoid(tsound[:, index[name]]), 4)
+    age_years = rel_age[track_release]
+    recency = -(age_years - 5.0)  # newer releases are louder and shorter (the loudness war)
+    x["loudness"] = np.round(np.clip(tsound[:, index["loudness"]] + 0.12 * recency, -45.0, -0.5), 3)
+    x["tempo"] = np.round(np.clip(tsound[:, index["tempo"]], 55.0, 215.0), 3)
+    duration_ms = np.round(np.clip(np.exp(tsound[:, index["duration"]] - 0.01 * recency), 0.6, 15.0) * 60000.0)
     x["duration_min"] = duration_ms / 60000.0
-    x["explicit"] = (rng.random(n) < _sigmoid(explicit_propensity[artist_of] + rng.normal(0, 0.5, n))).astype(float)
+    x["explicit"] = (explicit_rec[track_recording] & (kind != "clean")).astype(float)
     x["mode"] = (rng.random(n) < 0.62).astype(float)
     key = rng.integers(0, 12, n).astype(float)
     time_signature = rng.choice([4.0, 3.0, 5.0, 1.0], size=n, p=[0.9, 0.06, 0.03, 0.01])
@@ -211,15 +511,20 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
     centres = {"danceability": 0.6, "energy": 0.62, "loudness": -8.0, "speechiness": 0.13, "acousticness": 0.27,
                "instrumentalness": 0.08, "liveness": 0.24, "valence": 0.46, "tempo": 121.0, "duration_min": 3.5,
                "explicit": 0.37, "mode": 0.62}
-    beta = {d: np.full(n, STRUCTURAL_EFFECTS[d]) for d in DRIVERS}
-    # Family masks on the integer code, built once: comparing 1M-long object arrays of names per driver was
-    # a quarter of the run time at 1M tracks.
+    beta = {d: np.full(n, structural[d]) for d in DRIVERS}
     family_mask = {f: fam == i for i, f in enumerate(family_names)}
-    for family, bonus in DANCEABILITY_BONUS.items():
-        beta["danceability"][family_mask[family]] += bonus
+    if effects is None:
+        for family, bonus in DANCEABILITY_BONUS.items():
+            beta["danceability"][family_mask[family]] += bonus
     family_shift = np.array([FAMILIES[f][1] for f in family_names])
-    base = (43.0 + 10.0 * appeal[artist_of] + family_shift[fam] + artist_residual[artist_of]
-            - 5.0 * np.log1p(age_years) + rng.normal(0, 10.5, n))
+    position_effect = np.zeros(n)
+    if s.track_position:
+        position_effect = POSITION_POPULARITY * np.exp(-(position - 1.0) / POSITION_DECAY) - 1.2
+        position_effect = np.where((kind == "single") & (position > 1), B_SIDE_PENALTY, position_effect)
+    base = (42.0 + 10.0 * appeal[artist_of] + family_shift[fam] + artist_residual[artist_of]
+            + campaign[track_release] - 8.0 * (1.0 - np.exp(-age_years / 4.0)) + position_effect
+            + version_effect[track_recording] + FEATURED_EFFECT * featured[track_recording]
+            + HIDDEN_POPULARITY * hidden[track_recording] + rng.normal(0, TRACK_NOISE_SD, n))
     contribution = {d: beta[d] * (x[d] - centres[d]) for d in DRIVERS}
     latent = base + sum(contribution.values())
     dead = rng.random(n) < 0.015
@@ -244,19 +549,51 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
         for f in family_names if family_mask[f].any()
     }
 
-    # Canonical table.
+    # Canonical table: titles name the version; copies keep their original's title and ISRC.
     artist_ids = _spotify_like_ids(rng, n_artists)
+    album_ids = _spotify_like_ids(rng, n_rel)
     micro = [FAMILIES[family_names[f]][2] for f in artist_family]
     artist_genres = [list(rng.choice(m, size=rng.integers(1, min(3, len(m)) + 1), replace=False)) for m in micro]
     release = COLLECTED_AT - pd.to_timedelta(np.round(age_years * 365.25), unit="D")
+    rec_song = np.asarray(plan.rec_song)
+    interlude = rec_version == VERSION_CODES.index("interlude")
+    titles = np.char.add("Song ", (rec_song + 1).astype(str)).astype(object)
+    titles[interlude] = np.where(rec_position[interlude] == 1, "Intro",
+                                 np.char.add("Skit ", (rec_song[interlude] + 1).astype(str)))
+    for code, name in enumerate(VERSION_CODES):
+        if name not in ("original", "interlude"):
+            mask = rec_version == code
+            titles[mask] = titles[mask] + VERSION_EFFECTS[name][0]
+    guest = (rec_artist + 1 + rng.integers(1, max(n_artists, 2), n_rec)) % max(n_artists, 1)
+    with_guest = featured.astype(bool)
+    titles[with_guest] = titles[with_guest] + np.char.add(" (feat. Simulated artist ", guest[with_guest].astype(str)) \
+        .astype(object) + ")"
+    rel_number = np.asarray(plan.rel_number)
+    rel_name = np.char.add(np.where(is_single, "Single ", "Album ").astype(str), rel_number.astype(str)).astype(object)
+    rel_name[is_live] = np.char.add("Live Album ", rel_number[is_live].astype(str))
+    rel_name[deluxe] = rel_name[deluxe] + " (Deluxe)"
+    rel_name[rel_kind == "clean"] = rel_name[rel_kind == "clean"] + " (Clean)"
+    rel_total = np.bincount(track_release, minlength=n_rel)
+    isrc = np.char.add("SIM", np.char.zfill(np.arange(n_rec).astype(str), 9)).astype(object)
+    track_isrc = isrc[track_recording]
+    clean_track = kind == "clean"
+    track_isrc[clean_track] = np.char.add(track_isrc[clean_track].astype(str), "C")
     tracks = pd.DataFrame({
         "track_id": pd.array(_spotify_like_ids(rng, n), dtype="string"),
         "popularity": popularity.astype("int16"),
-        "track_name": pd.array(np.char.add("Simulated track ", np.arange(n).astype(str)), dtype="string"),
+        "track_name": pd.array(titles[track_recording].astype(str), dtype="string"),
         "artist_id": pd.array(artist_ids[artist_of], dtype="string"),
         "artist_name": pd.array(np.char.add("Simulated artist ", artist_of.astype(str)), dtype="string"),
+        "album_id": pd.array(album_ids[track_release], dtype="string"),
+        "album_name": pd.array(rel_name[track_release].astype(str), dtype="string"),
         "release_date": release.values.astype("datetime64[ns]"),
         "release_date_precision": pd.array(np.full(n, "day"), dtype="string"),
+        "album_type": pd.array(np.where(is_single, "single", "album")[track_release], dtype="string"),
+        "album_total_tracks": rel_total[track_release].astype("float32"),
+        "track_number": position.astype("float32"),
+        "disc_number": np.ones(n, dtype="float32"),
+        "n_artists": (1.0 + featured[track_recording]).astype("float32"),
+        "isrc": pd.array(track_isrc.astype(str), dtype="string"),
         "explicit": x["explicit"].astype(bool),
         "artist_followers": followers[artist_of],
         "artist_genres": pd.Series([artist_genres[a] for a in artist_of], dtype=object),
@@ -276,6 +613,6 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
         "duration_ms": duration_ms.astype("float32"),
         "collected_at": np.full(n, COLLECTED_AT.to_datetime64()).astype("datetime64[ns]"),
     })
-    truth = CausalTruth(effects=truth_effects, structural=dict(STRUCTURAL_EFFECTS), effects_by_family=by_family,
-                        seed=seed)
+    truth = CausalTruth(effects=truth_effects, structural=structural, effects_by_family=by_family,
+                        seed=seed, structure=s.to_dict())
     return SimulatedCatalog(tracks, truth)

@@ -1,0 +1,216 @@
+"""Checks on the estimates: a permutation placebo, sensitivity to unobserved confounding, effects by group.
+
+Placebo
+    The driver's cross-fitted residual is shuffled within the comparison groups (albums or artists) many times;
+    the nuisances are fitted once, so each shuffle costs one final stage. Two numbers come out: the share of
+    shuffles whose nominal 95% CI excludes 0 (about 5% when the clustered CIs are honest; much more means they
+    are too narrow, e.g. one artist dominates), and the permutation p-value of the real estimate (randomisation
+    inference that does not lean on the clustered SE).
+Sensitivity
+    Cinelli & Hazlett (2020), as the ``sensemakr`` package computes them (a test checks these functions against
+    it): the partial R2 of the driver with popularity and the robustness values of the final-stage regression
+    (from its classical t statistic and residual degrees of freedom), and bounds on the estimate if an unobserved
+    confounder were ``k`` times as strong as an observed control (track position, the live flag, track age,
+    followers), with the benchmarks' strength measured in the design's linear fixed-effects analogue.
+Heterogeneity
+    GATE-style effects by genre family and release era: the final stage restricted to each group's tracks, with
+    clustered CIs; Benjamini-Hochberg q-values over all of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from popdrivers.drivers._inference import LEVEL, ClusterSums
+
+# Observed controls an unobserved confounder is compared with, per design, in order of display.
+BENCHMARKS: dict[str, tuple[str, ...]] = {
+    "within_album": ("track position", "version", "featured artist"),
+    "within_artist": ("track position", "version", "track age"),
+    "naive": ("artist followers", "track age", "version"),
+}
+BENCHMARK_MULTIPLES = (1.0, 2.0, 3.0)
+MIN_GROUP_ARTISTS = 8
+MIN_GROUP_ROWS = 100
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Placebo
+
+
+@dataclass(frozen=True)
+class PlaceboResult:
+    """Permutation placebo of one driver (see module docstring)."""
+
+    effect: float             # mean of the shuffled estimates (near 0)
+    sd: float                 # their spread: the estimate's sampling sd under "no effect"
+    rejection_rate: float     # share of shuffles the nominal 95% CI calls significant (about 0.05 when honest)
+    p_value: float            # permutation p-value of the real estimate
+    permutations: int
+
+
+def within_group_permutations(groups: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` permutations (rows of indices) that shuffle rows only among rows of the same group."""
+    n = len(groups)
+    _, codes = np.unique(groups, return_inverse=True)
+    keys = codes[None, :] + rng.random((count, n))
+    order = np.argsort(keys, axis=1, kind="stable")
+    grouped_rows = np.argsort(codes, kind="stable")
+    out = np.empty((count, n), dtype=np.int64)
+    out[:, grouped_rows] = order
+    return out
+
+
+def permutation_placebo(residuals: dict[str, tuple[np.ndarray, np.ndarray]], effects: dict[str, float],
+                        groups: np.ndarray, clusters: ClusterSums, n_permutations: int, seed: int,
+                        level: float = LEVEL, max_cells: int = 4_000_000) -> dict[str, PlaceboResult]:
+    """Permutation placebo for every driver at once (the shuffles are drawn once and shared)."""
+    n = len(groups)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_permutations, max_cells // max(n, 1)))
+    q = float(stats.t.ppf(0.5 + level / 2, max(clusters.n_clusters - 1, 1)))
+    thetas: dict[str, list[np.ndarray]] = {d: [] for d in residuals}
+    rejected: dict[str, int] = dict.fromkeys(residuals, 0)
+    done = 0
+    while done < n_permutations:
+        count = min(chunk, n_permutations - done)
+        perms = within_group_permutations(groups, count, rng)
+        for driver, (y_res, d_res) in residuals.items():
+            denom = float(d_res @ d_res)
+            if denom <= 1e-12:
+                continue
+            shuffled = d_res[perms]                                    # count x n
+            theta = shuffled @ y_res / denom
+            influence = (y_res[None, :] - theta[:, None] * shuffled) * shuffled / (denom / n)
+            scores = clusters.sums(influence)                          # count x clusters
+            se = np.sqrt(clusters.correction * np.sum(scores**2, axis=1)) / n
+            rejected[driver] += int(np.sum(np.abs(theta) > q * se))
+            thetas[driver].append(theta)
+        done += count
+    out = {}
+    for driver, chunks in thetas.items():
+        if not chunks:
+            out[driver] = PlaceboResult(math.nan, math.nan, math.nan, math.nan, 0)
+            continue
+        values = np.concatenate(chunks)
+        real = effects[driver]
+        p = (1 + int(np.sum(np.abs(values) >= abs(real)))) / (len(values) + 1) if np.isfinite(real) else math.nan
+        out[driver] = PlaceboResult(float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+                                    rejected[driver] / len(values), p, len(values))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sensitivity (Cinelli & Hazlett 2020; formulas as in the sensemakr package)
+
+
+def partial_r2(t: float, dof: int) -> float:
+    """Partial R2 of the driver with the outcome, from the classical t statistic and residual dof."""
+    if not np.isfinite(t) or dof < 1:
+        return math.nan
+    return t**2 / (t**2 + dof)
+
+
+def robustness_value(t: float, dof: int, q: float = 1.0, alpha: float = 1.0) -> float:
+    """Robustness value RV_{q,alpha}: the partial R2 an unobserved confounder needs with both driver and outcome
+    to reduce the estimate by ``100 q``% (``alpha=1``) or to make the reduced estimate insignificant at ``alpha``.
+    """
+    if not np.isfinite(t) or dof < 2:
+        return math.nan
+    fq = q * abs(t / math.sqrt(dof))
+    f_crit = abs(float(stats.t.ppf(alpha / 2, dof - 1))) / math.sqrt(dof - 1)
+    fqa = fq - f_crit
+    if fqa < 0:
+        return 0.0
+    if f_crit > 0 and fq > 1 / f_crit:
+        return (fq**2 - f_crit**2) / (1 + fq**2)
+    return 0.5 * (math.sqrt(fqa**4 + 4 * fqa**2) - fqa**2)
+
+
+def confounder_bound(r2dxj_x: float, r2yxj_dx: float, kd: float, ky: float | None = None) -> tuple[float, float]:
+    """Partial R2 ``(r2dz_x, r2yz_dx)`` of a confounder ``kd`` / ``ky`` times as strong as a benchmark whose
+    partial R2 are ``r2dxj_x`` (with the driver) and ``r2yxj_dx`` (with the outcome); NaN when impossible."""
+    ky = kd if ky is None else ky
+    if not (np.isfinite(r2dxj_x) and np.isfinite(r2yxj_dx)) or r2dxj_x >= 1 or r2yxj_dx >= 1:
+        return math.nan, math.nan
+    r2dz_x = kd * (r2dxj_x / (1 - r2dxj_x))
+    r2zxj_xd = kd * r2dxj_x**2 / ((1 - kd * r2dxj_x) * (1 - r2dxj_x)) if kd * r2dxj_x < 1 else math.inf
+    if r2dz_x >= 1 or not r2zxj_xd < 1:
+        return math.nan, math.nan
+    r2yz_dx = ((math.sqrt(ky) + math.sqrt(r2zxj_xd)) / math.sqrt(1 - r2zxj_xd)) ** 2 * (r2yxj_dx / (1 - r2yxj_dx))
+    return r2dz_x, min(r2yz_dx, 1.0)
+
+
+def adjusted_estimate(estimate: float, se: float, dof: int, r2dz_x: float, r2yz_dx: float) -> float:
+    """The estimate moved towards 0 by the largest bias a confounder of that strength can cause."""
+    bias = math.sqrt(r2yz_dx * r2dz_x / (1 - r2dz_x)) * se * math.sqrt(dof)
+    return float(np.sign(estimate) * (abs(estimate) - bias))
+
+
+def adjusted_se(se: float, dof: int, r2dz_x: float, r2yz_dx: float) -> float:
+    """The standard error after adjusting for a confounder of that strength."""
+    return math.sqrt((1 - r2yz_dx) / (1 - r2dz_x)) * se * math.sqrt(dof / (dof - 1))
+
+
+class LinearAnalogue:
+    """Partial R2 of control blocks in the design's linear (fixed-effects) regressions, from one Gram matrix.
+
+    Columns: outcome, the drivers, the controls (all demeaned for fixed-effects designs; an intercept is added
+    for the naive design). ``RSS(a ~ S) = G_aa - G_aS G_SS^-1 G_Sa``.
+    """
+
+    def __init__(self, y: np.ndarray, drivers: list[np.ndarray], controls: np.ndarray, intercept: bool):
+        columns = [y, *drivers, *(controls[:, j] for j in range(controls.shape[1]))]
+        if intercept:
+            columns.append(np.ones(len(y)))
+        z = np.column_stack(columns)
+        self.gram = z.T @ z
+        self.n_drivers = len(drivers)
+        self.n_controls = controls.shape[1]
+        self.intercept = intercept
+
+    def _rss(self, target: int, regressors: list[int]) -> float:
+        g = self.gram
+        if not regressors:
+            return float(g[target, target])
+        sub = g[np.ix_(regressors, regressors)]
+        cross = g[regressors, target]
+        ridge = 1e-10 * max(float(np.trace(sub)) / len(sub), 1.0)
+        coef = np.linalg.solve(sub + ridge * np.eye(len(sub)), cross)
+        return float(g[target, target] - cross @ coef)
+
+    def benchmark_r2(self, driver: int, block: tuple[int, ...]) -> tuple[float, float]:
+        """``(r2dxj_x, r2yxj_dx)`` of control block ``block`` (indices into the controls) for driver ``driver``."""
+        d = 1 + driver
+        others = [1 + j for j in range(self.n_drivers) if j != driver]
+        controls = [1 + self.n_drivers + c for c in range(self.n_controls)]
+        extra = [1 + self.n_drivers + self.n_controls] if self.intercept else []
+        without = [1 + self.n_drivers + c for c in block]
+        full = others + controls + extra
+        short = [c for c in full if c not in without]
+        rss_d_full, rss_d_short = self._rss(d, full), self._rss(d, short)
+        rss_y_full, rss_y_short = self._rss(0, [d, *full]), self._rss(0, [d, *short])
+        r2d = (rss_d_short - rss_d_full) / rss_d_short if rss_d_short > 0 else math.nan
+        r2y = (rss_y_short - rss_y_full) / rss_y_short if rss_y_short > 0 else math.nan
+        return max(r2d, 0.0), max(r2y, 0.0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Heterogeneity
+
+
+def group_masks(labels: np.ndarray, clusters: np.ndarray, skip: tuple[str, ...] = ("", "unknown")) \
+        -> list[tuple[str, np.ndarray]]:
+    """Groups with enough tracks and artists to estimate an effect of their own."""
+    out = []
+    for label in sorted(str(v) for v in np.unique(labels.astype(str))):
+        if label in skip:
+            continue
+        mask = labels.astype(str) == label
+        if mask.sum() >= MIN_GROUP_ROWS and len(np.unique(clusters[mask])) >= MIN_GROUP_ARTISTS:
+            out.append((label, mask))
+    return out

@@ -1,0 +1,477 @@
+"""estimate_drivers: the steps from a track table to a :class:`DriverReport`, in order.
+
+1. derive features and release structure (version, position, ...), keep complete cases;
+2. choose the primary design (the strictest the table supports) and its tracks; every design runs on them;
+3. per design and repetition: folds grouped by artist, cross-fitted residuals, final stage per driver;
+4. aggregate repetitions; joint covariance; Holm-adjusted p-values; simultaneous band;
+5. on the primary design: permutation placebo, sensitivity with benchmarks, effects by genre and era.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from popdrivers.drivers._checks import (
+    BENCHMARK_MULTIPLES,
+    BENCHMARKS,
+    LinearAnalogue,
+    adjusted_estimate,
+    adjusted_se,
+    confounder_bound,
+    group_masks,
+    partial_r2,
+    permutation_placebo,
+    robustness_value,
+)
+from popdrivers.drivers._crossfit import LEARNERS, NuisanceLearner, artist_grouped_folds, cross_fit_residuals
+from popdrivers.drivers._designs import (
+    DESIGNS,
+    DesignMatrices,
+    build_design,
+    choose_design,
+    driver_support,
+    prepare_sample,
+)
+from popdrivers.drivers._inference import (
+    LEVEL,
+    ClusterSums,
+    FinalStage,
+    aggregate_repetitions,
+    benjamini_hochberg,
+    final_stage,
+    holm,
+    joint_covariance,
+    simultaneous_critical_value,
+    t_interval,
+)
+from popdrivers.drivers._results import (
+    DesignEstimate,
+    DesignResult,
+    DriverReport,
+    DriverResult,
+    GroupEffect,
+    SensitivityBound,
+)
+from popdrivers.errors import InputError
+from popdrivers.features import DRIVER_UNITS, DRIVERS, add_release_structure, build_features
+from popdrivers.progress import ProgressCallback
+
+
+def _single_threaded_blas(func: Callable[..., DriverReport]) -> Callable[..., DriverReport]:
+    """Run ``func`` with BLAS on one thread: nuisance fits run side by side on threads, and a multi-threaded
+    BLAS inside each of them oversubscribes the cores (measured: 100x slower on a shared 2-core machine)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> DriverReport:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _whole_artist_subset(df: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    if "artist_id" not in df.columns or df["artist_id"].isna().all():
+        return df.sample(n=max_rows, random_state=seed)
+    sizes = df.groupby("artist_id", observed=True, dropna=False).size()
+    shuffled = sizes.sample(frac=1.0, random_state=seed)
+    keep = shuffled.index[shuffled.cumsum().to_numpy() <= max_rows]
+    if len(keep) == 0:
+        keep = shuffled.index[:1]
+    return df[df["artist_id"].isin(keep)]
+
+
+def _design_order(primary: str, compare: bool) -> list[str]:
+    """The primary design first, then the looser ones beside it."""
+    if not compare:
+        return [primary]
+    return [primary, *DESIGNS[DESIGNS.index(primary) + 1:]]
+
+
+class _DesignRun:
+    """Cross-fitted final stages of one design over its repetitions (plus what the primary's checks need)."""
+
+    def __init__(self, matrices: DesignMatrices, n_rep: int):
+        self.matrices = matrices
+        self.n_rep = n_rep
+        self.clusters = ClusterSums(matrices.clusters)
+        self.stages: list[list[FinalStage]] = []                   # [rep][driver]
+        self.residuals: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # first repetition, for the placebo
+        self.group_stages: dict[tuple[str, str, str], list[FinalStage]] = {}  # (kind, label, driver) -> per rep
+
+    def run(self, drivers: list[str], learner: NuisanceLearner, n_folds: int, seed: int, n_jobs: int,
+            keep_residuals: bool, groups: dict[str, list[tuple[str, np.ndarray]]],
+            tick: Callable[[str], None]) -> None:
+        m = self.matrices
+        x, excluded = m.nuisance_features()
+        d = np.column_stack([m.treatments[name] for name in drivers])
+        for rep in range(self.n_rep):
+            folds = artist_grouped_folds(m.clusters, n_folds, seed + 101 * rep)
+            rep_learner = dataclasses.replace(learner, seed=seed + rep)
+            label = m.name.replace("_", " ") + (f", repetition {rep + 1}/{self.n_rep}" if self.n_rep > 1 else "")
+            y_res, d_res = cross_fit_residuals(x, m.y, d, excluded, folds, rep_learner, n_jobs,
+                                               on_fold=lambda k, label=label: tick(f"{label}: fold {k + 1}/{n_folds}"))
+            y_res, d_res = m.within(y_res), m.within(d_res)
+            stages = []
+            for j, driver in enumerate(drivers):
+                stages.append(final_stage(y_res[:, j], d_res[:, j], self.clusters))
+                if keep_residuals and rep == 0:
+                    self.residuals[driver] = (y_res[:, j].copy(), d_res[:, j].copy())
+                for kind, masks in groups.items():
+                    for label, mask in masks:
+                        sub = ClusterSums(m.clusters[mask])
+                        self.group_stages.setdefault((kind, label, driver), []).append(
+                            final_stage(y_res[mask, j], d_res[mask, j], sub))
+            self.stages.append(stages)
+
+    def aggregate(self, drivers: list[str], seed: int, n_bootstrap: int, has_artists: bool) \
+            -> tuple[DesignResult, np.ndarray]:
+        m = self.matrices
+        effects = np.array([[s.effect for s in rep] for rep in self.stages]).T     # drivers x reps
+        ses = np.array([[s.se for s in rep] for rep in self.stages]).T
+        effect, se = aggregate_repetitions(effects, ses)
+        clusters = self.clusters.n_clusters
+        intervals = [t_interval(e, s, clusters) for e, s in zip(effect, se, strict=True)]
+        p = np.array([iv[2] for iv in intervals])
+        p_adjusted = holm(p)
+        covariance = joint_covariance(self.stages, se)
+        critical = simultaneous_critical_value(self.stages, LEVEL, n_bootstrap, seed)
+        estimates = tuple(
+            DesignEstimate(design=m.name, feature=d, unit=DRIVER_UNITS[d], effect=float(effect[i]), se=float(se[i]),
+                           ci_low=intervals[i][0], ci_high=intervals[i][1], p_value=float(p[i]),
+                           p_adjusted=float(p_adjusted[i]), simultaneous_ci_low=float(effect[i] - critical * se[i]),
+                           simultaneous_ci_high=float(effect[i] + critical * se[i]), n=len(m.y),
+                           rep_effects=tuple(float(v) for v in effects[i]))
+            for i, d in enumerate(drivers))
+        result = DesignResult(
+            name=m.name, rows=len(m.y), artists=clusters if has_artists else 0, groups=m.n_groups,
+            controls=m.control_names,
+            estimates=estimates, covariance=tuple(tuple(float(v) for v in row) for row in covariance),
+            critical_value=critical, n_rep=self.n_rep)
+        return result, ses
+
+
+def _group_effects(run: _DesignRun, kind: str, driver: str, masks: list[tuple[str, np.ndarray]]) \
+        -> list[tuple[str, float, float, float, float, int, int]]:
+    out = []
+    for label, mask in masks:
+        stages = run.group_stages.get((kind, label, driver), [])
+        if not stages:
+            continue
+        effect, se = aggregate_repetitions(np.array([s.effect for s in stages]), np.array([s.se for s in stages]))
+        low, high, p = t_interval(float(effect), float(se), stages[0].clusters)
+        if np.isfinite(effect):
+            out.append((label, float(effect), low, high, p, int(mask.sum()), stages[0].clusters))
+    return out
+
+
+def _sensitivity(run: _DesignRun, drivers: list[str], effects: np.ndarray, ses: np.ndarray) \
+        -> dict[str, tuple[float, float, float, tuple[SensitivityBound, ...]]]:
+    """Per driver: partial R2, RV, RV at 5%, and bounds against the design's benchmarks."""
+    m = run.matrices
+    analogue = LinearAnalogue(m.y, [m.treatments[d] for d in drivers], m.controls, intercept=m.name == "naive")
+    n_regressors = len(drivers) - 1 + m.controls.shape[1]
+    dof = len(m.y) - m.fixed_effects - n_regressors - 1
+    out = {}
+    for j, driver in enumerate(drivers):
+        # The classical t of each repetition's final stage, aggregated like the estimates.
+        ts = np.array([rep[j].classical_t(dof) for rep in run.stages])
+        t = float(np.median(ts))
+        classical_se = abs(effects[j] / t) if np.isfinite(t) and t != 0 else math.nan
+        bounds = []
+        for benchmark in BENCHMARKS[m.name]:
+            block = m.block_columns.get(benchmark)
+            if not block:
+                continue
+            r2dxj, r2yxj = analogue.benchmark_r2(j, block)
+            for k in BENCHMARK_MULTIPLES:
+                r2dz, r2yz = confounder_bound(r2dxj, r2yxj, k)
+                if not np.isfinite(r2dz) or not np.isfinite(classical_se):
+                    bounds.append(SensitivityBound(benchmark, k, r2dz, r2yz, math.nan, math.nan, math.nan))
+                    continue
+                adjusted = adjusted_estimate(effects[j], classical_se, dof, r2dz, r2yz)
+                # The CI keeps the clustered SE, scaled as the confounder would scale it.
+                scaled_se = adjusted_se(ses[j], dof, r2dz, r2yz)
+                low, high, _ = t_interval(adjusted, scaled_se, run.clusters.n_clusters)
+                bounds.append(SensitivityBound(benchmark, k, float(r2dz), float(r2yz), adjusted, float(low),
+                                               float(high)))
+        out[driver] = (partial_r2(t, dof), robustness_value(t, dof), robustness_value(t, dof, alpha=0.05),
+                       tuple(bounds))
+    return out
+
+
+def _check_parameters(design: str, learner: str, n_folds: int, n_rep: int, n_permutations: int) -> None:
+    if design not in ("auto", *DESIGNS):
+        raise InputError(f"design must be auto or one of {', '.join(DESIGNS)}, got '{design}'")
+    if learner not in LEARNERS:
+        raise InputError(f"learner must be one of {', '.join(LEARNERS)}, got '{learner}'")
+    if n_folds < 2:
+        raise InputError(f"n_folds must be at least 2, got {n_folds}")
+    if n_rep < 1:
+        raise InputError(f"n_rep must be at least 1, got {n_rep}")
+    if n_permutations < 0:
+        raise InputError(f"n_permutations must be 0 (no placebo) or more, got {n_permutations}")
+
+
+@_single_threaded_blas
+def estimate_drivers(
+    tracks: pd.DataFrame,
+    drivers: list[str] | tuple[str, ...] | None = None,
+    *,
+    design: str = "auto",
+    compare: bool = True,
+    n_folds: int = 5,
+    n_rep: int = 3,
+    seed: int = 0,
+    max_rows: int | None = None,
+    refute: bool = True,
+    by_genre: bool = True,
+    progress: ProgressCallback | None = None,
+    learner: str = "linear+lgbm",
+    n_estimators: int = 60,
+    num_leaves: int = 15,
+    learning_rate: float = 0.1,
+    max_fit_rows: int | None = 20_000,
+    n_permutations: int = 200,
+    n_bootstrap: int = 2000,
+    track_controls: bool = True,
+    n_jobs: int = 2,
+) -> DriverReport:
+    """Estimate the causal effect of each driver on popularity, in the strictest design the table supports.
+
+    Parameters
+    ----------
+    tracks
+        A canonical track table (``schema.validate`` output); derived columns are added.
+    drivers
+        Names from ``features.DRIVERS``; default: every driver present with variation.
+    design
+        ``"auto"`` (within album if the table has enough albums with two or more tracks, else within artist,
+        else naive; the reason is in ``design_reason``) or a design name (falls back the same way, with a
+        warning).
+    compare
+        Also estimate the looser designs on the same tracks (within artist and naive beside within album).
+    n_folds, n_rep
+        Cross-fitting folds (grouped by artist) and repetitions of the fold draw for the primary design
+        (aggregated by the median, as DoubleML does); other designs use one draw.
+    seed
+        Seeds folds, subsamples, permutations, the bootstrap and LightGBM.
+    max_rows
+        Use a random subset of whole artists with at most this many tracks (said in ``warnings``).
+    refute
+        Run the permutation placebo and the sensitivity analysis on the primary design.
+    by_genre
+        Effects by genre family and release era (with Benjamini-Hochberg q-values).
+    progress
+        Called as ``progress(done, total, message)`` after each cross-fitting fold of each design and repetition.
+    learner, n_estimators, num_leaves, learning_rate, max_fit_rows
+        Nuisance learner (:class:`NuisanceLearner`): ``"linear+lgbm"`` (default), ``"lgbm"`` or ``"linear"``, its
+        LightGBM settings, and the rows each nuisance model is trained on at most (said in ``warnings``).
+    n_permutations
+        Shuffles of the placebo (0: none).
+    n_bootstrap
+        Multiplier-bootstrap draws of the simultaneous band.
+    track_controls
+        Control for track position, version, featured artist and single status (False reproduces the bare
+        comparison, for studies of what those controls do).
+    n_jobs
+        Nuisance fits run side by side on this many threads.
+
+    Returns
+    -------
+    DriverReport
+
+    Raises
+    ------
+    InputError
+        Bad parameters, no popularity column, unknown or constant drivers, or too few tracks for any design.
+    """
+    start = time.perf_counter()
+    _check_parameters(design, learner, n_folds, n_rep, n_permutations)
+    if "popularity" not in tracks.columns:
+        raise InputError("the table has no popularity column: causal drivers need the outcome (add popularity, "
+                         "or merge it from a dataset that has it)")
+    if drivers is not None:
+        unknown = [d for d in drivers if d not in DRIVERS]
+        if unknown:
+            raise InputError(f"unknown driver(s) {', '.join(unknown)}: choose from {', '.join(DRIVERS)}")
+    warnings: list[str] = []
+    df = add_release_structure(build_features(tracks))
+    if max_rows is not None and len(df) > max_rows:
+        df = _whole_artist_subset(df, max_rows, seed)
+        warnings.append(f"max_rows={max_rows:,}: estimated on a random subset of {len(df):,} of {len(tracks):,} "
+                        "tracks (whole artists)")
+    requested = list(dict.fromkeys(drivers)) if drivers is not None else None
+    present = [d for d in (requested or DRIVERS) if d in DRIVER_UNITS and _driver_column_ok(df, d)]
+    missing = [d for d in (requested or []) if d not in present]
+    if missing:
+        raise InputError(f"cannot estimate driver(s) {', '.join(missing)}: their columns are missing or nearly "
+                         "empty in this table; drop them from the driver list")
+    if not present:
+        raise InputError(f"no driver can be estimated: the table has none of {', '.join(DRIVERS)} with values")
+    warnings += [f"driver '{d}' skipped: its column is missing or nearly empty" for d in DRIVERS
+                 if requested is None and d not in present]
+    sample, dropped = prepare_sample(df, present, track_controls)
+    if dropped:
+        warnings.append(f"{dropped:,} of {len(df):,} tracks dropped: missing popularity, artist or a driver")
+    try:
+        primary, rows, reason, fallbacks = choose_design(sample, design)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if design != "auto":
+        warnings += fallbacks
+    sample = sample.subset(rows)
+    chosen, skipped = driver_support(sample, present)
+    warnings += skipped
+    if not chosen:
+        raise InputError("no driver varies among the tracks the design can compare")
+    warnings += sample.notes
+    if len(sample) < len(df) - dropped:
+        warnings.append(f"{len(df) - dropped - len(sample):,} tracks outside any {primary.replace('_', ' ')} "
+                        "comparison left out (groups of one track)")
+    learner_obj = NuisanceLearner(learner, n_estimators, num_leaves, learning_rate, max_fit_rows, seed)
+    n_fold_train = len(sample) * (n_folds - 1) / n_folds
+    if max_fit_rows is not None and n_fold_train > max_fit_rows:
+        warnings.append(f"nuisance models trained on a random {max_fit_rows:,} of ~{int(n_fold_train):,} rows per "
+                        "fold (max_fit_rows) to bound the time; residuals are still computed for every track")
+
+    names = _design_order(primary, compare)
+    total = sum(n_folds * (n_rep if name == primary else 1) for name in names)
+    done = 0
+
+    def tick(message: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total, message)
+
+    if progress:
+        progress(0, total, "starting")
+    results: list[DesignResult] = []
+    primary_run: _DesignRun | None = None
+    primary_ses = np.empty(0)
+    group_masks_by_kind: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for name in names:
+        matrices = build_design(name, sample, track_controls)
+        run = _DesignRun(matrices, n_rep if name == primary else 1)
+        groups = {}
+        if name == primary and by_genre:
+            groups = {"genre": group_masks(sample.family, sample.artists),
+                      "era": group_masks(sample.era, sample.artists)}
+            group_masks_by_kind = groups
+        run.run(chosen, learner_obj, n_folds, seed, n_jobs, keep_residuals=name == primary and refute
+                and n_permutations > 0, groups=groups, tick=tick)
+        result, _ = run.aggregate(chosen, seed, n_bootstrap, sample.has_artists)
+        results.append(result)
+        if name == primary:
+            primary_run, primary_ses = run, np.array([e.se for e in result.estimates])
+    assert primary_run is not None
+    primary_result = results[0]
+    effects = np.array([e.effect for e in primary_result.estimates])
+
+    placebo = {}
+    sensitivity = {}
+    if refute:
+        if n_permutations > 0:
+            # Shuffle within the comparison groups; the naive design has none, so within artists (or all rows).
+            m = primary_run.matrices
+            shuffle_groups = m.groups if m.name != "naive" else (
+                m.clusters if sample.has_artists else np.zeros(len(m.y), dtype=np.int64))
+            placebo = permutation_placebo(primary_run.residuals, dict(zip(chosen, effects, strict=True)),
+                                          shuffle_groups, primary_run.clusters, n_permutations, seed + 7)
+        sensitivity = _sensitivity(primary_run, chosen, effects, primary_ses)
+    group_rows = {kind: {d: _group_effects(primary_run, kind, d, masks) for d in chosen}
+                  for kind, masks in group_masks_by_kind.items()}
+    flat = [(kind, d, i) for kind, per in group_rows.items() for d, rows_ in per.items() for i in range(len(rows_))]
+    q_values = benjamini_hochberg(np.array([group_rows[k][d][i][4] for k, d, i in flat]))
+    q_of = {(k, d, i): q_values[n] for n, (k, d, i) in enumerate(flat)}
+
+    def group_effects(kind: str, driver: str) -> tuple[GroupEffect, ...]:
+        return tuple(GroupEffect(label, eff, lo, hi, p, float(q_of[(kind, driver, i)]), n, a)
+                     for i, (label, eff, lo, hi, p, n, a) in enumerate(group_rows.get(kind, {}).get(driver, [])))
+
+    driver_results = []
+    for estimate in primary_result.estimates:
+        d = estimate.feature
+        check = placebo.get(d)
+        r2, rv, rv_ci, bounds = sensitivity.get(d, (math.nan, math.nan, math.nan, ()))
+        driver_results.append(DriverResult(
+            feature=d, unit=estimate.unit, effect=estimate.effect, se=estimate.se, ci_low=estimate.ci_low,
+            ci_high=estimate.ci_high, p_value=estimate.p_value, p_adjusted=estimate.p_adjusted,
+            simultaneous_ci_low=estimate.simultaneous_ci_low, simultaneous_ci_high=estimate.simultaneous_ci_high,
+            n=estimate.n,
+            placebo_effect=check.effect if check else math.nan, placebo_sd=check.sd if check else math.nan,
+            placebo_rejection_rate=check.rejection_rate if check else math.nan,
+            placebo_p=check.p_value if check else math.nan, placebo_permutations=check.permutations if check else 0,
+            partial_r2=r2, robustness_value=rv, robustness_value_ci=rv_ci, sensitivity=bounds,
+            by_genre=group_effects("genre", d), by_era=group_effects("era", d), rep_effects=estimate.rep_effects))
+
+    info = {
+        "learner": learner, "score": "partialling-out", "n_folds": n_folds, "n_rep": n_rep, "seed": seed,
+        "n_estimators": n_estimators, "num_leaves": num_leaves, "learning_rate": learning_rate,
+        "max_fit_rows": max_fit_rows, "track_controls": track_controls, "requested_design": design,
+        "controls": {r.name: list(r.controls) for r in results},
+        "nuisance_features": "demeaned controls and their group means (Mundlak), log group size",
+        "standard_errors": "clustered by artist" if sample.has_artists else "heteroskedasticity-robust (no artist id)",
+        "ci": "95%, Student t with (clusters - 1) df; simultaneous band: max-t multiplier bootstrap over artists",
+        "multiplicity": "Holm over the drivers of a design; Benjamini-Hochberg over genre and era effects",
+        "placebo": f"{n_permutations} within-group shuffles of the driver residual" if refute else "not run",
+        "sensitivity": "Cinelli-Hazlett partial R2 and robustness values of the final stage (classical t); bounds "
+                       "from benchmarks in the linear fixed-effects analogue" if refute else "not run",
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    return DriverReport(design=primary, design_reason=reason, rows=len(sample),
+                        artists=int(len(np.unique(sample.artists))) if sample.has_artists else 0,
+                        drivers=tuple(driver_results),
+                        designs=tuple(results), warnings=tuple(warnings), info=info)
+
+
+def _driver_column_ok(df: pd.DataFrame, driver: str) -> bool:
+    from popdrivers.features import DRIVER_COLUMNS
+
+    column = DRIVER_COLUMNS[driver]
+    if column not in df.columns:
+        return False
+    values = pd.to_numeric(df[column], errors="coerce")
+    return bool(values.notna().sum() >= 30 and values.nunique() >= 2)
+
+
+def implied_change(report: DriverReport, changes: dict[str, float], level: float = LEVEL,
+                   design: str | None = None) -> tuple[float, float, float]:
+    """Popularity change implied by changing several drivers at once: ``sum(effect * change)`` with a CI.
+
+    The variance uses the joint covariance of the estimates (they are correlated: energy and loudness move
+    together), ``c' V c``; a normal quantile gives the interval.
+
+    Raises
+    ------
+    KeyError
+        When a changed driver is not in the report.
+    """
+    from scipy import stats
+
+    from popdrivers.drivers._inference import combination_variance
+
+    result = report.design_result(design)
+    features = list(result.features)
+    weights = np.zeros(len(features))
+    for name, change in changes.items():
+        if name not in features:
+            raise KeyError(f"no driver '{name}' in this report (have: {', '.join(features)})")
+        weights[features.index(name)] += change
+    effects = np.array([e.effect for e in result.estimates])
+    used = weights != 0
+    effect = float(effects[used] @ weights[used]) if used.any() else 0.0
+    covariance = np.asarray(result.covariance, dtype="float64")
+    var = combination_variance(covariance[np.ix_(used, used)], weights[used]) if used.any() else 0.0
+    half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(max(var, 0.0))
+    return effect, effect - half, effect + half

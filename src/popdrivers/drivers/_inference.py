@@ -1,0 +1,175 @@
+"""Inference: the final stage, clustered influence functions, aggregation over repetitions, joint covariance,
+multiplicity (Holm, Benjamini-Hochberg) and simultaneous bands.
+
+For each driver the partialling-out estimate is ``theta = sum(d y) / sum(d d)`` on the cross-fitted residuals,
+with influence ``phi_i = (y_i - theta d_i) d_i / mean(d d)``. Summing ``phi`` within artists gives the cluster
+scores; their cross-products give the joint covariance of all drivers' estimates (tracks of one artist are not
+independent, and one track's residuals enter every driver's estimate). Repeated cross-fitting (``n_rep`` fold
+draws) is aggregated as DoubleML does: the median estimate, and the standard error that makes the median upper
+95% bound hold (``doubleml.utils._estimation._aggregate_coefs_and_ses``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse, stats
+
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class FinalStage:
+    """One driver's final stage in one repetition: estimate, clustered SE, and what the other steps reuse."""
+
+    effect: float
+    se: float
+    cluster_scores: np.ndarray   # sum of the influence function within each cluster (length = clusters)
+    n: int
+    clusters: int
+    residual_ss: float           # sum of squared final-stage residuals (classical SE, sensitivity)
+    driver_ss: float             # sum of squared driver residuals
+
+    def classical_t(self, dof: int) -> float:
+        """t statistic with the homoskedastic SE: what Cinelli & Hazlett's partial R2 is defined from."""
+        if dof < 1 or self.driver_ss <= 0 or not np.isfinite(self.effect):
+            return math.nan
+        se = math.sqrt(self.residual_ss / dof / self.driver_ss)
+        return self.effect / se if se > 0 else math.nan
+
+
+class ClusterSums:
+    """Sums within clusters as one sparse product (cheap to repeat for permutations and bootstraps)."""
+
+    def __init__(self, clusters: np.ndarray):
+        _, codes = np.unique(clusters, return_inverse=True)
+        self.codes = codes
+        self.n_clusters = int(codes.max()) + 1 if len(codes) else 0
+        self.matrix = sparse.csr_matrix((np.ones(len(codes)), (np.arange(len(codes)), codes)),
+                                        shape=(len(codes), self.n_clusters))
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """Cluster sums of ``values`` (a vector, or the rows of a 2-D array)."""
+        if values.ndim == 1:
+            return np.bincount(self.codes, weights=values, minlength=self.n_clusters)
+        return np.asarray(self.matrix.T @ values.T).T
+
+    @property
+    def correction(self) -> float:
+        g = self.n_clusters
+        return g / (g - 1) if g > 1 else 1.0
+
+
+def final_stage(y_res: np.ndarray, d_res: np.ndarray, clusters: ClusterSums) -> FinalStage:
+    """Partialling-out estimate with a cluster-robust SE (small-sample factor G / (G - 1))."""
+    n = len(y_res)
+    driver_ss = float(d_res @ d_res)
+    if n < 3 or driver_ss <= 1e-12:
+        return FinalStage(math.nan, math.nan, np.zeros(clusters.n_clusters), n, clusters.n_clusters, math.nan,
+                          max(driver_ss, 0.0))
+    theta = float(d_res @ y_res) / driver_ss
+    residual = y_res - theta * d_res
+    influence = residual * d_res / (driver_ss / n)
+    scores = clusters.sums(influence)
+    var = clusters.correction * float(scores @ scores) / n**2
+    se = math.sqrt(var) if var > 0 else math.nan
+    return FinalStage(theta, se, scores, n, clusters.n_clusters, float(residual @ residual), driver_ss)
+
+
+def t_interval(effect: float, se: float, clusters: int, level: float = LEVEL) -> tuple[float, float, float]:
+    """(ci_low, ci_high, p_value) from Student t with (clusters - 1) degrees of freedom."""
+    if not (np.isfinite(effect) and np.isfinite(se) and se > 0):
+        return math.nan, math.nan, math.nan
+    df = max(clusters - 1, 1)
+    q = float(stats.t.ppf(0.5 + level / 2, df))
+    p = float(2 * stats.t.sf(abs(effect / se), df))
+    return effect - q * se, effect + q * se, p
+
+
+def aggregate_repetitions(effects: np.ndarray, ses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median over repetitions (last axis) and the SE DoubleML derives from the median upper 95% bound."""
+    effects = np.asarray(effects, dtype="float64")
+    ses = np.asarray(ses, dtype="float64")
+    effect = np.median(effects, axis=-1)
+    critical = 1.96
+    upper = np.median(effects + critical * ses, axis=-1)
+    return effect, (upper - effect) / critical
+
+
+def joint_covariance(stages: list[list[FinalStage]], ses: np.ndarray) -> np.ndarray:
+    """Covariance of all drivers' estimates: per repetition the clustered cross-products of the cluster scores,
+    turned into correlations and averaged over repetitions, scaled by the aggregated SEs.
+
+    ``stages[r][j]`` is driver j's final stage in repetition r (all on the same rows and clusters).
+    """
+    n_drivers = len(stages[0])
+    correlations = []
+    for rep in stages:
+        scores = np.column_stack([s.cluster_scores for s in rep])
+        n = rep[0].n
+        g = scores.shape[0]
+        cov = (g / (g - 1) if g > 1 else 1.0) * (scores.T @ scores) / n**2
+        sd = np.sqrt(np.diag(cov))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = cov / np.outer(sd, sd)
+        correlations.append(np.where(np.isfinite(corr), corr, np.eye(n_drivers)))
+    correlation = np.mean(correlations, axis=0)
+    np.fill_diagonal(correlation, 1.0)
+    se = np.where(np.isfinite(ses), ses, 0.0)
+    return correlation * np.outer(se, se)
+
+
+def simultaneous_critical_value(stages: list[list[FinalStage]], level: float = LEVEL, n_boot: int = 2000,
+                                seed: int = 0) -> float:
+    """Critical value of the max-t simultaneous band: a multiplier bootstrap over clusters (artists).
+
+    Per repetition, Gaussian multipliers per cluster give bootstrap t statistics for every driver at once (they
+    share the draws, so correlated estimates are treated as such); the ``level`` quantile of their maximum |t| is
+    that repetition's critical value, and the median over repetitions is returned (as DoubleML's
+    ``confint(joint=True)``, which does not cluster).
+    """
+    rng = np.random.default_rng(seed)
+    values = []
+    for rep in stages:
+        usable = [s for s in rep if np.isfinite(s.se) and s.se > 0]
+        if not usable:
+            continue
+        scores = np.column_stack([s.cluster_scores for s in usable])
+        g = scores.shape[0]
+        scale = np.array([s.n * s.se for s in usable]) / math.sqrt(g / (g - 1) if g > 1 else 1.0)
+        weights = rng.standard_normal((n_boot, g))
+        t_boot = (weights @ scores) / scale
+        values.append(float(np.quantile(np.max(np.abs(t_boot), axis=1), level)))
+    return float(np.median(values)) if values else math.nan
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm-adjusted p-values (statsmodels ``multipletests``); NaN stays NaN."""
+    from statsmodels.stats.multitest import multipletests
+
+    p_values = np.asarray(p_values, dtype="float64")
+    out = np.full(len(p_values), math.nan)
+    finite = np.isfinite(p_values)
+    if finite.any():
+        out[finite] = multipletests(p_values[finite], method="holm")[1]
+    return out
+
+
+def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values (statsmodels ``multipletests``, ``fdr_bh``); NaN stays NaN."""
+    from statsmodels.stats.multitest import multipletests
+
+    p_values = np.asarray(p_values, dtype="float64")
+    out = np.full(len(p_values), math.nan)
+    finite = np.isfinite(p_values)
+    if finite.any():
+        out[finite] = multipletests(p_values[finite], method="fdr_bh")[1]
+    return out
+
+
+def combination_variance(covariance: np.ndarray, weights: np.ndarray) -> float:
+    """Variance of ``weights @ effects`` under the joint covariance."""
+    weights = np.asarray(weights, dtype="float64")
+    return float(weights @ np.asarray(covariance, dtype="float64") @ weights)

@@ -40,10 +40,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from popdrivers.drivers import estimate_drivers
+from popdrivers.drivers import PLACEBO_WARNING_RATE, estimate_drivers
 from popdrivers.sources.simulate import CatalogStructure, simulate_catalog
 
-PLACEBO_WARNING_RATE = 0.10
 SWITCHES = [f.name for f in dataclasses.fields(CatalogStructure)]
 
 

@@ -73,7 +73,8 @@ def quick_learners(monkeypatch):
         return real_train(tracks, **{**kwargs, "budget_seconds": 0, "evaluate_model": False})
 
     def estimate_drivers(tracks, **kwargs):
-        return real_drivers(tracks, **{**kwargs, "n_folds": 2, "refute": False, "by_genre": False, "n_jobs": 1})
+        return real_drivers(tracks, **{**kwargs, "n_folds": 2, "n_rep": 1, "refute": False, "by_genre": False,
+                                       "n_jobs": 1})
 
     monkeypatch.setattr(popdrivers.model, "train", train)
     monkeypatch.setattr(popdrivers.drivers, "estimate_drivers", estimate_drivers)

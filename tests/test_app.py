@@ -160,20 +160,24 @@ def test_what_if_curve_marks_the_track_and_follows_the_model(artifacts: pipeline
     assert probe["prediction"] == pytest.approx(artifacts.model.predict(row.assign(loudness=probe["value"]))[0])
 
 
-def test_drivers_page_shows_effects_refutations_and_importance(app: AppTest, artifacts: pipeline.Artifacts) -> None:
+def test_drivers_page_shows_every_design_the_checks_and_importance(app: AppTest,
+                                                                    artifacts: pipeline.Artifacts) -> None:
     open_page(app, "drivers")
-    charts = app.get("plotly_chart")
-    assert len(charts) >= 2  # effects and SHAP importance (by genre when estimable)
-    table = table_with(app, "driver", "effect", "placebo (p)", "RV")
-    assert list(table["driver"]) == list(artifacts.drivers.features)
-    assert "true effect" in table.columns  # simulated data: the truth is shown
-    first = artifacts.drivers.drivers[0]
-    assert table.loc[0, "effect"] == services.refutation_table(artifacts.drivers).loc[0, "effect"]
-    assert f"{first.effect:.3g}"[:3] in table.loc[0, "effect"]
-    genre_driver = app.selectbox(key="drivers_genre_driver")
-    if len(genre_driver.options) > 1:
-        genre_driver.set_value(genre_driver.options[1]).run()
-        assert not app.exception and len(app.get("plotly_chart")) == len(charts)
+    report = artifacts.drivers
+    assert len(app.get("plotly_chart")) >= 2  # effects and SHAP importance (by genre when estimable)
+    assert any("Primary design" in info.value and "within album" in info.value for info in app.info)
+    table = table_with(app, "driver", "effect", "p (Holm)", "placebo rejections", "RV")
+    assert list(table["driver"]) == list(report.features)
+    assert {"within artist", "naive, across artists", "truth"} <= set(table.columns)
+    first = report.drivers[0]
+    assert table.loc[0, "effect"] == f"{first.effect:.3g}"
+    assert table.loc[0, "truth"] == f"{artifacts.truth.effects[first.feature]:.3g}"
+    strength = app.radio(key="drivers_sensitivity_k")
+    rows_at_1 = len(table_with(app, "driver", "confounder as strong as"))
+    strength.set_value(3.0).run()
+    assert not app.exception
+    shown = table_with(app, "driver", "confounder as strong as")
+    assert len(shown) == rows_at_1 and all(v.startswith("3 x ") for v in shown["confounder as strong as"])
 
 
 def test_data_page_explores_the_table(app: AppTest, artifacts: pipeline.Artifacts) -> None:

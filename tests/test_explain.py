@@ -24,7 +24,9 @@ def test_contributions_plus_base_value_add_up_to_the_prediction(model, catalog):
     assert list(contrib.columns) == [*model.feature_names_, "base_value"]
     assert list(contrib.index) == list(sample["track_id"])
     assert np.allclose(np.clip(contrib.sum(axis=1), 0, 100), model.predict(sample))
-    assert contrib["base_value"].nunique() == 1
+    # One base value per booster: tracks of artists with a track record, and of artists without one (an artist
+    # with a single track has no other track to learn it from).
+    assert contrib["base_value"].nunique() <= 2
 
 
 def test_global_importance_ranks_the_artists_standing_first(model, catalog):

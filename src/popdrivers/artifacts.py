@@ -25,7 +25,7 @@ from popdrivers.errors import ArtifactError
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-_VERSIONED_LIBRARIES = ("popdrivers", "numpy", "pandas", "scikit-learn", "lightgbm", "shap", "doubleml", "econml")
+_VERSIONED_LIBRARIES = ("popdrivers", "numpy", "pandas", "scikit-learn", "lightgbm", "shap", "statsmodels")
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

@@ -155,6 +155,12 @@ DRIVER_UNITS: dict[str, str] = {
     "mode": "major vs minor (0 -> 1)",
 }
 DRIVERS: tuple[str, ...] = tuple(DRIVER_UNITS)
+# The same units in a word, for narrow tables.
+DRIVER_SHORT_UNITS: dict[str, str] = {
+    "danceability": "0-1", "energy": "0-1", "loudness": "dB", "speechiness": "0-1", "acousticness": "0-1",
+    "instrumentalness": "0-1", "liveness": "0-1", "valence": "0-1", "tempo": "BPM", "duration_min": "minute",
+    "explicit": "0/1", "mode": "0/1",
+}
 BINARY_DRIVERS: frozenset[str] = frozenset({"explicit", "mode"})
 # Column of build_features' output that holds each driver as a number.
 DRIVER_COLUMNS: dict[str, str] = {name: name for name in DRIVERS} | {"explicit": "explicit_int"}

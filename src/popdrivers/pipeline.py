@@ -238,8 +238,14 @@ def build_artifacts(
         stage("write")(0, 1, "writing artifacts")
         save_model(result.model, tmp / MODEL_DIR, metrics=result.metrics, data_source=source,
                    data_sha256=data_sha256, rows_used=len(tracks))
-        save_drivers(report, tmp / DRIVERS_DIR, importance=importance, data_source=source,
-                     truth=None if truth is None else truth.effects)
+        from popdrivers.report import drivers_report_html
+        from popdrivers.schema import popularity_source
+
+        truth_effects = None if truth is None else truth.effects
+        html = drivers_report_html(report, importance=importance, truth=truth_effects,
+                                   popularity_source=popularity_source(tracks))
+        save_drivers(report, tmp / DRIVERS_DIR, html=html, importance=importance, data_source=source,
+                     popularity_source=popularity_source(tracks))
         build = {
             "source": source,
             "simulated": data is None,

@@ -1,8 +1,9 @@
-"""Plots and the self-contained HTML report of the causal drivers (plotly).
+"""Plots, tables and the self-contained HTML report of the causal drivers (plotly).
 
-``effects_figure`` puts the within-artist estimate and the naive one side by side for every driver (95% CI
-bars; true effects as markers when the data is simulated); ``by_genre_figure`` shows effects by genre family;
-``importance_figure`` shows the popularity model's SHAP importance, titled as model association.
+Reads only the result types of :mod:`popdrivers.drivers` (never estimates). ``effects_figure`` puts every design
+side by side for every driver (95% CI bars, the primary design's simultaneous band, true effects when the data is
+simulated); ``by_genre_figure`` shows one driver's effects by genre family; ``importance_figure`` the popularity
+model's SHAP importance, titled as model association; ``estimates_table`` and ``sensitivity_table`` the numbers.
 """
 
 from __future__ import annotations
@@ -14,25 +15,11 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from popdrivers.drivers import DriverReport, DriverResult
+from popdrivers.drivers import DESIGN_LABELS, PLACEBO_WARNING_RATE, DriverReport, DriverResult
 
-WITHIN_COLOUR = "#1f77b4"
-NAIVE_COLOUR = "#ff7f0e"
+DESIGN_COLOURS = {"within_album": "#1f77b4", "within_artist": "#9467bd", "naive": "#ff7f0e"}
+DESIGN_SYMBOLS = {"within_album": "circle", "within_artist": "square", "naive": "diamond"}
 TRUTH_COLOUR = "#2ca02c"
-DESIGN_LABELS = {"within_artist": "within artist (causal)", "naive": "naive, across artists"}
-
-
-def _fmt(value: float, digits: int = 3) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
-
-
-def _scale(result: DriverResult) -> float:
-    """Points per unit differ by orders of magnitude (tempo per BPM vs danceability per 0-1); plots use the
-    effect of a typical change (see ``TYPICAL_CHANGE``) so every driver fits on one axis."""
-    return TYPICAL_CHANGE.get(result.feature, 1.0)
-
 
 # A typical within-artist change of each driver: what the effects plot multiplies effects by.
 TYPICAL_CHANGE: dict[str, float] = {
@@ -47,74 +34,101 @@ CHANGE_LABELS: dict[str, str] = {
 }
 
 
+def _fmt(value: float, digits: int = 3) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def _p(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
 def _label(feature: str) -> str:
     return f"{feature} ({CHANGE_LABELS.get(feature, '+1')})"
 
 
+def design_label(name: str) -> str:
+    return DESIGN_LABELS.get(name, name.replace("_", " "))
+
+
 def effects_figure(report: DriverReport, truth: dict[str, float] | None = None) -> go.Figure:
-    """Effect of a typical change of each driver with 95% CI bars: within artist vs naive, truth if given."""
-    results = list(report.drivers)
-    labels = [_label(r.feature) for r in results]
-    both = report.design != "naive"
-    # Numeric rows with small offsets keep the two designs of one driver side by side and readable.
-    pos = list(range(len(results)))
+    """Effect of a typical change of each driver, every design side by side (95% CI), truth if given.
+
+    The primary design also shows its simultaneous 95% band (thin bar): the range that covers all drivers'
+    effects at once.
+    """
+    features = list(report.features)
+    labels = [_label(f) for f in features]
+    designs = list(report.designs)
+    offsets = {d.name: (i - (len(designs) - 1) / 2) * 0.22 for i, d in enumerate(designs)}
     fig = go.Figure()
-    primary_name = DESIGN_LABELS.get(report.design, report.design)
-    fig.add_trace(go.Scatter(
-        x=[r.effect * _scale(r) for r in results], y=[p - 0.15 * both for p in pos], mode="markers",
-        name=primary_name, marker={"color": WITHIN_COLOUR, "size": 9}, text=labels,
-        error_x={"type": "data", "symmetric": False,
-                 "array": [(r.ci_high - r.effect) * _scale(r) for r in results],
-                 "arrayminus": [(r.effect - r.ci_low) * _scale(r) for r in results]},
-        hovertemplate="%{text}: %{x:.3g} points<extra>" + primary_name + "</extra>"))
-    if both:
+    for design in designs:
+        estimates = [design[f] for f in features if f in design.features]
+        scale = [TYPICAL_CHANGE.get(e.feature, 1.0) for e in estimates]
+        ys = [features.index(e.feature) + offsets[design.name] for e in estimates]
+        primary = design.name == report.design
+        name = design_label(design.name) + (" (primary)" if primary else "")
+        if primary:
+            fig.add_trace(go.Scatter(
+                x=[e.effect * s for e, s in zip(estimates, scale, strict=True)], y=ys, mode="markers",
+                marker={"color": DESIGN_COLOURS.get(design.name, "#333"), "size": 1, "opacity": 0.35},
+                error_x={"type": "data", "symmetric": False, "thickness": 1, "width": 0,
+                         "array": [(e.simultaneous_ci_high - e.effect) * s for e, s in zip(estimates, scale,
+                                                                                           strict=True)],
+                         "arrayminus": [(e.effect - e.simultaneous_ci_low) * s for e, s in zip(estimates, scale,
+                                                                                               strict=True)]},
+                name="simultaneous 95% band (all drivers at once)", hoverinfo="skip"))
         fig.add_trace(go.Scatter(
-            x=[r.naive_effect * _scale(r) for r in results], y=[p + 0.15 for p in pos], mode="markers",
-            name=DESIGN_LABELS["naive"], marker={"color": NAIVE_COLOUR, "size": 8, "symbol": "diamond"}, text=labels,
-            error_x={"type": "data", "symmetric": False,
-                     "array": [(r.naive_ci_high - r.naive_effect) * _scale(r) for r in results],
-                     "arrayminus": [(r.naive_effect - r.naive_ci_low) * _scale(r) for r in results]},
-            hovertemplate="%{text}: %{x:.3g} points<extra>naive</extra>"))
+            x=[e.effect * s for e, s in zip(estimates, scale, strict=True)], y=ys, mode="markers", name=name,
+            marker={"color": DESIGN_COLOURS.get(design.name, "#333"), "size": 10 if primary else 7,
+                    "symbol": DESIGN_SYMBOLS.get(design.name, "circle")},
+            text=[_label(e.feature) for e in estimates],
+            error_x={"type": "data", "symmetric": False, "thickness": 2.5 if primary else 1.5,
+                     "array": [(e.ci_high - e.effect) * s for e, s in zip(estimates, scale, strict=True)],
+                     "arrayminus": [(e.effect - e.ci_low) * s for e, s in zip(estimates, scale, strict=True)]},
+            hovertemplate="%{text}: %{x:.3g} points<extra>" + name + "</extra>"))
     if truth:
-        known = [(p, r) for p, r in zip(pos, results, strict=True) if r.feature in truth]
+        known = [f for f in features if f in truth]
         fig.add_trace(go.Scatter(
-            x=[truth[r.feature] * _scale(r) for _, r in known], y=[p for p, _ in known], mode="markers",
-            name="true effect (simulation)", marker={"color": TRUTH_COLOUR, "size": 12, "symbol": "x"},
-            text=[_label(r.feature) for _, r in known],
+            x=[truth[f] * TYPICAL_CHANGE.get(f, 1.0) for f in known], y=[features.index(f) for f in known],
+            mode="markers", name="true effect (simulation)",
+            marker={"color": TRUTH_COLOUR, "size": 13, "symbol": "x"}, text=[_label(f) for f in known],
             hovertemplate="%{text}: true %{x:.3g} points<extra></extra>"))
     fig.add_vline(x=0, line={"color": "grey", "dash": "dot"})
     fig.update_layout(
-        title="Causal effect on popularity of a typical change (95% CI)", xaxis_title="popularity points",
-        yaxis={"autorange": "reversed", "tickvals": pos, "ticktext": labels},
-        height=120 + 38 * len(results), legend={"orientation": "h", "y": -0.15},
+        title="Causal effect on popularity of a typical change (95% CI), by design",
+        xaxis_title="popularity points", yaxis={"autorange": "reversed", "tickvals": list(range(len(features))),
+                                                "ticktext": labels},
+        height=140 + 44 * len(features), legend={"orientation": "h", "y": -0.12},
         margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 
 
 def by_genre_figure(report: DriverReport, driver: str | None = None) -> go.Figure:
-    """Effects by genre family (95% CI) for one driver (default: the one with the largest |t|)."""
-    candidates = [r for r in report.drivers if r.by_genre]
-    if driver is None:
-        ranked = sorted(candidates, key=lambda r: -abs(r.effect / r.se) if r.se and math.isfinite(r.se) else 0)
-        result = ranked[0] if ranked else (report.drivers[0] if report.drivers else None)
-    else:
-        result = report[driver]
+    """Effects of one driver by genre family (95% CI; q-value in the label). Default: the first driver."""
     fig = go.Figure()
-    if result is None or not result.by_genre:
-        name = result.feature if result is not None else "any driver"
-        fig.update_layout(title=f"No genre family has enough artists and tracks to estimate {name} on its own")
+    if not report.drivers:
+        return fig.update_layout(title="No driver was estimated")
+    result = report[driver] if driver is not None else report.drivers[0]
+    if not result.by_genre:
+        fig.update_layout(title=f"No genre family has enough artists and tracks to estimate {result.feature} alone")
         return fig
     groups = sorted(result.by_genre, key=lambda g: g.effect)
     fig.add_trace(go.Scatter(
-        x=[g.effect for g in groups], y=[f"{g.genre} (n={g.n:,})" for g in groups], mode="markers",
-        marker={"color": WITHIN_COLOUR, "size": 9}, name="genre family",
+        x=[g.effect for g in groups], y=[f"{g.group} (n={g.n:,}, q={_p(g.q_value)})" for g in groups],
+        mode="markers", marker={"color": DESIGN_COLOURS.get(report.design, "#333"), "size": 9},
+        name="genre family",
         error_x={"type": "data", "symmetric": False, "array": [g.ci_high - g.effect for g in groups],
                  "arrayminus": [g.effect - g.ci_low for g in groups]}))
     fig.add_vline(x=result.effect, line={"color": "black", "dash": "dash"},
                   annotation_text=f"all tracks: {result.effect:.3g}")
     fig.add_vline(x=0, line={"color": "grey", "dash": "dot"})
-    fig.update_layout(title=f"Effect of {result.feature} by genre family ({result.unit}, 95% CI)",
-                      xaxis_title="popularity points per unit", height=140 + 34 * len(groups),
+    fig.update_layout(title=f"Effect of {result.feature} by genre family ({result.unit}, 95% CI; q = "
+                            "Benjamini-Hochberg over all group effects)",
+                      xaxis_title="popularity points per unit", height=150 + 34 * len(groups),
                       margin={"l": 10, "r": 10, "t": 50, "b": 10}, showlegend=False)
     return fig
 
@@ -123,64 +137,104 @@ def importance_figure(importance: pd.DataFrame) -> go.Figure:
     """Mean |SHAP value| per feature of the popularity model: what the model uses, not what causes popularity."""
     data = importance.sort_values("mean_abs_shap", ascending=True)
     names = data["label"] if "label" in data.columns else data["feature"]
-    fig = go.Figure(go.Bar(x=data["mean_abs_shap"], y=names, orientation="h",
-                           marker={"color": "#7f7f7f"}))
+    fig = go.Figure(go.Bar(x=data["mean_abs_shap"], y=names, orientation="h", marker={"color": "#7f7f7f"}))
     fig.update_layout(title="Model association (not causal): mean |SHAP| of the popularity model",
                       xaxis_title="mean |SHAP value| (popularity points)", height=120 + 26 * len(data),
                       margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 
 
-def refutation_table(report: DriverReport) -> pd.DataFrame:
-    """One row per driver: effect, CI, naive, refutations and sensitivity, as display strings."""
+def _placebo_flagged(r: DriverResult) -> bool:
+    return math.isfinite(r.placebo_rejection_rate) and r.placebo_rejection_rate > PLACEBO_WARNING_RATE
+
+
+def estimates_table(report: DriverReport, truth: dict[str, float] | None = None) -> pd.DataFrame:
+    """One row per driver: the primary estimate with its CI, adjusted p and band, the other designs, the checks."""
+    rows = []
+    others = [d for d in report.designs if d.name != report.design]
+    for r in report.drivers:
+        row: dict[str, Any] = {
+            "driver": r.feature, "unit": r.unit, "effect": _fmt(r.effect),
+            "95% CI": f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]", "p": _p(r.p_value), "p (Holm)": _p(r.p_adjusted),
+            "simultaneous band": f"[{_fmt(r.simultaneous_ci_low)}, {_fmt(r.simultaneous_ci_high)}]",
+        }
+        for design in others:
+            if r.feature in design.features:
+                e = design[r.feature]
+                row[design_label(design.name)] = f"{_fmt(e.effect)} [{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]"
+        row["placebo rejections"] = ("–" if not math.isfinite(r.placebo_rejection_rate)
+                                     else f"{100 * r.placebo_rejection_rate:.0f}%")
+        row["permutation p"] = _p(r.placebo_p)
+        row["RV"] = _fmt(r.robustness_value, 2)
+        row["RV (5%)"] = _fmt(r.robustness_value_ci, 2)
+        if truth is not None:
+            row["truth"] = _fmt(truth.get(r.feature, math.nan))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sensitivity_table(report: DriverReport, k: float | None = None) -> pd.DataFrame:
+    """One row per driver and benchmark: the estimate if a hidden confounder were k times as strong as it."""
     rows = []
     for r in report.drivers:
-        rows.append({
-            "driver": r.feature, "unit": r.unit, "effect": _fmt(r.effect),
-            "95% CI": f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]", "p": _fmt(r.p_value, 2),
-            "naive": _fmt(r.naive_effect), "naive 95% CI": f"[{_fmt(r.naive_ci_low)}, {_fmt(r.naive_ci_high)}]",
-            "placebo (p)": f"{_fmt(r.placebo_effect)} ({_fmt(r.placebo_p, 2)})",
-            "random cause": _fmt(r.random_common_cause_effect), "subset": _fmt(r.subset_effect),
-            "RV": _fmt(r.robustness_value, 2), "RV (5%)": _fmt(r.robustness_value_ci, 2),
-        })
+        for b in r.sensitivity:
+            if k is not None and b.k != k:
+                continue
+            rows.append({"driver": r.feature, "confounder as strong as": f"{b.k:g} x {b.benchmark}",
+                         "partial R2 with driver": _fmt(b.r2dz_x, 2), "partial R2 with popularity": _fmt(b.r2yz_dx, 2),
+                         "effect": _fmt(r.effect), "adjusted effect": _fmt(b.adjusted_effect),
+                         "adjusted 95% CI": f"[{_fmt(b.adjusted_ci_low)}, {_fmt(b.adjusted_ci_high)}]",
+                         "still excludes 0": ("–" if not math.isfinite(b.adjusted_ci_low)
+                                              else "yes" if b.adjusted_ci_low > 0 or b.adjusted_ci_high < 0
+                                              else "no")})
     return pd.DataFrame(rows)
 
 
 def plain_reading(report: DriverReport, truth: dict[str, float] | None = None) -> list[str]:
-    """Sentences a reader without statistics can follow: what is distinguishable from 0, how robust."""
+    """Sentences a reader without statistics can follow: what survives the adjustment, how robust, the checks."""
     lines = []
-    design = DESIGN_LABELS.get(report.design, report.design)
-    lines.append(f"Estimated on {report.rows:,} tracks of {report.artists:,} artists, design: {design}.")
+    artists = f"{report.artists:,} artists" if report.artists else "unknown artists"
+    lines.append(f"Estimated on {report.rows:,} tracks of {artists}. Primary design: "
+                 f"{design_label(report.design)}, {report.design_reason}.")
     if report.design == "naive":
-        lines.append("No within-artist comparison was possible, so these are adjusted associations: an artist's "
+        lines.append("No within-group comparison was possible, so these are adjusted associations: an artist's "
                      "style goes with their appeal, which followers measure only roughly.")
-    clear = [r for r in report.drivers if r.significant]
-    unclear = [r for r in report.drivers if not r.significant]
-    for r in sorted(clear, key=lambda r: -abs(r.effect * _scale(r))):
+    clear = [r for r in report.drivers if r.distinguishable]
+    unclear = [r for r in report.drivers if not r.distinguishable]
+    for r in sorted(clear, key=lambda r: -abs(r.effect * TYPICAL_CHANGE.get(r.feature, 1.0))):
+        scale = TYPICAL_CHANGE.get(r.feature, 1.0)
         direction = "raises" if r.effect > 0 else "lowers"
-        change = CHANGE_LABELS.get(r.feature, "+1")
         rv = r.robustness_value
         robust = ("of unknown robustness" if not math.isfinite(rv) else "robust" if rv >= 0.1
                   else "moderately robust" if rv >= 0.03 else "fragile")
-        text = (f"{r.feature} ({change}) {direction} popularity by about {abs(r.effect * _scale(r)):.2g} points "
-                f"(95% CI {r.ci_low * _scale(r):.2g} to {r.ci_high * _scale(r):.2g}); {robust}: a hidden confounder "
-                f"explaining {100 * rv:.1f}% of the residual variance of both {r.feature} and popularity "
-                "would erase it")
-        if report.design != "naive" and math.isfinite(r.naive_effect):
-            text += f"; the naive comparison says {r.naive_effect * _scale(r):.2g}"
+        text = (f"{r.feature} ({CHANGE_LABELS.get(r.feature, '+1')}) {direction} popularity by about "
+                f"{abs(r.effect * scale):.2g} points (95% CI {r.ci_low * scale:.2g} to {r.ci_high * scale:.2g}, "
+                f"Holm-adjusted p {_p(r.p_adjusted)}); {robust}: a hidden confounder explaining {100 * rv:.1f}% of the "
+                f"residual variance of both {r.feature} and popularity would erase it")
+        strong = [b for b in r.sensitivity if b.k == 1.0 and math.isfinite(b.adjusted_ci_low)
+                  and not (b.adjusted_ci_low > 0 or b.adjusted_ci_high < 0)]
+        if strong:
+            text += ("; one as strong as " + " or ".join(b.benchmark for b in strong)
+                     + " would make it indistinguishable from 0")
         lines.append(text + ".")
     if unclear:
-        lines.append("Not distinguishable from 0 at 95%: " + ", ".join(r.feature for r in unclear) + ".")
-    placebo_bad = [r.feature for r in report.drivers if math.isfinite(r.placebo_p) and r.placebo_p < 0.01]
-    if placebo_bad:
-        lines.append("Warning: the placebo check failed (permuted driver still shows an effect) for "
-                     + ", ".join(placebo_bad) + "; treat those estimates with suspicion.")
-    unstable = [r.feature for r in report.drivers
-                if math.isfinite(r.random_common_cause_effect) and math.isfinite(r.subset_effect)
-                and abs(r.random_common_cause_effect - r.subset_effect) > 0.5 * max(r.ci_high - r.ci_low, 1e-12)]
-    if unstable:
-        lines.append("Adding a random control moved the estimate by more than half a CI width for "
-                     + ", ".join(unstable) + ".")
+        lines.append("Not distinguishable from 0 after the Holm correction for testing "
+                     f"{len(report.drivers)} drivers: " + ", ".join(r.feature for r in unclear) + ".")
+    for design in report.designs:
+        if design.name == report.design:
+            continue
+        moved = [r.feature for r in report.drivers if r.feature in design.features
+                 and (design[r.feature].distinguishable != r.distinguishable
+                      or (design[r.feature].distinguishable and math.copysign(1, design[r.feature].effect)
+                          != math.copysign(1, r.effect)))]
+        if moved:
+            lines.append(f"The {design_label(design.name)} comparison reaches a different conclusion for "
+                         f"{', '.join(moved)}: what it does not hold fixed moves those estimates.")
+    flagged = [r.feature for r in report.drivers if _placebo_flagged(r)]
+    if flagged:
+        lines.append(f"Warning: shuffled within {'albums' if report.design == 'within_album' else 'groups'}, "
+                     f"{', '.join(flagged)} still looked significant in more than {100 * PLACEBO_WARNING_RATE:.0f}% "
+                     "of the shuffles (about 5% is expected): their confidence intervals are likely too narrow.")
     if truth:
         covered = [r.feature for r in report.drivers
                    if r.feature in truth and r.ci_low <= truth[r.feature] <= r.ci_high]
@@ -190,11 +244,11 @@ def plain_reading(report: DriverReport, truth: dict[str, float] | None = None) -
 
 
 def drivers_report_html(report: DriverReport, importance: pd.DataFrame | None = None,
-                        truth: dict[str, float] | None = None) -> str:
+                        truth: dict[str, float] | None = None, popularity_source: str | None = None) -> str:
     """A self-contained HTML page: effects plot, by-genre plot, SHAP importance, tables and a plain reading."""
     import plotly.io as pio
 
-    figures: list[tuple[str, Any]] = [("Causal effects", effects_figure(report, truth))]
+    figures: list[tuple[str, Any]] = [("Causal effects, every design", effects_figure(report, truth))]
     if any(r.by_genre for r in report.drivers):
         figures.append(("Heterogeneity by genre family", by_genre_figure(report)))
     if importance is not None and len(importance):
@@ -203,44 +257,53 @@ def drivers_report_html(report: DriverReport, importance: pd.DataFrame | None = 
     for i, (title, fig) in enumerate(figures):
         parts.append(f"<h2>{html.escape(title)}</h2>")
         parts.append(pio.to_html(fig, full_html=False, include_plotlyjs=(i == 0), default_width="100%"))
-    table = refutation_table(report).to_html(index=False, escape=True, border=0, classes="drivers")
+
+    def table(frame: pd.DataFrame) -> str:
+        return frame.to_html(index=False, escape=True, border=0, classes="drivers") if len(frame) else ""
+
     reading = "".join(f"<li>{html.escape(line)}</li>" for line in plain_reading(report, truth))
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in report.warnings)
-    genre_rows = [{"driver": r.feature, "genre family": g.genre, "effect": _fmt(g.effect),
-                   "95% CI": f"[{_fmt(g.ci_low)}, {_fmt(g.ci_high)}]", "tracks": g.n}
-                  for r in report.drivers for g in r.by_genre]
-    era_rows = [{"driver": r.feature, "era": e.era, "effect": _fmt(e.effect),
-                 "95% CI": f"[{_fmt(e.ci_low)}, {_fmt(e.ci_high)}]", "tracks": e.n}
-                for r in report.drivers for e in r.by_era]
+    group_rows = [{"driver": r.feature, "group": g.group, "kind": kind, "effect": _fmt(g.effect),
+                   "95% CI": f"[{_fmt(g.ci_low)}, {_fmt(g.ci_high)}]", "p": _p(g.p_value), "q (BH)": _p(g.q_value),
+                   "tracks": g.n, "artists": g.artists}
+                  for r in report.drivers for kind, groups in (("genre family", r.by_genre), ("era", r.by_era))
+                  for g in groups]
     info = report.info
-    method = (f"Double ML ({html.escape(str(info.get('learner', '')))} nuisances, "
-              f"{html.escape(str(info.get('score', '')))} score, {info.get('n_folds', '')} folds grouped by artist); "
-              f"standard errors {html.escape(str(info.get('standard_errors', '')))}. Refutations on "
-              f"{info.get('refutation_rows', 0):,} tracks. Sensitivity: "
-              f"{html.escape(str(info.get('sensitivity', '')))}.")
+    method = (f"Double ML ({info.get('learner', '')} nuisances on {info.get('nuisance_features', '')}, "
+              f"{info.get('n_folds', '')} folds grouped by artist, {info.get('n_rep', '')} repetitions); standard "
+              f"errors {info.get('standard_errors', '')}; multiplicity: {info.get('multiplicity', '')}.")
+    designs = "".join(f"<li><b>{html.escape(design_label(d.name))}</b>: {d.rows:,} tracks, {d.groups:,} comparison "
+                      f"groups; controls: {html.escape(', '.join(d.controls) or 'none')}</li>"
+                      for d in report.designs)
+    source = (f"<p>Popularity source: <b>{html.escape(popularity_source)}</b></p>" if popularity_source else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>popdrivers: causal drivers of popularity</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
-table.drivers {{ border-collapse: collapse; font-size: 0.85em; }}
+body {{ font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; color: #222; }}
+table.drivers {{ border-collapse: collapse; font-size: 0.82em; }}
 table.drivers td, table.drivers th {{ padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
 .warn {{ color: #a15c00; }}
 </style></head><body>
 <h1>What drives popularity</h1>
-<p>Design: <b>{html.escape(DESIGN_LABELS.get(report.design, report.design))}</b>;
-{report.rows:,} tracks, {report.artists:,} artists. {method}</p>
+<p>Primary design: <b>{html.escape(design_label(report.design))}</b> ({html.escape(report.design_reason)}).
+{html.escape(method)}</p>
+{source}
+<ul>{designs}</ul>
 {f'<ul class="warn">{warnings}</ul>' if warnings else ''}
 <h2>Reading</h2><ul>{reading}</ul>
 {''.join(parts)}
-<h2>Estimates, refutations and sensitivity</h2>
-<p>Effects are popularity points per unit. Placebo: the driver shuffled within artist (should be near 0).
-Random cause: estimate with a random extra control (should match "subset", the estimate on the same random
-subset of artists). RV: share of residual variance of both driver and popularity a hidden confounder must
-explain to erase the effect (RV 5%: to make it insignificant).</p>
-{table}
-{'<h2>By genre family</h2>' + pd.DataFrame(genre_rows).to_html(index=False, border=0, classes="drivers")
- if genre_rows else ''}
-{'<h2>By release era</h2>' + pd.DataFrame(era_rows).to_html(index=False, border=0, classes="drivers")
- if era_rows else ''}
+<h2>Estimates and checks</h2>
+<p>Effects are popularity points per unit. p (Holm): adjusted for testing every driver; an effect is called
+distinguishable from 0 when it is below 0.05. Simultaneous band: covers all drivers' effects at once with 95%
+probability. Placebo rejections: the driver's residual shuffled within the comparison groups
+{info.get('placebo', '')}; the share of shuffles the 95% CI calls significant should be about 5%. Permutation p:
+how often a shuffle beats the real estimate. RV: share of residual variance of both driver and popularity a hidden
+confounder must explain to erase the effect (RV 5%: to make it insignificant).</p>
+{table(estimates_table(report, truth))}
+<h2>Sensitivity: a hidden confounder as strong as what we observe</h2>
+<p>The estimate after removing the largest bias an unobserved confounder k times as strong as an observed control
+could cause (Cinelli &amp; Hazlett 2020; strength measured in the design's linear fixed-effects analogue).</p>
+{table(sensitivity_table(report))}
+{'<h2>By genre family and release era</h2>' + table(pd.DataFrame(group_rows)) if group_rows else ''}
 </body></html>
 """

@@ -575,3 +575,11 @@ def validate(df: pd.DataFrame, *, require_popularity: bool = True, source: str |
 def present_audio_features(df: pd.DataFrame) -> list[str]:
     """Audio feature columns present in ``df`` with at least one value."""
     return [c for c in AUDIO_FEATURES if c in df.columns and df[c].notna().any()]
+
+
+def popularity_source(df: pd.DataFrame) -> str | None:
+    """Where a table's popularity came from ('spotify', 'deezer_rank', a file), joined when mixed; None if unsaid."""
+    if "popularity_source" not in df.columns:
+        return None
+    values = sorted(str(v) for v in pd.unique(df["popularity_source"].dropna()))
+    return ", ".join(values) or None

@@ -381,21 +381,6 @@ def curve_figure(curve: pd.DataFrame, driver: str, current: float, current_predi
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Drivers: the tables beside the figures.
-# --------------------------------------------------------------------------------------------------------------
-
-
-def refutation_table(report: Any, truth: dict[str, float] | None = None) -> pd.DataFrame:
-    """The drivers' refutation and sensitivity table, with the true effect beside it on simulated data."""
-    from popdrivers.report import refutation_table as table
-
-    out = table(report)
-    if truth:
-        out.insert(3, "true effect", [f"{truth[d]:.3g}" if d in truth else "" for d in out["driver"]])
-    return out
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Data: summary, EDA tables, and uploads.
 # --------------------------------------------------------------------------------------------------------------
 

@@ -32,25 +32,32 @@ def drivers(
     out: Path = typer.Option(..., "--out", help="Output folder (drivers.json, report.html, manifest.json)."),
     format: str = typer.Option("auto", "--format", "-f", help="Layout of --data: auto or a known format."),
     driver_list: str | None = typer.Option(None, "--drivers",
-                                    help="Comma-separated drivers (default: every driver present in the data)."),
+                                           help="Comma-separated drivers (default: every driver in the data)."),
     model: Path | None = typer.Option(None, "--model",
                                       help="A trained model folder: adds its SHAP importance to the report."),
     max_rows: int | None = typer.Option(None, "--max-rows", min=100,
-                                 help="Estimate on a random subset of whole artists with at most this many tracks."),
-    seed: int = typer.Option(0, "--seed", help="Seed of folds, subsets and permutations."),
-    design: str = typer.Option("within_artist", "--design", help="within_artist (default) or naive."),
-    no_refute: bool = typer.Option(False, "--no-refute", help="Skip the placebo / random cause / subset checks."),
+                                        help="Estimate on a random subset of whole artists with at most this many "
+                                             "tracks."),
+    seed: int = typer.Option(0, "--seed", help="Seed of folds, subsets, shuffles and the bootstrap."),
+    design: str = typer.Option("auto", "--design",
+                               help="auto (the strictest the data supports: within_album, else within_artist, else "
+                                    "naive) or one of them."),
+    no_refute: bool = typer.Option(False, "--no-refute", help="Skip the placebo and the sensitivity analysis."),
+    n_rep: int = typer.Option(3, "--n-rep", min=1, help="Repetitions of the cross-fitting fold draw (median)."),
 ) -> None:
-    """Estimate what causally drives popularity: within-artist double ML beside the naive comparison."""
+    """Estimate what causally drives popularity: within-album double ML beside within-artist and naive."""
     from popdrivers.drivers import estimate_drivers, save_drivers
+    from popdrivers.features import DRIVER_SHORT_UNITS
     from popdrivers.progress import rich_progress
+    from popdrivers.report import design_label, drivers_report_html
+    from popdrivers.schema import popularity_source
     from popdrivers.sources.files import read_tracks
 
     tracks = read_tracks(data, format=format)
     chosen = [d.strip() for d in driver_list.split(",") if d.strip()] if driver_list else None
     with rich_progress("drivers", console=err_console) as progress:
         report = estimate_drivers(tracks, chosen, design=design, seed=seed, max_rows=max_rows, refute=not no_refute,
-                                  progress=progress)
+                                  n_rep=n_rep, progress=progress)
     importance = None
     if model is not None:
         from popdrivers.explain import global_importance
@@ -58,23 +65,42 @@ def drivers(
 
         importance = global_importance(load_model(model), tracks, seed=seed)
     truth = _truth_for(data)
-    save_drivers(report, out, importance=importance, data_source=str(data.resolve()), truth=truth)
+    source = popularity_source(tracks)
+    html = drivers_report_html(report, importance=importance, truth=truth, popularity_source=source)
+    save_drivers(report, out, html=html, importance=importance, data_source=str(data.resolve()),
+                 popularity_source=source)
 
-    table = Table(title=f"Causal effects on popularity ({report.design.replace('_', ' ')}; {report.rows:,} tracks, "
-                        f"{report.artists:,} artists)", title_justify="left")
+    artists = f"{report.artists:,} artists" if report.artists else "artists unknown"
+    table = Table(title=f"Causal effects on popularity: {design_label(report.design)} (primary; {report.rows:,} "
+                        f"tracks, {artists})", title_justify="left")
     table.add_column("driver", no_wrap=True, min_width=max(len(r.feature) for r in report.drivers))
-    table.add_column("unit")
-    for column in ("effect", "95% CI", "naive", "placebo (p)", "RV"):
+    table.add_column("per")
+    for column in ("effect", "95% CI", "p (Holm)"):
+        table.add_column(column, justify="right")
+    others = [d for d in report.designs if d.name != report.design]
+    for other in others:
+        table.add_column(design_label(other.name), justify="right")
+    for column in ("placebo", "RV"):
         table.add_column(column, justify="right")
     if truth:
         table.add_column("truth", justify="right")
     for r in report.drivers:
-        row = [r.feature, r.unit, _num(r.effect), f"[{_num(r.ci_low)}, {_num(r.ci_high)}]", _num(r.naive_effect),
-               f"{_num(r.placebo_effect)} ({_num(r.placebo_p, 2)})", _num(r.robustness_value, 2)]
+        row = [r.feature, DRIVER_SHORT_UNITS.get(r.feature, ""), _num(r.effect),
+               f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
+               "<0.001" if r.p_adjusted < 0.001 else _num(r.p_adjusted, 2)]
+        row += [_num(o[r.feature].effect) if r.feature in o.features else "–" for o in others]
+        row += ["–" if not math.isfinite(r.placebo_rejection_rate) else f"{100 * r.placebo_rejection_rate:.0f}%",
+                _num(r.robustness_value, 2)]
         if truth:
             row.append(_num(truth.get(r.feature, math.nan)))
         table.add_row(*row)
-    console.print(table)
+    # Logs and pipes get the whole table rather than columns cut to 80 characters.
+    console.print(table, width=None if console.is_terminal else max(console.width, 160))
+    console.print(f"Primary design {design_label(report.design)}: {report.design_reason}.", highlight=False)
+    if source:
+        console.print(f"Popularity source: {source}", highlight=False)
+    console.print("p (Holm): adjusted for testing every driver. placebo: share of within-group shuffles the 95% CI "
+                  "calls significant (about 5% expected). RV: robustness value.", highlight=False)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print(f"wrote {out / 'drivers.json'} and {out / 'report.html'} in {report.info.get('seconds', 0):.0f} s",

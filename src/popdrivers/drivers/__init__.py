@@ -9,7 +9,13 @@ Modules: ``_designs`` (who is compared with whom), ``_crossfit`` (folds and nuis
 steps in order), ``_results`` (the frozen result types), ``_persist`` (the folder on disk).
 """
 
-from popdrivers.drivers._checks import confounder_bound, partial_r2, robustness_value
+from popdrivers.drivers._checks import (
+    PLACEBO_WARNING_RATE,
+    adjusted_estimate,
+    confounder_bound,
+    partial_r2,
+    robustness_value,
+)
 from popdrivers.drivers._crossfit import LEARNERS, NuisanceLearner, artist_grouped_folds, cross_fit_residuals
 from popdrivers.drivers._designs import DESIGNS
 from popdrivers.drivers._estimate import estimate_drivers, implied_change
@@ -25,8 +31,9 @@ from popdrivers.drivers._results import (
 )
 
 __all__ = [
-    "DESIGNS", "DESIGN_LABELS", "DRIVERS_JSON", "LEARNERS", "REPORT_HTML", "DesignEstimate", "DesignResult",
-    "DriverReport", "DriverResult", "GroupEffect", "NuisanceLearner", "SensitivityBound", "artist_grouped_folds",
-    "confounder_bound", "cross_fit_residuals", "estimate_drivers", "implied_change", "load_drivers",
-    "load_importance", "partial_r2", "robustness_value", "save_drivers",
+    "DESIGNS", "DESIGN_LABELS", "DRIVERS_JSON", "LEARNERS", "PLACEBO_WARNING_RATE", "REPORT_HTML",
+    "DesignEstimate", "DesignResult", "DriverReport", "DriverResult", "GroupEffect", "NuisanceLearner",
+    "SensitivityBound", "adjusted_estimate", "artist_grouped_folds", "confounder_bound", "cross_fit_residuals",
+    "estimate_drivers", "implied_change", "load_drivers", "load_importance", "partial_r2", "robustness_value",
+    "save_drivers",
 ]

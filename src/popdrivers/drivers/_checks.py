@@ -34,6 +34,9 @@ BENCHMARKS: dict[str, tuple[str, ...]] = {
     "naive": ("artist followers", "track age", "version"),
 }
 BENCHMARK_MULTIPLES = (1.0, 2.0, 3.0)
+# About 5% of shuffles should look significant; above this share the CIs are called too narrow (with 200
+# shuffles, 10% is 3 standard errors above 5%).
+PLACEBO_WARNING_RATE = 0.10
 MIN_GROUP_ARTISTS = 8
 MIN_GROUP_ROWS = 100
 

@@ -74,13 +74,14 @@ class NuisanceLearner:
             design = np.column_stack([np.ones(len(x_train)), x_train])
             test_design = np.column_stack([np.ones(len(x_test)), x_test])
             gram = design.T @ design
-            # A tiny ridge keeps the solve stable when a control is constant within the training folds.
-            gram[np.diag_indices_from(gram)] += 1e-8 * max(float(np.trace(gram)) / len(gram), 1.0)
             cross_y = design.T @ y_train
             cross_d = design.T @ d_train
             for j in range(n_drivers):
                 cols = np.array([0] + [1 + c for c in range(n_features) if c not in set(excluded[j])])
-                coef = np.linalg.solve(gram[np.ix_(cols, cols)], np.column_stack([cross_y[cols], cross_d[cols, j]]))
+                # lstsq on the small Gram block: the minimum-norm solution when a control is constant (or a copy
+                # of another) within the training folds, where a plain solve would fail.
+                coef = np.linalg.lstsq(gram[np.ix_(cols, cols)], np.column_stack([cross_y[cols], cross_d[cols, j]]),
+                                       rcond=None)[0]
                 y_resid[:, j] = y_train - design[:, cols] @ coef[:, 0]
                 d_resid[:, j] = d_train[:, j] - design[:, cols] @ coef[:, 1]
                 y_test[:, j] = test_design[:, cols] @ coef[:, 0]

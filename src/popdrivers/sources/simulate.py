@@ -308,7 +308,7 @@ def _plan_releases(rng: np.random.Generator, sizes: np.ndarray, s: CatalogStruct
         while slots > 0:
             number += 1
             draw = rng.random()
-            if (s.singles and draw < 0.3) or slots <= 2:
+            if s.singles and (draw < 0.3 or slots <= 2):
                 size = min(slots, 1 if rng.random() < 0.7 else 2)
                 release = new_release(artist, "single", -1, number)
                 recs = [new_recording(artist, songs + k, "original", -1, release, k + 1) for k in range(size)]
@@ -329,6 +329,8 @@ def _plan_releases(rng: np.random.Generator, sizes: np.ndarray, s: CatalogStruct
                 slots -= size
                 continue
             size = min(slots, int(rng.integers(7, 17)))
+            if not s.singles and slots - size < 3:
+                size = slots  # no singles to take the last few tracks: the album does
             release = new_release(artist, "album", -1, number)
             recs = []
             for k in range(size):

@@ -1,27 +1,30 @@
-"""Drivers: within-artist causal effects with 95% CIs vs naive, refutations, by genre; SHAP importance beside."""
+"""Drivers: every design's causal effects with 95% CIs, checks, sensitivity, by genre; SHAP beside (association)."""
 
 import streamlit as st
 
 from popdrivers import explain
 from popdrivers import report as figures
-from popdrivers.app import services, state
+from popdrivers.app import state
 
 artifacts = state.current()
 report = artifacts.drivers
 truth = artifacts.truth.effects if artifacts.truth is not None else None
 st.title("What drives popularity")
 state.data_notice(artifacts)
-st.caption("An effect is the average change in popularity points for +1 unit of the feature, comparing tracks "
-           "of the same artist (double machine learning, artist fixed effects, cluster-robust 95% CIs).")
+st.caption(f"An effect is the average change in popularity points for +1 unit of the feature, comparing "
+           f"{'tracks of the same album' if report.design == 'within_album' else 'tracks of the same artist'} "
+           "(double machine learning with fixed effects; 95% CIs clustered by artist).")
+st.info(f"Primary design: **{figures.design_label(report.design)}**: {report.design_reason}.")
 for warning in report.warnings:
     st.warning(warning)
 
 left, right = st.columns([3, 2])
 with left:
-    st.markdown("#### Causal effects: within artist vs naive, 95% CI")
+    st.markdown("#### Causal effects by design, 95% CI")
     st.plotly_chart(figures.effects_figure(report, truth=truth), key="drivers_effects")
-    if truth is not None:
-        st.caption("Simulated data: the markers show the TRUE effects built into the catalogue.")
+    st.caption("Thick bars: 95% CI of each design. Thin bar: the primary design's simultaneous band, which covers "
+               "all drivers at once." + (" Green crosses: the TRUE effects built into the simulated catalogue."
+                                          if truth is not None else ""))
 with right:
     st.markdown("#### Model feature importance (association, not cause)")
     if artifacts.importance is not None:
@@ -33,13 +36,23 @@ with right:
 st.markdown("#### In plain words")
 st.markdown("\n".join(f"- {line}" for line in figures.plain_reading(report, truth)))
 
-st.markdown("#### Refutation and sensitivity")
-st.caption("placebo: effect of the driver shuffled within artist (should be ~0); random cause: effect after adding "
-           "a random control (should barely move); subset: effect on a random subset of artists (should be close); "
-           "RV: robustness value, the share of residual variance a hidden confounder would need to explain in both "
-           "the driver and popularity to erase the effect.")
-table = services.refutation_table(report, truth)
+st.markdown("#### Estimates and checks")
+st.caption("p (Holm): adjusted for testing every driver. Simultaneous band: all drivers at once. Placebo "
+           "rejections: the driver shuffled within the comparison groups, share of shuffles the 95% CI calls "
+           "significant (about 5% expected). RV: how much of the residual variance of both the driver and "
+           "popularity a hidden confounder must explain to erase the effect.")
+table = figures.estimates_table(report, truth)
 st.dataframe(table, hide_index=True, key="drivers_table", height=38 + 35 * len(table))
+
+st.markdown("#### Sensitivity: a hidden confounder as strong as an observed one")
+sensitivity = figures.sensitivity_table(report)
+if len(sensitivity):
+    k = st.radio("Confounder strength (times an observed control)", [1.0, 2.0, 3.0], horizontal=True,
+                 format_func=lambda v: f"{v:g}x", key="drivers_sensitivity_k")
+    shown = figures.sensitivity_table(report, k=k)
+    st.dataframe(shown, hide_index=True, key="drivers_sensitivity", height=38 + 35 * min(len(shown), 14))
+else:
+    st.info("The sensitivity analysis was not run for this report.")
 
 st.markdown("#### Effects by genre family")
 with_genres = [r.feature for r in report.drivers if r.by_genre]

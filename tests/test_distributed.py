@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -25,9 +26,17 @@ PARAMS = {"n_estimators": 120, "learning_rate": 0.08, "new_artist_n_estimators":
 def client():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, processes=True) as cluster, \
-            Client(cluster) as dask_client:
-        yield dask_client
+    # Workers are spawned and re-run the parent's __main__; after the app tests that is the Streamlit page
+    # AppTest ran (which would build artifacts inside the worker). Spawn them from a bare __main__.
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, processes=True) as cluster, \
+                Client(cluster) as dask_client:
+            sys.modules["__main__"] = main
+            yield dask_client
+    finally:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="module")

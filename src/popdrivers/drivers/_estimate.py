@@ -63,6 +63,7 @@ from popdrivers.drivers._results import (
 from popdrivers.errors import InputError
 from popdrivers.features import DRIVER_UNITS, DRIVERS, add_release_structure, build_features
 from popdrivers.progress import ProgressCallback
+from popdrivers.schema import popularity_source
 
 
 def _single_threaded_blas(func: Callable[..., DriverReport]) -> Callable[..., DriverReport]:
@@ -419,6 +420,7 @@ def estimate_drivers(
         "learner": learner, "score": "partialling-out", "n_folds": n_folds, "n_rep": n_rep, "seed": seed,
         "n_estimators": n_estimators, "num_leaves": num_leaves, "learning_rate": learning_rate,
         "max_fit_rows": max_fit_rows, "track_controls": track_controls, "requested_design": design,
+        "popularity_source": popularity_source(tracks),
         "controls": {r.name: list(r.controls) for r in results},
         "nuisance_features": "demeaned controls and their group means (Mundlak), log group size",
         "standard_errors": "clustered by artist" if sample.has_artists else "heteroskedasticity-robust (no artist id)",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_spotify import FakeCatalog, serve
+from fake_spotify import FEATURES, FakeCatalog, serve
 
 from popdrivers.errors import CredentialsError, PopdriversError
 from popdrivers.sources.spotify import AUDIO_FORBIDDEN_MESSAGE, collect, parse_artist_ref, read_artist_list
@@ -32,7 +32,7 @@ FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.04, max_retr
 CRAWLED = ["Nova", "Long Player", "The Quiet Ones", "Sigur Rós"]
 QUERIES = ["Nova", "long player", "THE QUIET ONES", "sigur rós"]  # exact names, any case
 ID_COLUMNS = {c: str for c in ("track_id", "track_artist_id", "track_album_id", "album_id", "album_artist_id",
-                               "artist_id", "album_release_date")}
+                               "artist_id", "album_release_date", "track_isrc")}
 HEADERS = {  # the catalog-2022 headers (also checked against the real files below)
     "track": "track_id,track_name,track_artist_id,track_album_id,track_number,track_popularity,track_explicit,"
              "track_homepage",
@@ -112,8 +112,8 @@ def test_full_crawl_matches_the_server_catalogue_exactly(fake, catalog, tmp_path
     assert summary.tracks == len(expected["track"]) and summary.artists_resolved == 4 and summary.complete
     assert summary.requests == len(fake.log) - 1  # every request but the token one
     assert progress[-1][:2] == (4, 4)
-    for name, header in HEADERS.items():
-        assert (out / f"{name}.csv").read_text(encoding="utf-8").splitlines()[0] == header  # no BOM
+    for name, header in HEADERS.items():  # catalog-2022's columns first, no BOM; then the release structure
+        assert (out / f"{name}.csv").read_text(encoding="utf-8").splitlines()[0].startswith(header)
     info = json.loads((out / "crawl.json").read_text())
     assert info["market"] == "US" and info["artists_requested"] == 4 and info["audio_features"] == "available"
     assert pd.Timestamp(info["collected_at"]).year >= 2025
@@ -268,9 +268,10 @@ def test_audio_features_403_is_detected_once_and_a_file_fills_them(catalog, tmp_
         summary = crawl(fake, tmp_path / "out", audio_features_file=tmp_path / "features.csv")
         assert fake.requests_to(r"/audio-features") == 1  # a resumed crawl remembers the 403
     expected = catalog.expected(CRAWLED)
-    audio = expected["audio"].astype({c: "float64" for c in expected["audio"].columns[2:]})
+    audio = expected["audio"].astype({c: "float64" for c in FEATURES})
     from_file = audio["track_id"].isin([t.id for t in have])
-    audio.loc[~from_file, audio.columns[2:]] = None
+    audio.loc[~from_file, list(FEATURES)] = None
+    audio["features_source"] = from_file.map({True: "file:features.csv", False: None})  # provenance per track
     expected["audio"] = audio
     assert_matches(tmp_path / "out", expected)
     assert summary.audio_features_from_file == int(from_file.sum()) == summary.tracks_with_audio_features > 0

@@ -541,3 +541,43 @@ def test_cli_development_mode_names_it_and_train_drivers_stop_naming_popularity(
         assert result.exit_code == 2, result.output
         assert "popularity" in result.output and "--popularity FILE" in result.output
         assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_development_mode_crawl_completed_by_files_trains_and_estimates_drivers(tmp_path):
+    """The issue's promise: a Development Mode crawl explains itself, --popularity FILE completes it, then
+    `train` and `drivers` run on the result."""
+    from typer.testing import CliRunner
+
+    import popdrivers.cli  # noqa: F401 (registers the commands)
+    from popdrivers.cli._app import app
+    from popdrivers.sources.files import write_tracks
+
+    catalog = FakeCatalog(seed=5, extra_artists=16)  # 16 artists x 18 tracks
+    (tmp_path / "bands.txt").write_text("\n".join(catalog.extra_names) + "\n", encoding="utf-8")
+    crawled = catalog.expected(catalog.extra_names)["track"]["track_id"]
+    # A public dataset holding these tracks: Spotify popularity and audio features, keyed by track id.
+    dataset = pd.DataFrame([{"track_id": t, "popularity": catalog.tracks[t].popularity,
+                             **(catalog.tracks[t].features or {})} for t in crawled])
+    write_tracks(dataset, tmp_path / "dataset.csv")
+    runner = CliRunner()
+    with serve(catalog, client_id=CLIENT_ID, client_secret=SECRET, profile="development") as fake:
+        env = {"SPOTIPY_CLIENT_ID": CLIENT_ID, "SPOTIPY_CLIENT_SECRET": SECRET,
+               "POPDRIVERS_SPOTIFY_API_BASE": fake.api_base, "POPDRIVERS_SPOTIFY_TOKEN_URL": fake.token_url}
+        command = ["collect", "--artists", "bands.txt", "--out", "crawl"]
+        result = runner.invoke(app, command, env=env)
+        assert result.exit_code == 0 and "Development Mode" in result.output, result.output
+        requests = len(fake.log)
+        result = runner.invoke(app, [*command, "--popularity", "dataset.csv", "--audio-features", "dataset.csv"],
+                               env=env)
+        assert result.exit_code == 0, result.output
+        assert len(fake.log) == requests  # completing the crawl from files asks Spotify nothing
+    assert "288 of 288 tracks matched (288 on track id" in result.output
+
+    result = runner.invoke(app, ["train", "--data", "crawl", "--out", "model", "--budget-seconds", "0",
+                                 "--n-jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "model" / "manifest.json").read_text())["rows_used"] == 288
+    result = runner.invoke(app, ["drivers", "--data", "crawl", "--out", "drivers", "--no-refute"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "drivers" / "drivers.json").read_text())["artists"] == 16

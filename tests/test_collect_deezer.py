@@ -310,3 +310,29 @@ def test_a_killed_deezer_crawl_resumes_to_the_same_dataset(fake, catalog, tmp_pa
     repeated = sorted(re.sub(r"\d+", "N", p) for p, n in counts.items() if n > 1)
     assert repeated == ["/album/N", "/album/N/tracks?limit=N", "/track/N"]
     assert sum(n - 1 for n in counts.values()) == 3
+
+
+@pytest.mark.slow
+def test_deezer_crawl_trains_and_estimates_drivers_with_its_popularity_source(tmp_path):
+    from typer.testing import CliRunner
+
+    import popdrivers.cli  # noqa: F401 (registers the commands)
+    from popdrivers import read_tracks
+    from popdrivers.cli._app import app
+
+    catalog = DeezerCatalog(seed=5, extra_artists=16)  # 16 artists x 18 tracks
+    (tmp_path / "bands.txt").write_text("\n".join(catalog.extra_names) + "\n", encoding="utf-8")
+    runner = CliRunner()
+    with serve(catalog) as fake:
+        result = runner.invoke(app, ["collect", "--source", "deezer", "--artists", "bands.txt", "--out", "crawl"],
+                               env={"POPDRIVERS_DEEZER_API_BASE": fake.api_base})
+        assert result.exit_code == 0, result.output
+    table = read_tracks(tmp_path / "crawl")
+    assert len(table) == 288 and set(table["popularity_source"]) == {"deezer_rank"}
+    result = runner.invoke(app, ["train", "--data", "crawl", "--out", "model", "--budget-seconds", "0",
+                                 "--n-jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "model" / "manifest.json").read_text())["rows_used"] == 288
+    result = runner.invoke(app, ["drivers", "--data", "crawl", "--out", "drivers", "--no-refute"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "drivers" / "drivers.json").read_text())["artists"] == 16

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pandas as pd
-from fake_spotify import Fault, _QuietServer
+from fake_spotify import Fault, QuietServer
 
 QUOTA_ERROR = {"error": {"type": "Exception", "message": "Quota limit exceeded", "code": 4}}
 NO_DATA = {"error": {"type": "DataException", "message": "no data", "code": 800}}
@@ -262,7 +262,7 @@ class FakeDeezer:
         self.log: list[tuple[str, int, str]] = []  # (path+query, HTTP status, "ok" | "quota" | "error" | fault)
         self._recent: deque[float] = deque()
         self._lock = threading.Lock()
-        self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
+        self.httpd = QuietServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.api_base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

@@ -258,7 +258,7 @@ class Fault:
     fired: int = 0
 
 
-class _QuietServer(ThreadingHTTPServer):
+class QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that timed out or was killed mid-reply: nothing to report
 
@@ -304,7 +304,7 @@ class FakeSpotify:
         self.log: list[tuple[str, str, int]] = []
         self.tokens: set[str] = set()
         self._lock = threading.Lock()
-        self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
+        self.httpd = QuietServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.api_base = self.base + "/v1"

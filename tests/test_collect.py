@@ -581,3 +581,32 @@ def test_development_mode_crawl_completed_by_files_trains_and_estimates_drivers(
     result = runner.invoke(app, ["drivers", "--data", "crawl", "--out", "drivers", "--no-refute"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "drivers" / "drivers.json").read_text())["artists"] == 16
+
+
+def test_a_crawl_folder_from_the_previous_version_is_resumed_with_its_checkpoints(fake, catalog, tmp_path):
+    """crawl.sqlite of the pre-2026 collector (no release-structure columns) gains them and keeps its rows."""
+    import sqlite3
+
+    out = tmp_path / "out"
+    out.mkdir()
+    db = sqlite3.connect(out / "crawl.sqlite")
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+        CREATE TABLE album (album_id TEXT PRIMARY KEY, name TEXT, release_date TEXT, total_tracks INTEGER,
+            artist_id TEXT, image TEXT, homepage TEXT, tracks_listed INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE track (track_id TEXT PRIMARY KEY, name TEXT, popularity INTEGER, explicit INTEGER,
+            duration_ms INTEGER, homepage TEXT);
+        INSERT INTO meta VALUES ('market', 'US'), ('since', '');
+        INSERT INTO track VALUES ('t1', 'Old', 40, 0, 1000, 'h');
+    """)
+    db.commit()
+    db.close()
+    from popdrivers.sources.crawl_store import CrawlStore
+
+    store = CrawlStore.open(out)
+    columns = {row[1] for row in store.db.execute("PRAGMA table_info(track)")}
+    assert {"isrc", "n_artists", "rank"} <= columns
+    assert store.db.execute("SELECT name, popularity FROM track").fetchall() == [("Old", 40)]
+    store.close()
+    summary = crawl(fake, out, queries=["Sigur Rós"])  # an old folder counts as a Spotify crawl
+    assert summary.complete and summary.artists_resolved == 1

@@ -336,3 +336,17 @@ def test_deezer_crawl_trains_and_estimates_drivers_with_its_popularity_source(tm
     result = runner.invoke(app, ["drivers", "--data", "crawl", "--out", "drivers", "--no-refute"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "drivers" / "drivers.json").read_text())["artists"] == 16
+
+
+def test_the_pacer_never_lets_more_than_the_quota_through_in_any_window():
+    from popdrivers.sources.crawl import RequestPacer
+
+    clock = FakeClock()
+    pacer = RequestPacer(50, 5.0, clock=clock, sleep=clock.sleep)
+    sent = []
+    for i in range(230):
+        pacer.wait()
+        sent.append(clock())
+        clock.sleep(0.01 if i % 7 else 0.3)  # uneven work between requests
+    assert all(sum(1 for t in sent if start <= t < start + 5.0) <= 50 for start in sent)
+    assert sent[-1] - sent[0] < 5.0 * (230 / 50)  # and it does not wait longer than the quota requires

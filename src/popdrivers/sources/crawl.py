@@ -418,7 +418,9 @@ def summarize(session: CrawlSession, exported: ExportedTables, *, source: str, a
         albums=len(tables["album.csv"]), tracks=len(tables["track.csv"]), tracks_with_popularity=len(with_popularity),
         popularity=popularity, popularity_source=", ".join(sources) or None,
         popularity_from_file=exported.popularity_merge.total if exported.popularity_merge else 0,
-        tracks_with_audio_features=sum(1 for r in tables["audio.csv"] if r.get("features_source")),
+        # Deezer's bpm alone is not a set of audio features: counted are Spotify's and merged ones.
+        tracks_with_audio_features=sum(1 for r in tables["audio.csv"] if r.get("features_source") not in (None,
+                                                                                                          "deezer")),
         audio_features_from_file=exported.audio_merge.total if exported.audio_merge else 0,
         audio_features=audio_features, requests=session.counter("requests"), retries=session.counter("retries"),
         rate_limit_waits=session.counter("rate_limit_waits"), skipped_replies=session.skipped, complete=complete,

@@ -67,6 +67,9 @@ __all__ = ["DEFAULT_API_BASE", "POPULARITY_NOTE", "DeezerApi", "collect", "parse
 DEFAULT_API_BASE = "https://api.deezer.com"
 API_BASE_ENV = "POPDRIVERS_DEEZER_API_BASE"
 QUOTA_REQUESTS, QUOTA_SECONDS = 50, 5.0  # Deezer's published limit per IP
+# The pacer's window is a quarter second longer than Deezer's: the server counts a request when it arrives,
+# later than the client sent it, so pacing at exactly 50 per 5 s meets the quota error now and then.
+PACING_MARGIN_SECONDS = 0.25
 PAGE = 50  # items asked per page of search results, artist albums and album tracks
 SEARCH_MAX_RESULTS = 300  # stop looking for an exact name after this many search results
 RELEASE_TYPES = {"album": "album", "single": "single", "ep": "ep"}  # Deezer record_type -> canonical album_type
@@ -146,7 +149,7 @@ class DeezerApi:
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  on_event: EventSink | None = None, quota: tuple[int, float] = (QUOTA_REQUESTS, QUOTA_SECONDS)):
         self.api_base = api_base.rstrip("/")
-        pacer = RequestPacer(quota[0], quota[1], clock=clock, sleep=sleep)
+        pacer = RequestPacer(quota[0], quota[1] + PACING_MARGIN_SECONDS, clock=clock, sleep=sleep)
         self.runner = RequestRunner("Deezer API", policy, sleep, on_event, pacer)
         self.policy = self.runner.policy
         self.http = requests.Session()

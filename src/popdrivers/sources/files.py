@@ -11,6 +11,7 @@ its URLs and playlist names through memory.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -103,12 +104,15 @@ RELATIONAL_TABLES: dict[str, dict[str, str]] = {
     "track": {"track_id": "track_id", "track_name": "track_name", "track_artist_id": "artist_id",
               "track_album_id": "album_id", "track_popularity": "popularity", "track_explicit": "explicit",
               "track_number": "track_number", "disc_number": "disc_number", "track_disc_number": "disc_number",
-              "track_isrc": "isrc", "isrc": "isrc", "track_n_artists": "n_artists", "n_artists": "n_artists"},
+              "track_isrc": "isrc", "isrc": "isrc", "track_n_artists": "n_artists", "n_artists": "n_artists",
+              # written by `popdrivers collect` (Deezer's rank; where popularity came from)
+              "track_deezer_rank": "deezer_rank", "track_popularity_source": "popularity_source"},
     "audio": {"track_id": "track_id", "track_duration": "duration_ms", "duration_ms": "duration_ms",
-              **_same(*_AUDIO_SAME_NAME)},
+              **_same(*_AUDIO_SAME_NAME), "features_source": "features_source", "deezer_gain": "deezer_gain"},
     "album": {"album_id": "album_id", "album_name": "album_name", "album_release_date": "release_date",
               "album_release_date_precision": "release_date_precision", "album_artist_id": "album_artist_id",
-              "album_type": "album_type", "album_total_tracks": "album_total_tracks"},
+              "album_type": "album_type", "album_total_tracks": "album_total_tracks",
+              "album_genre": "genre"},  # a Deezer crawl: the album's main genre
     "artist": {"artist_id": "artist_id", "artist_name": "artist_name", "artist_genre": "artist_genres",
                "artist_genres": "artist_genres", "artist_followers": "artist_followers"},
 }
@@ -589,6 +593,8 @@ def _read_relational(folder: Path, require_popularity: bool) -> _Raw:
     tracks = _read_table("track", paths["track"])
     rows_read = len(tracks)
     tracks, dropped = _drop_unusable_rows(tracks, require_popularity)
+    if require_popularity and tracks.empty and rows_read:
+        raise _no_popularity_error(folder, rows_read)
 
     albums = _unique_by(_read_table("album", paths["album"]), "album_id", "album", notes)
     for column in albums.columns:
@@ -622,6 +628,9 @@ def _read_relational(folder: Path, require_popularity: bool) -> _Raw:
     counts["tracks_without_audio"] = no_audio
     for column in features:
         tracks[column] = tracks["track_id"].map(audio[column]).astype("float64")
+    for column in ("features_source", "deezer_gain"):  # provenance and Deezer's gain, from a collector's crawl
+        if column in audio.columns:
+            tracks[column] = tracks["track_id"].map(audio[column])
     if audio.empty:
         notes.append(f"{paths['audio'].name} has no rows: every audio feature is left empty (NaN); "
                      "tracks are kept")
@@ -633,6 +642,22 @@ def _read_relational(folder: Path, require_popularity: bool) -> _Raw:
     if collected_at is not None:
         tracks["collected_at"] = pd.Series(collected_at, index=tracks.index, dtype="datetime64[ns]")
     return _Raw(tracks, rows_read, dropped, notes, counts)
+
+
+def _no_popularity_error(folder: Path, rows: int) -> SchemaError:
+    """No track of a crawl folder has popularity: say why (from crawl.json) and how to add it."""
+    why = ""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        crawl = json.loads((folder / CRAWL_FILE).read_text(encoding="utf-8-sig"))
+        if crawl.get("popularity") == "unavailable":
+            why = (f"; {CRAWL_FILE} says popularity is unavailable: a Spotify Development Mode app gets no "
+                   "popularity since Feb/Mar 2026")
+    return SchemaError([Problem(
+        "popularity", f"none of the {rows} tracks of this crawl has a popularity (track_popularity is empty{why})",
+        fix="train and drivers need popularity: rerun the same `popdrivers collect` command with --popularity FILE "
+            "(a dataset, or a CSV track_id,popularity or isrc,popularity; no new requests), or crawl with "
+            "--source deezer; the folder as it is serves prediction (`popdrivers predict`, "
+            "read_tracks(path, require_popularity=False))")], str(folder))
 
 
 def _collected_at(folder: Path, notes: list[str]) -> pd.Timestamp | None:

@@ -580,9 +580,13 @@ class PopularityModel(RegressorMixin, BaseEstimator):
             sources = FEATURE_SOURCES[name]
             if name == ARTIST_RECORD or any(s in tracks.columns for s in sources):
                 continue
+            # Named by every column it can come from and by its readable name (never an internal name).
+            either = " or ".join(f"'{s}'" for s in sources)
             problems.append(schema.Problem(
-                sources[0], f"is missing; the model was trained with it (feature '{name}')",
-                fix=f"add a '{sources[0]}' column (empty cells mean unknown) or use a model trained without it"))
+                sources[0] if len(sources) == 1 else "*",
+                f"is missing; the model was trained with it ({feature_label(name)})" if len(sources) == 1 else
+                f"has no {either} column; the model was trained with {feature_label(name)} from it",
+                fix=f"add {either} (empty cells mean unknown) or use a model trained without it"))
         if problems:
             raise schema.SchemaError(problems)
 

@@ -19,7 +19,6 @@ from popdrivers import SchemaError, read_tracks, write_tracks
 from popdrivers.cli._app import app
 from popdrivers.errors import FormatError
 from popdrivers.features import reference_date
-from popdrivers.sources import files
 from popdrivers.sources.files import FORMATS, ReadReport, detect_format, read_tracks_with_report
 from popdrivers.sources.tabular import TableFile
 
@@ -360,10 +359,10 @@ def test_folder_with_several_unrelated_files_is_refused(tmp_path):
         detect_format(tmp_path)
 
 
-def test_binary_file_is_refused_with_a_fix(tmp_path):
+def test_damaged_workbook_is_refused_with_a_fix(tmp_path):
     path = tmp_path / "tracks.xlsx"
     path.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xff\xfe\x9c\x80")
-    with pytest.raises(FormatError, match="not UTF-8 text.*Fix:"):
+    with pytest.raises(FormatError, match="Excel workbook or zip archive but cannot be opened.*Fix:"):
         read_tracks(path)
 
 

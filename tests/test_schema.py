@@ -15,7 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from popdrivers import SchemaError, read_tracks, validate, write_tracks
+from popdrivers.errors import FormatError
 from popdrivers.schema import CANONICAL_COLUMNS, check_tracks
+from popdrivers.sources.files import read_tracks_with_report
 
 GOOD_ROWS = [
     "track_id,popularity,track_name,artist_id,release_date,explicit,artist_genres,danceability,energy,key,tempo",
@@ -80,9 +82,23 @@ def test_misspelt_column_gets_did_you_mean(tmp_path):
     assert_names(schema_error(path), path, "popularity", "did you mean 'popularty'")
 
 
-def test_known_alias_column_is_named_in_the_fix(tmp_path):
+def test_known_alias_column_is_read_and_the_mapping_reported(tmp_path):
     path = write_csv(tmp_path, [GOOD_ROWS[0].replace("popularity", "track_popularity"), *GOOD_ROWS[1:]])
-    assert_names(schema_error(path), path, "popularity", "rename column 'track_popularity' to 'popularity'")
+    tracks, report = read_tracks_with_report(path)
+    assert list(tracks["popularity"]) == [50, 20, 70]
+    assert "column 'track_popularity' read as 'popularity' (a common name for it)" in report.notes
+
+
+def test_known_alias_column_is_named_in_the_fix_where_a_layout_does_not_take_it(tmp_path):
+    # A Kaggle 114k file whose popularity column was renamed: the layout is recognised, the fix names the alias.
+    source = Path(__file__).parent / "fixtures" / "kaggle-114k" / "dataset.csv"
+    lines = source.read_text(encoding="utf-8").splitlines()
+    path = write_csv(tmp_path, [lines[0].replace(",popularity,", ",track_popularity,"), *lines[1:]])
+    with pytest.raises(FormatError) as info:
+        read_tracks(path)
+    message = str(info.value)
+    assert str(path) in message and "kaggle-114k layout needs column(s) 'popularity'" in message
+    assert "rename column 'track_popularity' to 'popularity'" in message and "Fix:" in message
 
 
 def test_renamed_id_column_is_named_in_the_fix(tmp_path):
@@ -142,13 +158,15 @@ def test_empty_cells_in_required_columns(tmp_path):
     assert_names(schema_error(path), path, "track_id", "has empty cells", "row 2")
 
 
-@pytest.mark.parametrize(("delimiter", "said"), [(";", "';'"), ("\t", "tabs")])
-def test_wrong_delimiter_is_explained(tmp_path, delimiter, said):
-    lines = [line.replace(",", delimiter) for line in GOOD_ROWS[:1]] + [f"t1{delimiter}50{delimiter}One"]
+@pytest.mark.parametrize(("delimiter", "said"), [(";", "';'"), ("\t", "tabs"), ("|", "'|'")])
+def test_other_delimiters_are_read_and_reported(tmp_path, delimiter, said):
+    lines = [line.replace(",", delimiter) for line in GOOD_ROWS]
+    lines[1] = lines[1].replace('"[""pop""]"', '["pop"]')  # the only cell that needed quoting for ','
+    lines[3] = lines[3].replace("pop;dance pop", "pop" if delimiter == ";" else "pop;dance pop")
     path = write_csv(tmp_path, lines)
-    error = schema_error(path)
-    message = str(error)
-    assert str(path) in message and said in message and "comma-separated" in message and "Fix:" in message
+    tracks, report = read_tracks_with_report(path)
+    assert list(tracks["track_id"]) == ["t1", "t2", "t3"] and list(tracks["tempo"]) == [120.0, 98.5, 130.0]
+    assert f"tracks.csv separates columns with {said}, not ',': read as such" in report.notes
 
 
 def test_bad_booleans(tmp_path):

@@ -1190,6 +1190,10 @@ def train(
     progress = progress or null_progress
     start = time.perf_counter()
     clean, report = schema.check_tracks(tracks, require_popularity=True)
+    if len(clean) < 10:
+        # Said before tuning and evaluation, whose folds would otherwise report a fold's smaller count.
+        raise schema.SchemaError([schema.Problem("*", f"has {len(clean)} tracks, too few to fit a model",
+                                                 fix="provide at least 10 tracks (hundreds to be useful)")])
     base = dict(params or {})
     best, tuning = tune(clean, budget_seconds=budget_seconds, seed=seed, base=base, progress=progress)
     final_params = {**base, **best, "random_state": seed}

@@ -550,11 +550,17 @@ def _data_files(folder: Path) -> list[Path]:
                   if p.is_file() and p.name.lower().endswith(_TEXT_SUFFIXES + PARQUET_SUFFIXES + EXCEL_SUFFIXES))
 
 
+def _is_artist_table(keys: set[str]) -> bool:
+    return {"id", "followers", "genres"} <= keys and not keys & {"id_artists", "track_id", *AUDIO_FEATURES}
+
+
 def _layout_of(header: Sequence[str]) -> str | None:
     keys = {_key(h) for h in header if h}
     for name in _DETECTION_ORDER:
         if {_key(c) for c in FORMATS[name].signature} <= keys:
             return name
+    if _is_artist_table(keys):
+        return None  # artists.csv of the 600k layout: a table of artists, not tracks (read beside tracks.csv)
     # Several canonical names (or their common aliases) but no track_id: a canonical table with renamed
     # columns, or a chart that names tracks by artist and title. Reading it as canonical maps what it can and
     # lets validation say which column to rename ("did you mean ...").
@@ -605,8 +611,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 def _unrecognised(path: Path) -> FormatError:
     columns = [c for c in open_table(path).header if c]
-    keys = {_key(c) for c in columns}
-    if {"id", "followers", "genres"} <= keys and "id_artists" not in keys:
+    if _is_artist_table({_key(c) for c in columns}):
         return FormatError(f"{path}: this is an artist table (columns {', '.join(columns[:8])}), like the Kaggle "
                            "600k artists.csv, not a table of tracks. Fix: pass the tracks.csv it belongs to (the "
                            "artists table is read from beside it)")
@@ -929,8 +934,9 @@ def read_tracks_with_report(
                                                                          else ""))], str(resolved))
     table, validation = check_tracks(raw.frame, require_popularity=require_popularity, source=str(resolved))
     unused = list(raw.unused)
+    listed = {u.column for u in unused if not u.file}
     for column in table.columns:
-        if column not in CANONICAL_COLUMNS and column not in EXTRA_COLUMNS:
+        if column not in CANONICAL_COLUMNS and column not in EXTRA_COLUMNS and column not in listed:
             unused.append(UnusedColumn(str(column), "kept in the table as an extra column; no model or driver "
                                                     "uses it"))
     report = ReadReport(

@@ -45,6 +45,8 @@ DELIMITER_NAMES = {",": "','", ";": "';'", "\t": "tabs", "|": "'|'"}
 # More broken rows than this share means the file is not read the way it was written (delimiter, quoting):
 # refusing it says so, where dropping most rows would bury the real problem in a long drop list.
 _MAX_BAD_ROW_SHARE = 0.5
+# Rows of titles or notes a sheet may have above its header row.
+_MAX_TITLE_ROWS = 10
 _DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+(?:[eE][-+]?\d+)?$")
 _DECIMAL_POINT = re.compile(r"^[-+]?\d*\.\d+(?:[eE][-+]?\d+)?$")
 _ENCODING_NAMES = {"cp1252": "Windows-1252 (Western European, a superset of Latin-1)",
@@ -328,9 +330,12 @@ def _open_workbook(path: Path, expects: str) -> TableFile:
             for sheet in workbook.worksheets:
                 rows = [[_cell_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
                 nonblank = [i for i, row in enumerate(rows) if any(cell.strip() for cell in row)]
-                header_cells = [c for c in rows[nonblank[0]] if c.strip()] if nonblank else []
-                if chosen is None and len(header_cells) >= 2 and len(nonblank) >= 2:
-                    chosen = (sheet.title, [rows[i] for i in nonblank], [i + 1 for i in nonblank])
+                # The header is the first row with two or more cells: a title row above it is not a header.
+                starts = [k for k, i in enumerate(nonblank[:_MAX_TITLE_ROWS + 1])
+                          if sum(bool(c.strip()) for c in rows[i]) >= 2]
+                if chosen is None and starts and len(nonblank) > starts[0] + 1:
+                    kept = nonblank[starts[0]:]
+                    chosen = (sheet.title, [rows[i] for i in kept], [i + 1 for i in kept])
                 else:
                     skipped.append(sheet.title)
         finally:
@@ -499,9 +504,10 @@ def _scan_rows(path: Path, converted: bytes | None, data_end: int | None, encodi
     bad: list[BadRow] = []
 
     def handler(row: Any) -> str:
-        bad.append(BadRow(int(row.number) if row.number is not None else -1, int(row.actual_columns),
-                          int(row.expected_columns)))
-        return "skip"
+        number = int(row.number) if row.number is not None else -1
+        bad.append(BadRow(number, int(row.actual_columns), int(row.expected_columns)))
+        # Most rows broken: stop early (the caller refuses the file) instead of listing a million of them.
+        return "error" if len(bad) > 1000 and len(bad) > _MAX_BAD_ROW_SHARE * number else "skip"
 
     names = [f"c{i}" for i in range(width)]
     options = dict(
@@ -522,6 +528,8 @@ def _scan_rows(path: Path, converted: bytes | None, data_end: int | None, encodi
             with _binary(path, compression) as handle:
                 rows = sum(batch.num_rows for batch in pv.open_csv(handle, **options))
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        if len(bad) > 1000:
+            return bad, bad[-1].line - 1
         raise FormatError(f"{path}: cannot be read as CSV ({_first_line(exc)}). Fix: check that every row has as "
                           "many fields as the header and that text holding the delimiter or quotes is quoted") from None
     return bad, rows + len(bad)

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from popdrivers import SchemaError, read_tracks, validate, write_tracks
-from popdrivers.errors import FormatError
 from popdrivers.schema import CANONICAL_COLUMNS, check_tracks
 from popdrivers.sources.files import read_tracks_with_report
 
@@ -89,16 +88,22 @@ def test_known_alias_column_is_read_and_the_mapping_reported(tmp_path):
     assert "column 'track_popularity' read as 'popularity' (a common name for it)" in report.notes
 
 
-def test_known_alias_column_is_named_in_the_fix_where_a_layout_does_not_take_it(tmp_path):
-    # A Kaggle 114k file whose popularity column was renamed: the layout is recognised, the fix names the alias.
+def test_known_alias_column_is_read_in_a_public_layout_too(tmp_path):
+    # A Kaggle 114k file whose popularity column was renamed: the layout is recognised and the column used.
     source = Path(__file__).parent / "fixtures" / "kaggle-114k" / "dataset.csv"
     lines = source.read_text(encoding="utf-8").splitlines()
     path = write_csv(tmp_path, [lines[0].replace(",popularity,", ",track_popularity,"), *lines[1:]])
-    with pytest.raises(FormatError) as info:
-        read_tracks(path)
-    message = str(info.value)
-    assert str(path) in message and "kaggle-114k layout needs column(s) 'popularity'" in message
-    assert "rename column 'track_popularity' to 'popularity'" in message and "Fix:" in message
+    tracks, report = read_tracks_with_report(path)
+    assert report.format == "kaggle-114k"
+    pd.testing.assert_frame_equal(tracks, read_tracks(source))
+    assert "column 'track_popularity' read as 'popularity' (a common name for it)" in report.notes
+
+
+def test_known_alias_column_is_named_in_the_fix_when_validating_a_frame():
+    frame = pd.DataFrame({"track_id": ["a", "b"], "track_popularity": [1, 2]})
+    with pytest.raises(SchemaError, match="column 'popularity': is missing. Fix: rename column 'track_popularity' "
+                                          "to 'popularity'"):
+        validate(frame)
 
 
 def test_renamed_id_column_is_named_in_the_fix(tmp_path):

@@ -403,6 +403,16 @@ def _plan_columns(table: TableFile, wanted: Mapping[str, str], *, layout: str,
     return _Columns(table, use, copies, unused, notes, file_label)
 
 
+def _aliases_for(targets: Collection[str]) -> dict[str, str]:
+    """Other names a layout's canonical columns go by: the canonical name itself and its known aliases.
+
+    A public file whose column was renamed to the canonical name (``track_popularity`` -> ``popularity``) or
+    to a common name for it is still read, with the mapping noted.
+    """
+    canonical = {t for t in targets if t in CANONICAL_COLUMNS}
+    return {**{t: t for t in canonical}, **{a: t for a, t in KNOWN_ALIASES.items() if t in canonical}}
+
+
 def _same_values(a: pd.Series, b: pd.Series) -> tuple[bool, int | None]:
     """Whether two columns hold the same values (missing = missing); else the first row where they differ."""
     if a.dtype != b.dtype:
@@ -540,7 +550,7 @@ def _synthesize_track_ids(frame: pd.DataFrame, table: TableFile) -> tuple[pd.Dat
 def _relational_tables(folder: Path) -> dict[str, Path | None]:
     found: dict[str, Path | None] = {}
     for table in RELATIONAL_TABLES:
-        found[table] = next((folder / f"{table}{suffix}" for suffix in (".csv", ".parquet", ".csv.gz", ".pq")
+        found[table] = next((folder / f"{table}{suffix}" for suffix in (".csv", ".parquet", ".csv.gz", ".pq", ".xlsx")
                              if (folder / f"{table}{suffix}").is_file()), None)
     return found
 
@@ -686,7 +696,10 @@ def _read_flat(table: TableFile, layout: str, require_popularity: bool) -> _Raw:
     """
     spec = FORMATS[layout]
     wanted = {source: target or source for source, target in spec.columns.items()}
-    plan = _plan_columns(table, wanted, layout=layout)
+    # The columns that identify the layout must be there under their own names (up to case); the others may
+    # go by their canonical or common names.
+    optional = [target for source, target in spec.columns.items() if target and source not in spec.signature]
+    plan = _plan_columns(table, wanted, layout=layout, aliases=_aliases_for(optional))
     names = plan.names()
     needed = [wanted[c] for c in sorted(spec.signature)] + (["popularity"] if require_popularity else [])
     missing = [spec.source_of(c) for c in needed if c not in names]
@@ -767,7 +780,8 @@ def _read_table(table_name: str, path: Path, require_popularity: bool, raw_notes
         return pd.DataFrame({"track_id": pd.Series(dtype="string")}), None  # type: ignore[return-value]
     required = [c for c in RELATIONAL_REQUIRED[table_name] if require_popularity or c != "track_popularity"]
     table = open_table(path, expects=f"a header row with at least {', '.join(required)}")
-    plan = _plan_columns(table, mapping, layout=f"relational {table_name}-table", file_label=path.name)
+    plan = _plan_columns(table, mapping, layout=f"relational {table_name}-table", file_label=path.name,
+                         aliases=_aliases_for(mapping.values()))
     missing = [c for c in required if mapping[c] not in plan.names()]
     if missing:
         raise _missing_columns_error(table, f"relational {table_name}-table", missing)

@@ -13,6 +13,7 @@ playlist names through memory.
 
 from __future__ import annotations
 
+import difflib
 import io
 import json
 import os
@@ -343,13 +344,13 @@ def _plan_columns(table: TableFile, wanted: Mapping[str, str], *, layout: str,
     keys = [_key(h) for h in header]
     wanted_by_key = {_key(source): (source, target) for source, target in wanted.items()}
     groups: dict[str, list[int]] = {}
-    how: dict[int, str] = {}
+    how: dict[int, str] = {}  # position -> the name it was read as, when written otherwise
     for position, key in enumerate(keys):
         if header[position] and key in wanted_by_key:
             source, target = wanted_by_key[key]
             groups.setdefault(target, []).append(position)
             if header[position] != source:
-                how[position] = "case"
+                how[position] = f"read as '{source}' (the same name up to case or spacing)"
     claimed = set(groups)
     alias_by_key = {_key(alias): target for alias, target in (aliases or {}).items()}
     shadowed: dict[int, str] = {}
@@ -361,7 +362,7 @@ def _plan_columns(table: TableFile, wanted: Mapping[str, str], *, layout: str,
             shadowed[position] = target
         else:
             groups.setdefault(target, []).append(position)
-            how[position] = "alias"
+            how[position] = f"read as '{target}' (a common name for it)"
 
     use: dict[int, str] = {}
     copies: dict[int, list[int]] = {}
@@ -373,9 +374,8 @@ def _plan_columns(table: TableFile, wanted: Mapping[str, str], *, layout: str,
         use[primary] = target
         if len(positions) > 1:
             copies[primary] = [p for p in positions if p != primary]
-        if primary in how and header[primary] != target:
-            why = "the same name up to case or spacing" if how[primary] == "case" else "a common name for it"
-            notes.append(f"{where}column '{header[primary]}' read as '{target}' ({why})")
+        if primary in how:
+            notes.append(f"{where}column '{header[primary]}' {how[primary]}")
 
     unused: list[UnusedColumn] = []
     grouped = {p for positions in groups.values() for p in positions}
@@ -395,7 +395,12 @@ def _plan_columns(table: TableFile, wanted: Mapping[str, str], *, layout: str,
             unused.append(UnusedColumn(name, f"not read: it would mean '{shadowed[position]}', which the file "
                                              "already has", file_label))
         else:
-            unused.append(UnusedColumn(name, f"not part of the {layout} layout: not read", file_label))
+            reason = f"not part of the {layout} layout: not read"
+            missing = [source for source, target in wanted.items() if target not in groups]
+            close = difflib.get_close_matches(name, missing, n=1, cutoff=0.8)
+            if close:
+                reason += f" (did you mean '{close[0]}'? the layout's column '{close[0]}' is missing)"
+            unused.append(UnusedColumn(name, reason, file_label))
     for name, positions in extras.items():
         use[positions[0]] = name
         if len(positions) > 1:
@@ -602,7 +607,35 @@ def _resolve(path: Path) -> tuple[Path, str | None]:
                               f"{', '.join(RELATIONAL_REQUIRED['track'])}")
         raise FormatError(f"{path}: a folder with {len(files)} data file(s) and no relational tables; "
                           f"pass one file. Formats known: {_known_formats_text()}")
-    return path, _layout_of(open_table(path).header)
+    header = open_table(path).header
+    layout = _layout_of(header)
+    if layout in {None, "canonical"}:
+        near = _near_miss(path, header)
+        if near is not None:
+            raise near
+    return path, layout
+
+
+def _near_miss(path: Path, header: Sequence[str]) -> FormatError | None:
+    """A public layout with one identifying column misspelt ("track_arist"): say so rather than read it as
+    another layout and lose what that column carries."""
+    names = [h for h in header if h]
+    keys = {_key(h) for h in names}
+    known = {_key(c) for c in (*CANONICAL_COLUMNS, *KNOWN_ALIASES, *EXTRA_COLUMNS)}
+    known |= {_key(source) for spec in FORMATS.values() for source in spec.columns}
+    unknown = [h for h in names if _key(h) not in known]
+    for name in _DETECTION_ORDER[:-1]:
+        signature = FORMATS[name].signature
+        missing = [c for c in sorted(signature) if _key(c) not in keys]
+        if len(missing) != 1:
+            continue
+        close = difflib.get_close_matches(missing[0], unknown, n=1, cutoff=0.75)
+        if close:
+            return FormatError(f"{path}: looks like the {name} layout ({FORMATS[name].description}), but its "
+                               f"column '{missing[0]}' is missing (did you mean '{close[0]}'?). Fix: rename column "
+                               f"'{close[0]}' to '{missing[0]}', or read the file as a plain table (--format "
+                               "canonical)")
+    return None
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:

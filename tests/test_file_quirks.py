@@ -512,3 +512,21 @@ def test_written_files_get_the_permissions_the_umask_gives(tmp_path, umask, mode
     for path in written:
         assert stat.S_IMODE(path.stat().st_mode) == mode, path
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_crawl_folder_without_popularity_is_prediction_input(tmp_path):
+    folder = tmp_path / "crawl"
+    shutil.copytree(FIXTURES / "crawl-mini", folder)
+    track = pd.read_csv(folder / "track.csv", encoding="utf-8-sig", dtype=str)
+    track.drop(columns="track_popularity").to_csv(folder / "track.csv", index=False)
+    with pytest.raises(FormatError, match="needs column.*'track_popularity'"):
+        read_tracks(folder)
+    tracks = read_tracks(folder, require_popularity=False)
+    assert len(tracks) == 6 and "popularity" not in tracks.columns  # t6, without popularity, is kept to score
+
+
+def test_errors_raised_by_drivers_name_the_data_file(tmp_path):
+    path = tmp_path / "no-audio.csv"
+    path.write_text("track_id,popularity,artist_id\na,1,x\nb,2,x\n")
+    result = invoke("drivers", "--data", str(path), "--out", str(tmp_path / "drivers"))
+    assert result.exit_code == 2 and f"error: {path}: no driver can be estimated" in one_line(result.output)

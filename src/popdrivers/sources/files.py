@@ -805,12 +805,9 @@ def _join_600k_artists(path: Path, tracks: pd.DataFrame, raw: _Raw) -> pd.DataFr
     return tracks
 
 
-def _read_table(table_name: str, path: Path, require_popularity: bool, raw_notes: list[str],
-                unused: list[UnusedColumn], sources: list[tuple[str, str]]) -> tuple[pd.DataFrame, TableFile]:
+def _read_table(table_name: str, path: Path, require_popularity: bool, raw: _Raw) -> tuple[pd.DataFrame, TableFile]:
+    """One table of a crawl folder, its columns and broken rows reported into ``raw``."""
     mapping = RELATIONAL_TABLES[table_name]
-    if table_name == "audio" and path.stat().st_size == 0:
-        # A crawl that has not fetched audio features yet may leave the file empty: the tracks still count.
-        return pd.DataFrame({"track_id": pd.Series(dtype="string")}), None  # type: ignore[return-value]
     required = [c for c in RELATIONAL_REQUIRED[table_name] if require_popularity or c != "track_popularity"]
     table = open_table(path, expects=f"a header row with at least {', '.join(required)}")
     plan = _plan_columns(table, mapping, layout=f"relational {table_name}-table", file_label=path.name,
@@ -820,11 +817,11 @@ def _read_table(table_name: str, path: Path, require_popularity: bool, raw_notes
         raise _missing_columns_error(table, f"relational {table_name}-table", missing)
     text = tuple(c for c in plan.names() if c.endswith("_id") or "release_date" in c)
     frame = _read_planned(plan, text=text)
-    unused += plan.unused
-    sources += plan.sources()
-    raw_notes += [*table.notes, *plan.notes]
-    if table_name != "track":
-        raw_notes += [f"{path.name}: {d.rows} row(s) not read: {d.reason} (e.g. {', '.join(d.examples)})"
+    raw.unused += plan.unused
+    raw.sources += plan.sources()
+    raw.notes += [*table.notes, *plan.notes]
+    if table_name != "track":  # broken rows of the track table are dropped tracks, counted by the caller
+        raw.notes += [f"{path.name}: {d.rows} row(s) not read: {d.reason} (e.g. {', '.join(d.examples)})"
                       for d in _bad_row_records(table)]
     return frame, table
 
@@ -847,17 +844,15 @@ def _read_relational(folder: Path, require_popularity: bool) -> _Raw:
         raise FormatError(f"{folder}: relational crawl folder is missing its {', '.join(missing)} table(s). "
                           f"Fix: add {wanted} (an audio table may hold only its header)")
     paths: dict[str, Path] = {t: p for t, p in tables.items() if p is not None}
-    notes: list[str] = []
-    unused: list[UnusedColumn] = []
-    sources: list[tuple[str, str]] = []
-    counts: dict[str, int] = {}
-    tracks, track_table = _read_table("track", paths["track"], require_popularity, notes, unused, sources)
-    dropped = _bad_row_records(track_table)
-    rows_read = len(tracks) + len(track_table.bad_rows)
+    raw = _Raw(pd.DataFrame(), 0)  # filled table by table
+    tracks, track_table = _read_table("track", paths["track"], require_popularity, raw)
+    notes, counts = raw.notes, raw.counts
+    raw.dropped = _bad_row_records(track_table)
+    raw.rows_read = len(tracks) + len(track_table.bad_rows)
     tracks, unusable = _drop_unusable_rows(tracks, require_popularity, track_table)
-    dropped += unusable
+    raw.dropped += unusable
 
-    album_frame, _ = _read_table("album", paths["album"], require_popularity, notes, unused, sources)
+    album_frame, _ = _read_table("album", paths["album"], require_popularity, raw)
     albums = _unique_by(album_frame, "album_id", "album", notes)
     for column in albums.columns:
         tracks[column] = tracks["album_id"].map(albums[column])
@@ -867,7 +862,7 @@ def _read_relational(folder: Path, require_popularity: bool) -> _Raw:
         notes.append(f"{no_album} track(s) have an album id missing from {paths['album'].name}: "
                      "their album name and release date are left empty")
 
-    artist_frame, _ = _read_table("artist", paths["artist"], require_popularity, notes, unused, sources)
+    artist_frame, _ = _read_table("artist", paths["artist"], require_popularity, raw)
     artists = _unique_by(artist_frame, "artist_id", "artist", notes)
     known = tracks["artist_id"].isin(artists.index)
     # A featured or collaborating artist is often not in the artist table while the album's artist is.
@@ -885,7 +880,11 @@ def _read_relational(folder: Path, require_popularity: bool) -> _Raw:
     for column in artists.columns:
         tracks[column] = tracks["artist_id"].map(artists[column])
 
-    audio_frame, _ = _read_table("audio", paths["audio"], require_popularity, notes, unused, sources)
+    if paths["audio"].stat().st_size == 0:
+        # A crawl that has not fetched audio features yet may leave the file empty: the tracks still count.
+        audio_frame = pd.DataFrame({"track_id": pd.Series(dtype="string")})
+    else:
+        audio_frame, _ = _read_table("audio", paths["audio"], require_popularity, raw)
     audio = _unique_by(audio_frame, "track_id", "audio", notes)
     features = [c for c in audio.columns if c in AUDIO_FEATURES]
     no_audio = int((~tracks["track_id"].isin(audio.index)).sum())
@@ -902,7 +901,8 @@ def _read_relational(folder: Path, require_popularity: bool) -> _Raw:
     collected_at = _collected_at(folder, notes)
     if collected_at is not None:
         tracks["collected_at"] = pd.Series(collected_at, index=tracks.index, dtype="datetime64[ns]")
-    return _Raw(tracks, rows_read, dropped, notes, counts, unused, sources)
+    raw.frame = tracks
+    return raw
 
 
 def _collected_at(folder: Path, notes: list[str]) -> pd.Timestamp | None:

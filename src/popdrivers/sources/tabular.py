@@ -538,8 +538,8 @@ def _scan_rows(path: Path, converted: bytes | None, data_end: int | None, encodi
 def _cut_last_row(path: Path, size: int, delimiter: str) -> tuple[int | None, int | None, bool]:
     """(bytes of complete rows, line number of the cut row, ends without a line break) for a file cut mid-row.
 
-    A last line without a line break whose quotes are unbalanced was cut inside a quoted text: it is left out
-    here (a CSV parser would fail on it). A cut between fields leaves too few fields: the row scan finds it.
+    A last line without a line break that leaves a quoted text open was cut inside it: it is left out here (a
+    CSV parser would fail on it). A cut between fields leaves too few fields: the row scan finds it.
     """
     with path.open("rb") as handle:
         handle.seek(max(0, size - _SNIFF_BYTES))
@@ -550,8 +550,12 @@ def _cut_last_row(path: Path, size: int, delimiter: str) -> tuple[int | None, in
     if start == 0 and size > len(tail):
         return None, None, True  # one enormous last line: leave it to the parser
     partial = tail[start:]
-    if partial.count(b'"') % 2 == 0:
+    try:
+        # A quoted text left open is the sign of a cut inside it (a quote inside an unquoted text is not).
+        list(csv.reader([partial.decode("latin-1")], delimiter=delimiter, strict=True))
         return None, None, True
+    except csv.Error:
+        pass
     data_end = size - len(partial)
     with path.open("rb") as handle:
         lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(_CHUNK), b""))

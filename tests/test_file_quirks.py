@@ -530,3 +530,14 @@ def test_errors_raised_by_drivers_name_the_data_file(tmp_path):
     path.write_text("track_id,popularity,artist_id\na,1,x\nb,2,x\n")
     result = invoke("drivers", "--data", str(path), "--out", str(tmp_path / "drivers"))
     assert result.exit_code == 2 and f"error: {path}: no driver can be estimated" in one_line(result.output)
+
+
+def test_an_excel_upload_in_the_app_is_read_and_every_unused_column_listed(tmp_path):
+    from popdrivers.app.services import read_upload
+
+    path = write_workbook(tmp_path / "new releases.xlsx", {"Sheet1": typed_rows(FIXTURES / "kaggle-114k-new" /
+                                                                                 "dataset.csv")})
+    upload = read_upload(path.read_bytes(), path.name)
+    assert upload.tracks is not None and len(upload.tracks) == 4
+    assert "new releases.xlsx is an Excel workbook: read its sheet 'Sheet1'" in upload.notes
+    assert "column not used: Unnamed: 0: not part of the kaggle-114k layout: not read" in upload.notes

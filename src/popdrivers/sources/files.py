@@ -41,7 +41,7 @@ from popdrivers.schema import (
     parse_genre_list,
     suggest_column,
 )
-from popdrivers.sources.tabular import EXCEL_SUFFIXES, PARQUET_SUFFIXES, TableFile, open_table
+from popdrivers.sources.tabular import EXCEL_SUFFIXES, PARQUET_SUFFIXES, TableFile, forget_opened, open_table
 
 LIST_COLUMNS = ("artist_genres", "dataset_genres")
 _TEXT_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz")
@@ -956,7 +956,13 @@ def read_tracks_with_report(
     SchemaError
         Values that break the canonical contract, all listed at once with column, examples and fix.
     """
-    path = Path(path)
+    try:
+        return _read_with_report(Path(path), format, require_popularity)
+    finally:
+        forget_opened()
+
+
+def _read_with_report(path: Path, format: str, require_popularity: bool) -> tuple[pd.DataFrame, ReadReport]:
     if format != "auto" and format not in FORMATS:
         raise FormatError(f"unknown format '{format}'. Fix: use 'auto' or one of {', '.join(FORMATS)}")
     resolved, detected = _resolve(path)

@@ -249,6 +249,11 @@ def open_table(path: str | os.PathLike[str], *, expects: str = "a header row and
     return _open_cached(path, stat.st_mtime_ns, stat.st_size, expects)
 
 
+def forget_opened() -> None:
+    """Drop what :func:`open_table` remembers (a converted workbook can be large): called after each read."""
+    _open_cached.cache_clear()
+
+
 @functools.lru_cache(maxsize=8)
 def _open_cached(path: Path, mtime_ns: int, size: int, expects: str) -> TableFile:
     # Detection, then reading, open the same file: look at it once (keyed by its modification time and size).

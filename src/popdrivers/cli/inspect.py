@@ -13,6 +13,7 @@ from rich.text import Text
 
 from popdrivers.cli._app import app, console, user_errors
 from popdrivers.errors import PopdriversError
+from popdrivers.features import release_structure_summary
 from popdrivers.sources.files import FORMATS, ReadReport, column_ranges, read_tracks_with_report, write_tracks
 
 
@@ -43,7 +44,18 @@ def _print(text: str) -> None:
     console.print(text, highlight=False, markup=False)
 
 
-def _print_report(report: ReadReport, ranges: dict[str, Any], trainable: bool) -> None:
+def _print_structure(structure: dict[str, Any]) -> None:
+    versions = ", ".join(f"{name} {100 * v['share']:.1f}%" for name, v in structure["versions"].items())
+    _print(f"versions named in titles: {versions or '-'}; featured artist {100 * structure['featured_share']:.1f}%")
+    examples = "; e.g. " + ", ".join(structure["repeated_song_examples"]) if structure["repeated_song_examples"] else ""
+    _print(f"songs released more than once: {structure['song_groups_with_several_releases']:,} "
+           f"({structure['tracks_in_repeated_songs']:,} tracks){examples}")
+    _print(f"albums with two or more tracks (the within-album comparison): "
+           f"{structure['albums_with_two_or_more_tracks']:,} ({structure['tracks_in_those_albums']:,} tracks); "
+           f"track positions {'known' if structure['track_position_known'] else 'unknown'}")
+
+
+def _print_report(report: ReadReport, ranges: dict[str, Any], trainable: bool, structure: dict[str, Any]) -> None:
     _print(f"{report.source}  format: {report.format} ({FORMATS[report.format].description})")
     if not trainable:
         _print("no popularity column: usable as input to `popdrivers predict` (new tracks to score), not to train")
@@ -67,6 +79,7 @@ def _print_report(report: ReadReport, ranges: dict[str, Any], trainable: bool) -
     for column, stats in ranges.items():
         table.add_row(Text(column), *(_number(stats[k]) for k in ("min", "median", "max")), f"{stats['missing']:,}")
     console.print(table)
+    _print_structure(structure)
     if report.notes:
         _print("notes:")
         for note in report.notes:
@@ -106,7 +119,7 @@ def inspect(
 @user_errors
 def _inspect_text(path: Path, format: str, out: Path | None) -> None:
     tracks, report, trainable = _read(path, format)
-    _print_report(report, column_ranges(tracks), trainable)
+    _print_report(report, column_ranges(tracks), trainable, release_structure_summary(tracks))
     if out is not None:
         _print(f"wrote {len(tracks):,} tracks to {write_tracks(tracks, out)}")
 
@@ -120,5 +133,6 @@ def _inspect_json(path: Path, format: str, out: Path | None) -> None:
         message = f"{exc.filename}: {exc.strerror or exc}" if isinstance(exc, OSError) and exc.filename else str(exc)
         typer.echo(json.dumps({"error": message, "source": str(path)}, indent=2))
         raise typer.Exit(code=2) from None
-    data = {**report.to_dict(), "trainable": trainable, "ranges": column_ranges(tracks)}
+    data = {**report.to_dict(), "trainable": trainable, "ranges": column_ranges(tracks),
+            "release_structure": release_structure_summary(tracks)}
     typer.echo(json.dumps(_clean(data), indent=2, allow_nan=False))

@@ -78,6 +78,7 @@ class Track:
     explicit: bool
     popularity: int
     features: dict[str, float] | None
+    isrc: str = ""
 
 
 class FakeCatalog:
@@ -128,7 +129,7 @@ class FakeCatalog:
                 "mode": self.rng.randint(0, 1), "time_signature": self.rng.choice([3, 4, 4, 4, 5])}
             track = Track(spotify_id(f"track:{key}:{n}"), f"Song {n} of {key}", album.id, 1 + (n - 1) // 60,
                           1 + (n - 1) % 60, credits, self.rng.randint(90_000, 420_000), self.rng.random() < 0.3,
-                          self.rng.randint(0, 90), features)
+                          self.rng.randint(0, 90), features, isrc=f"QZ{spotify_id('isrc:' + key)[:5].upper()}{n:05d}")
             self.tracks[track.id] = track
             album.track_ids.append(track.id)
         return album
@@ -177,7 +178,8 @@ class FakeCatalog:
                 "release_date": album.release_date, "release_date_precision": album.precision,
                 "total_tracks": len(album.track_ids), "images": self._image(album.id),
                 "artists": [self.artist_json(self.artists[a], full=False) for a in album.artist_ids],
-                "external_urls": {"spotify": f"https://open.spotify.com/album/{album.id}"}, "type": "album"}
+                "external_urls": {"spotify": f"https://open.spotify.com/album/{album.id}"}, "type": "album",
+                "label": "Fake Records", "popularity": 50, "available_markets": ["US", "GB", "DE"]}
 
     def track_json(self, track: Track, full: bool) -> dict[str, Any]:
         data = {"id": track.id, "name": track.name, "disc_number": track.disc_number,
@@ -186,18 +188,25 @@ class FakeCatalog:
                 "external_urls": {"spotify": f"https://open.spotify.com/track/{track.id}"}, "type": "track",
                 "uri": f"spotify:track:{track.id}"}
         if full:
-            data |= {"popularity": track.popularity, "album": self.album_json(self.albums[track.album_id])}
+            data |= {"popularity": track.popularity, "album": self.album_json(self.albums[track.album_id]),
+                     "external_ids": {"isrc": track.isrc}, "available_markets": ["US", "GB", "DE"]}
         return data
 
     # ----- truth
-    def expected(self, names: list[str], since: str | None = None, audio: bool = True) -> dict[str, pd.DataFrame]:
-        """The four tables a correct crawl of ``names`` (exact, unambiguous artist names) must write."""
+    def expected(self, names: list[str], since: str | None = None, audio: bool = True,
+                 profile: str = "full") -> dict[str, pd.DataFrame]:
+        """The four tables a correct crawl of ``names`` (exact, unambiguous artist names) must write.
+
+        ``profile="development"``: what a Development Mode app gets (no popularity, no followers).
+        """
+        full = profile == "full"
         artist_rows, album_rows, track_rows, audio_rows = [], {}, {}, {}
         for name in names:
             artist = self.artist_named(name)
             artist_rows.append({"artist_id": artist.id, "artist_name": artist.name,
-                                "artist_genre": str(artist.genres), "artist_popularity": artist.popularity,
-                                "artist_followers": artist.followers,
+                                "artist_genre": str(artist.genres),
+                                "artist_popularity": artist.popularity if full else None,
+                                "artist_followers": artist.followers if full else None,
                                 "artist_image": self._image(artist.id)[0]["url"],
                                 "artist_homepage": f"https://open.spotify.com/artist/{artist.id}"})
             for album_id in self.discography[artist.id]:
@@ -209,18 +218,23 @@ class FakeCatalog:
                     "album_id": album.id, "album_name": album.name, "album_release_date": album.release_date,
                     "album_total_tracks": len(album.track_ids), "album_artist_id": album.artist_ids[0],
                     "album_image": self._image(album.id)[0]["url"],
-                    "album_homepage": f"https://open.spotify.com/album/{album.id}"})
+                    "album_homepage": f"https://open.spotify.com/album/{album.id}",
+                    "album_type": "album" if album.group == "album" else "single"})
                 for track_id in album.track_ids:
                     track = self.tracks[track_id]
                     lead = artist.id if artist.id in track.artist_ids else track.artist_ids[0]
                     track_rows.setdefault(track.id, {
                         "track_id": track.id, "track_name": track.name, "track_artist_id": lead,
                         "track_album_id": album.id, "track_number": track.track_number,
-                        "track_popularity": track.popularity, "track_explicit": track.explicit,
-                        "track_homepage": f"https://open.spotify.com/track/{track.id}"})
+                        "track_popularity": track.popularity if full else None, "track_explicit": track.explicit,
+                        "track_homepage": f"https://open.spotify.com/track/{track.id}",
+                        "track_disc_number": track.disc_number, "track_isrc": track.isrc,
+                        "track_n_artists": len(track.artist_ids),
+                        "track_popularity_source": "spotify" if full else None})
                     row: dict[str, Any] = {"track_id": track.id, "track_duration": track.duration_ms}
                     for name_ in FEATURES:
                         row[name_] = (track.features or {}).get(name_) if audio else None
+                    row["features_source"] = "spotify" if audio and track.features else None
                     audio_rows.setdefault(track.id, row)
         return {"artist": pd.DataFrame(artist_rows), "album": pd.DataFrame(list(album_rows.values())),
                 "track": pd.DataFrame(list(track_rows.values())), "audio": pd.DataFrame(list(audio_rows.values()))}
@@ -244,25 +258,53 @@ class Fault:
     fired: int = 0
 
 
-class _QuietServer(ThreadingHTTPServer):
+class QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that timed out or was killed mid-reply: nothing to report
 
 
+# What a Development Mode app no longer gets (Spotify's February 2026 changelog; the March 2026 amendment kept
+# external_ids): removed fields per object type, endpoints refused, and the largest search page.
+DEVELOPMENT_REMOVED_FIELDS = {"artist": ("popularity", "followers"),
+                              "track": ("popularity", "available_markets", "linked_from"),
+                              "album": ("popularity", "available_markets", "label", "album_group")}
+DEVELOPMENT_REFUSED = ("/tracks", "/albums", "/artists", "/audio-features")  # batch (?ids=) endpoints
+DEVELOPMENT_SEARCH_LIMIT = 10
+PROFILES = ("full", "development")
+
+
+def development_shape(body: Any) -> Any:
+    """``body`` as a Development Mode app receives it: the removed fields dropped at every depth."""
+    if isinstance(body, list):
+        return [development_shape(x) for x in body]
+    if not isinstance(body, dict):
+        return body
+    removed = DEVELOPMENT_REMOVED_FIELDS.get(body.get("type"), ())
+    return {k: development_shape(v) for k, v in body.items() if k not in removed}
+
+
 class FakeSpotify:
-    """The running server: ``api_base``, ``token_url``, ``faults``, the request ``log``; stop with :meth:`stop`."""
+    """The running server: ``api_base``, ``token_url``, ``faults``, the request ``log``; stop with :meth:`stop`.
+
+    ``profile="full"`` answers like the Web API for an Extended Quota app (and for every app before 2026);
+    ``profile="development"`` like it does for a Development Mode app since February/March 2026: no popularity
+    or followers, batch endpoints answer 403, search refuses ``limit`` above 10, audio features answer 403.
+    """
 
     def __init__(self, catalog: FakeCatalog, client_id: str = "fake-client", client_secret: str = "fake-secret",
-                 audio_forbidden: bool = False, delay: float = 0.0):
+                 audio_forbidden: bool = False, delay: float = 0.0, profile: str = "full"):
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}")
         self.catalog = catalog
+        self.profile = profile
         self.client_id, self.client_secret = client_id, client_secret
-        self.audio_forbidden = audio_forbidden
+        self.audio_forbidden = audio_forbidden or profile == "development"
         self.delay = delay  # every reply waits this long (makes a crawl last long enough to be killed)
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, int]] = []
         self.tokens: set[str] = set()
         self._lock = threading.Lock()
-        self.httpd = _QuietServer(("127.0.0.1", 0), self._handler())
+        self.httpd = QuietServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.api_base = self.base + "/v1"
@@ -387,6 +429,8 @@ class FakeSpotify:
                     status, body = server.route(path[3:], query)
                 except (KeyError, ValueError) as exc:
                     return self._error(400, f"bad request: {exc}")
+                if server.profile == "development":
+                    body = development_shape(body)
                 if fault is not None and fault.kind == "missing" and status == 200:
                     body = _drop_field(body, fault.drop_field)
                 return self._send(status, body)
@@ -396,8 +440,14 @@ class FakeSpotify:
     def route(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
         cat = self.catalog
         limit, offset = int(query.get("limit", 20)), int(query.get("offset", 0))
-        if limit > 50:
+        if limit > 50 or (path == "/search" and self.profile == "development" and limit > DEVELOPMENT_SEARCH_LIMIT):
             return 400, {"error": {"status": 400, "message": "Invalid limit"}}
+        if self.profile == "development" and path in DEVELOPMENT_REFUSED:
+            return 403, {"error": {"status": 403, "message": "Forbidden"}}
+        if m := re.fullmatch(r"/tracks/([^/]+)", path):
+            track = cat.tracks.get(m[1])
+            return (200, cat.track_json(track, full=True)) if track else (404, {"error": {
+                "status": 404, "message": "Resource not found"}})
         if path == "/search":
             if query.get("type") != "artist":
                 return 400, {"error": {"status": 400, "message": "only type=artist is faked"}}

@@ -20,10 +20,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_spotify import FakeCatalog, serve
+from fake_spotify import FEATURES, FakeCatalog, serve
 
 from popdrivers.errors import CredentialsError, PopdriversError
-from popdrivers.sources.spotify import AUDIO_FORBIDDEN_MESSAGE, collect, parse_artist_ref, read_artist_list
+from popdrivers.sources.spotify import (
+    AUDIO_FORBIDDEN_MESSAGE,
+    DEVELOPMENT_MODE_MESSAGE,
+    collect,
+    parse_artist_ref,
+    read_artist_list,
+)
 from popdrivers.sources.spotify_client import ApiUnavailable, Credentials, RetryPolicy, load_credentials
 
 CLIENT_ID, SECRET = "fake-client", "s3cr3t-do-not-print"
@@ -32,7 +38,7 @@ FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.04, max_retr
 CRAWLED = ["Nova", "Long Player", "The Quiet Ones", "Sigur Rós"]
 QUERIES = ["Nova", "long player", "THE QUIET ONES", "sigur rós"]  # exact names, any case
 ID_COLUMNS = {c: str for c in ("track_id", "track_artist_id", "track_album_id", "album_id", "album_artist_id",
-                               "artist_id", "album_release_date")}
+                               "artist_id", "album_release_date", "track_isrc")}
 HEADERS = {  # the catalog-2022 headers (also checked against the real files below)
     "track": "track_id,track_name,track_artist_id,track_album_id,track_number,track_popularity,track_explicit,"
              "track_homepage",
@@ -110,10 +116,14 @@ def test_full_crawl_matches_the_server_catalogue_exactly(fake, catalog, tmp_path
     assert fake.requests_to(r"/artists/[^/]+/albums\?") == len(CRAWLED) + 1
     assert fake.requests_to(r".", status=400) == 0  # no batch above 50 tracks / 100 audio features
     assert summary.tracks == len(expected["track"]) and summary.artists_resolved == 4 and summary.complete
+    # An Extended Quota app keeps the batch path: no one-track request, popularity from Spotify.
+    assert fake.requests_to(r"/v1/tracks/[^/?]+") == 0
+    assert summary.access_level == "extended_quota" and summary.popularity == "spotify"
+    assert summary.tracks_with_popularity == summary.tracks
     assert summary.requests == len(fake.log) - 1  # every request but the token one
     assert progress[-1][:2] == (4, 4)
-    for name, header in HEADERS.items():
-        assert (out / f"{name}.csv").read_text(encoding="utf-8").splitlines()[0] == header  # no BOM
+    for name, header in HEADERS.items():  # catalog-2022's columns first, no BOM; then the release structure
+        assert (out / f"{name}.csv").read_text(encoding="utf-8").splitlines()[0].startswith(header)
     info = json.loads((out / "crawl.json").read_text())
     assert info["market"] == "US" and info["artists_requested"] == 4 and info["audio_features"] == "available"
     assert pd.Timestamp(info["collected_at"]).year >= 2025
@@ -268,9 +278,10 @@ def test_audio_features_403_is_detected_once_and_a_file_fills_them(catalog, tmp_
         summary = crawl(fake, tmp_path / "out", audio_features_file=tmp_path / "features.csv")
         assert fake.requests_to(r"/audio-features") == 1  # a resumed crawl remembers the 403
     expected = catalog.expected(CRAWLED)
-    audio = expected["audio"].astype({c: "float64" for c in expected["audio"].columns[2:]})
+    audio = expected["audio"].astype({c: "float64" for c in FEATURES})
     from_file = audio["track_id"].isin([t.id for t in have])
-    audio.loc[~from_file, audio.columns[2:]] = None
+    audio.loc[~from_file, list(FEATURES)] = None
+    audio["features_source"] = from_file.map({True: "file:features.csv", False: None})  # provenance per track
     expected["audio"] = audio
     assert_matches(tmp_path / "out", expected)
     assert summary.audio_features_from_file == int(from_file.sum()) == summary.tracks_with_audio_features > 0
@@ -399,3 +410,203 @@ def test_collect_then_train_and_drivers_end_to_end(tmp_path, monkeypatch):
     assert report["rows"] == with_features and report["artists"] == 16
     assert {d["feature"] for d in report["drivers"]} >= {"danceability", "explicit", "duration_min"}
     assert (tmp_path / "drivers" / "report.html").is_file()
+
+
+# ----- Spotify as it is for a Development Mode app since February / March 2026
+
+
+@pytest.fixture
+def dev(catalog):
+    with serve(catalog, client_id=CLIENT_ID, client_secret=SECRET, profile="development") as server:
+        yield server
+
+
+def test_development_mode_crawl_completes_says_why_once_and_records_popularity_unavailable(dev, catalog, tmp_path):
+    notes = []
+    out = tmp_path / "out"
+    summary = crawl(dev, out, notify=notes.append)
+    assert summary.complete and summary.access_level == "development_mode"
+    assert summary.popularity == "unavailable" and summary.tracks_with_popularity == 0
+    assert [n for n in notes if "Development Mode" in n] == [DEVELOPMENT_MODE_MESSAGE]  # said once
+    for option in ("Extended Quota", "--popularity FILE", "--source deezer", "9 Mar 2026"):
+        assert option in DEVELOPMENT_MODE_MESSAGE
+    # Only a handful of refused requests before switching paths: one search page of 50, one batch of tracks,
+    # one batch of audio features. Then pages of 10 and one track per request.
+    assert dev.requests_to(r".", status=400) == 1 and dev.requests_to(r"/search\?.*limit=50", status=400) == 1
+    assert dev.requests_to(r".", status=403) == 2
+    assert dev.requests_to(r"/v1/tracks/?\?ids=") == 1 and dev.requests_to(r"/audio-features") == 1
+    assert dev.requests_to(r"/search\?.*limit=10", status=200) >= 7  # "Nova" is behind 60 decoys
+    expected = catalog.expected(CRAWLED, audio=False, profile="development")
+    assert dev.requests_to(r"/v1/tracks/[^/?]+\?", status=200) == len(expected["track"])
+    # What is still collected is written: release structure, ISRCs, explicit, durations; popularity empty.
+    assert_matches(out, expected)
+    info = json.loads((out / "crawl.json").read_text())
+    assert info["access_level"] == "development_mode" and info["popularity"] == "unavailable"
+    assert info["tracks_with_popularity"] == 0 and DEVELOPMENT_MODE_MESSAGE in info["notes"]
+    events = [e["event"] for e in log_events(out)]
+    assert events.count("development_mode") == 1
+
+    from popdrivers import read_tracks
+    from popdrivers.schema import SchemaError
+
+    tracks = read_tracks(out, require_popularity=False)  # every crawled track, for prediction
+    assert len(tracks) == len(expected["track"]) and tracks["popularity"].isna().all()
+    for column in ("album_type", "album_total_tracks", "track_number", "disc_number", "n_artists", "isrc"):
+        assert tracks[column].notna().all(), column
+    with pytest.raises(SchemaError, match=r"popularity.*Development Mode.*--popularity FILE.*--source deezer"):
+        read_tracks(out)
+
+    # A resumed run knows the access level: it says so again, asks nothing refused, makes no request at all.
+    before = len(dev.log)
+    notes.clear()
+    assert crawl(dev, out, notify=notes.append).access_level == "development_mode"
+    assert len(dev.log) == before and notes == [DEVELOPMENT_MODE_MESSAGE]
+
+
+def test_popularity_file_completes_a_development_mode_crawl_on_id_isrc_and_artist_title_duration(
+        dev, catalog, tmp_path):
+    from popdrivers import read_tracks
+    from popdrivers.sources.files import write_tracks
+
+    out = tmp_path / "out"
+    crawl(dev, out)
+    requests_after_crawl = len(dev.log)
+    crawled = [t for t in catalog.expected(CRAWLED)["track"]["track_id"]]
+    by_id, by_isrc, by_name = crawled[0::4], crawled[1::4], crawled[2::4]  # the 4th quarter stays unmatched
+    tracks = catalog.tracks
+    # One file of each kind the issue names: a small CSV on track id, a small CSV on ISRC, a dataset file whose
+    # ids are another service's (matched on normalised artist + title + duration).
+    (tmp_path / "ids.csv").write_text("track_id,popularity\n" + "".join(
+        f"{t},{tracks[t].popularity}\n" for t in by_id))
+    (tmp_path / "isrc.csv").write_text("isrc,popularity\n" + "".join(
+        f"{tracks[t].isrc.lower()},{tracks[t].popularity}\n" for t in by_isrc))
+    artist_of = {row.track_id: row.track_artist_id for row in catalog.expected(CRAWLED)["track"].itertuples()}
+    other = pd.DataFrame([{
+        "track_id": f"other-{i}", "popularity": tracks[t].popularity,
+        "artist_name": catalog.artists[artist_of[t]].name.upper() + "!",  # case and punctuation do not matter
+        "track_name": tracks[t].name, "duration_ms": tracks[t].duration_ms + 1500,
+        "artist_followers": catalog.artists[artist_of[t]].followers} for i, t in enumerate(by_name)])
+    # A same-titled recording of another length (a live take) must not match.
+    decoy = other.iloc[[0]].assign(track_id="other-live", duration_ms=other["duration_ms"].iloc[0] + 60_000,
+                                   popularity=1)
+    write_tracks(pd.concat([decoy, other]), tmp_path / "names.csv")
+
+    summaries = {}
+    for name in ("ids.csv", "isrc.csv", "names.csv"):
+        summaries[name] = crawl(dev, out, popularity_file=tmp_path / name)
+    assert len(dev.log) == requests_after_crawl  # merging makes no request
+    matched = {name: dict(json.loads((out / "crawl.json").read_text())["popularity_merge"]["matched_on"])
+               for name in ("names.csv",)}
+    assert matched["names.csv"] == {"track id": 0, "ISRC": 0, "artist + title": len(by_name)}
+    assert summaries["ids.csv"].popularity_from_file == len(by_id)
+    assert summaries["isrc.csv"].popularity_from_file == len(by_isrc)
+    assert summaries["names.csv"].popularity == "file"
+    assert any("matched" in n and "names.csv" in n for n in summaries["names.csv"].notes)
+
+    got = read_out(out)["track"].set_index("track_id")
+    assert got.loc[by_name, "track_popularity"].tolist() == [tracks[t].popularity for t in by_name]
+    assert got.loc[by_name, "track_popularity_source"].eq("file:names.csv").all()
+    assert got.loc[by_id + by_isrc, "track_popularity"].isna().all()  # one file at a time: the last one counts
+    followers = read_out(out)["artist"].set_index("artist_id")["artist_followers"]
+    assert followers.notna().all()  # every crawled artist has a matched track in names.csv
+    assert followers.loc[catalog.artist_named("Nova").id] == catalog.artist_named("Nova").followers
+
+    table = read_tracks(out)  # trainable now: the matched tracks, with their provenance
+    assert len(table) == len(by_name) and set(table["popularity_source"]) == {"file:names.csv"}
+
+
+def test_a_popularity_file_with_bad_values_is_refused_with_line_and_fix(dev, tmp_path):
+    (tmp_path / "bad.csv").write_text("isrc,popularity\nQZ1,55\nQZ2,high\nQZ3,140\n")
+    with pytest.raises(PopdriversError, match=r"bad.csv.*'popularity'.*2 value.*line 3, line 4.*0 to 100"):
+        crawl(dev, tmp_path / "out", popularity_file=tmp_path / "bad.csv")
+    assert dev.requests_to(r".") == 0  # refused before any request
+
+
+def test_cli_development_mode_names_it_and_train_drivers_stop_naming_popularity(dev, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import popdrivers.cli  # noqa: F401 (registers the commands)
+    from popdrivers.cli._app import app
+
+    (tmp_path / "artists.txt").write_text("Sigur Rós\nThe Quiet Ones\n", encoding="utf-8")
+    env = {"SPOTIPY_CLIENT_ID": CLIENT_ID, "SPOTIPY_CLIENT_SECRET": SECRET,
+           "POPDRIVERS_SPOTIFY_API_BASE": dev.api_base, "POPDRIVERS_SPOTIFY_TOKEN_URL": dev.token_url}
+    runner = CliRunner()
+    result = runner.invoke(app, ["collect", "--artists", "artists.txt", "--out", "crawl"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "Development Mode" in result.output and "UNAVAILABLE" in result.output
+    assert "--popularity FILE" in result.output
+    for command in (["train", "--data", "crawl", "--out", "model"], ["drivers", "--data", "crawl", "--out", "d"]):
+        result = runner.invoke(app, command, env=env)
+        assert result.exit_code == 2, result.output
+        assert "popularity" in result.output and "--popularity FILE" in result.output
+        assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_development_mode_crawl_completed_by_files_trains_and_estimates_drivers(tmp_path):
+    """The issue's promise: a Development Mode crawl explains itself, --popularity FILE completes it, then
+    `train` and `drivers` run on the result."""
+    from typer.testing import CliRunner
+
+    import popdrivers.cli  # noqa: F401 (registers the commands)
+    from popdrivers.cli._app import app
+    from popdrivers.sources.files import write_tracks
+
+    catalog = FakeCatalog(seed=5, extra_artists=16)  # 16 artists x 18 tracks
+    (tmp_path / "bands.txt").write_text("\n".join(catalog.extra_names) + "\n", encoding="utf-8")
+    crawled = catalog.expected(catalog.extra_names)["track"]["track_id"]
+    # A public dataset holding these tracks: Spotify popularity and audio features, keyed by track id.
+    dataset = pd.DataFrame([{"track_id": t, "popularity": catalog.tracks[t].popularity,
+                             **(catalog.tracks[t].features or {})} for t in crawled])
+    write_tracks(dataset, tmp_path / "dataset.csv")
+    runner = CliRunner()
+    with serve(catalog, client_id=CLIENT_ID, client_secret=SECRET, profile="development") as fake:
+        env = {"SPOTIPY_CLIENT_ID": CLIENT_ID, "SPOTIPY_CLIENT_SECRET": SECRET,
+               "POPDRIVERS_SPOTIFY_API_BASE": fake.api_base, "POPDRIVERS_SPOTIFY_TOKEN_URL": fake.token_url}
+        command = ["collect", "--artists", "bands.txt", "--out", "crawl"]
+        result = runner.invoke(app, command, env=env)
+        assert result.exit_code == 0 and "Development Mode" in result.output, result.output
+        requests = len(fake.log)
+        result = runner.invoke(app, [*command, "--popularity", "dataset.csv", "--audio-features", "dataset.csv"],
+                               env=env)
+        assert result.exit_code == 0, result.output
+        assert len(fake.log) == requests  # completing the crawl from files asks Spotify nothing
+    assert "288 of 288 tracks matched (288 on track id" in result.output
+
+    result = runner.invoke(app, ["train", "--data", "crawl", "--out", "model", "--budget-seconds", "0",
+                                 "--n-jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "model" / "manifest.json").read_text())["rows_used"] == 288
+    result = runner.invoke(app, ["drivers", "--data", "crawl", "--out", "drivers", "--no-refute"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "drivers" / "drivers.json").read_text())["artists"] == 16
+
+
+def test_a_crawl_folder_from_the_previous_version_is_resumed_with_its_checkpoints(fake, catalog, tmp_path):
+    """crawl.sqlite of the pre-2026 collector (no release-structure columns) gains them and keeps its rows."""
+    import sqlite3
+
+    out = tmp_path / "out"
+    out.mkdir()
+    db = sqlite3.connect(out / "crawl.sqlite")
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+        CREATE TABLE album (album_id TEXT PRIMARY KEY, name TEXT, release_date TEXT, total_tracks INTEGER,
+            artist_id TEXT, image TEXT, homepage TEXT, tracks_listed INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE track (track_id TEXT PRIMARY KEY, name TEXT, popularity INTEGER, explicit INTEGER,
+            duration_ms INTEGER, homepage TEXT);
+        INSERT INTO meta VALUES ('market', 'US'), ('since', '');
+        INSERT INTO track VALUES ('t1', 'Old', 40, 0, 1000, 'h');
+    """)
+    db.commit()
+    db.close()
+    from popdrivers.sources.crawl_store import CrawlStore
+
+    store = CrawlStore.open(out)
+    columns = {row[1] for row in store.db.execute("PRAGMA table_info(track)")}
+    assert {"isrc", "n_artists", "rank"} <= columns
+    assert store.db.execute("SELECT name, popularity FROM track").fetchall() == [("Old", 40)]
+    store.close()
+    summary = crawl(fake, out, queries=["Sigur Rós"])  # an old folder counts as a Spotify crawl
+    assert summary.complete and summary.artists_resolved == 1

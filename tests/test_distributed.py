@@ -155,7 +155,8 @@ def test_csv_is_refused_with_the_conversion_command(tmp_path, catalog):
     tracks, _, _ = catalog
     path = tmp_path / "tracks.csv"
     write_tracks(tracks.head(100), path)
-    with pytest.raises(FormatError, match=r"reads Parquet.*write_tracks\(popdrivers.read_tracks"):
+    # The fix is a command a CLI user can run (not Python), and it is real: test_readers runs it.
+    with pytest.raises(FormatError, match=r"reads Parquet.*popdrivers inspect \S*tracks.csv --out \S*tracks.parquet"):
         popdask.train_on_cluster(path, "local:1")
     with pytest.raises(FileNotFoundError):
         popdask.train_on_cluster(tmp_path / "missing.parquet", "local:1")

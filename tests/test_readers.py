@@ -19,8 +19,8 @@ from popdrivers import SchemaError, read_tracks, write_tracks
 from popdrivers.cli._app import app
 from popdrivers.errors import FormatError
 from popdrivers.features import reference_date
-from popdrivers.sources import files
 from popdrivers.sources.files import FORMATS, ReadReport, detect_format, read_tracks_with_report
+from popdrivers.sources.tabular import TableFile
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CRAWL = FIXTURES / "crawl-mini"
@@ -150,18 +150,23 @@ def test_genre_tracks_2021_maps_misspelt_loudness_and_float_coded_ints(genre_tra
 
 
 def test_only_the_columns_a_layout_needs_are_read(genre_tracks_2021, playlist_songs_2020, monkeypatch):
-    requested: list[list[str]] = []
-    original = files._read_columns
+    requested: list[str] = []
+    original = TableFile.read
 
-    def spy(path, usecols, *args, **kwargs):
-        requested.append(list(usecols))
-        return original(path, usecols, *args, **kwargs)
+    def spy(self, positions, *args, **kwargs):
+        requested.extend(self.header[p] for p in positions)
+        return original(self, positions, *args, **kwargs)
 
-    monkeypatch.setattr(files, "_read_columns", spy)
-    read_tracks(genre_tracks_2021)
-    read_tracks(playlist_songs_2020)
-    loaded = {c for cols in requested for c in cols}
-    assert not loaded & {"url", "available_market", "idx", "playlist_name", "playlist_id"}
+    monkeypatch.setattr(TableFile, "read", spy)
+    _, genre_report = read_tracks_with_report(genre_tracks_2021)
+    _, playlist_report = read_tracks_with_report(playlist_songs_2020)
+    not_read = {"url", "available_market", "idx", "playlist_name", "playlist_id"}
+    assert not set(requested) & not_read
+    # ... and each is listed as unused, with the reason.
+    unused = {u.column: u.reason for u in (*genre_report.unused_columns, *playlist_report.unused_columns)}
+    assert not_read <= set(unused)
+    assert "not part of the genre-tracks layout" in unused["url"]
+    assert "extra column" in unused["playlist_subgenre"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -354,10 +359,10 @@ def test_folder_with_several_unrelated_files_is_refused(tmp_path):
         detect_format(tmp_path)
 
 
-def test_binary_file_is_refused_with_a_fix(tmp_path):
+def test_damaged_workbook_is_refused_with_a_fix(tmp_path):
     path = tmp_path / "tracks.xlsx"
     path.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xff\xfe\x9c\x80")
-    with pytest.raises(FormatError, match="not UTF-8 text.*Fix:"):
+    with pytest.raises(FormatError, match="Excel workbook or zip archive but cannot be opened.*Fix:"):
         read_tracks(path)
 
 

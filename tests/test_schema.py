@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from popdrivers import SchemaError, read_tracks, validate, write_tracks
 from popdrivers.schema import CANONICAL_COLUMNS, check_tracks
+from popdrivers.sources.files import read_tracks_with_report
 
 GOOD_ROWS = [
     "track_id,popularity,track_name,artist_id,release_date,explicit,artist_genres,danceability,energy,key,tempo",
@@ -80,9 +81,29 @@ def test_misspelt_column_gets_did_you_mean(tmp_path):
     assert_names(schema_error(path), path, "popularity", "did you mean 'popularty'")
 
 
-def test_known_alias_column_is_named_in_the_fix(tmp_path):
+def test_known_alias_column_is_read_and_the_mapping_reported(tmp_path):
     path = write_csv(tmp_path, [GOOD_ROWS[0].replace("popularity", "track_popularity"), *GOOD_ROWS[1:]])
-    assert_names(schema_error(path), path, "popularity", "rename column 'track_popularity' to 'popularity'")
+    tracks, report = read_tracks_with_report(path)
+    assert list(tracks["popularity"]) == [50, 20, 70]
+    assert "column 'track_popularity' read as 'popularity' (a common name for it)" in report.notes
+
+
+def test_known_alias_column_is_read_in_a_public_layout_too(tmp_path):
+    # A Kaggle 114k file whose popularity column was renamed: the layout is recognised and the column used.
+    source = Path(__file__).parent / "fixtures" / "kaggle-114k" / "dataset.csv"
+    lines = source.read_text(encoding="utf-8").splitlines()
+    path = write_csv(tmp_path, [lines[0].replace(",popularity,", ",track_popularity,"), *lines[1:]])
+    tracks, report = read_tracks_with_report(path)
+    assert report.format == "kaggle-114k"
+    pd.testing.assert_frame_equal(tracks, read_tracks(source))
+    assert "column 'track_popularity' read as 'popularity' (a common name for it)" in report.notes
+
+
+def test_known_alias_column_is_named_in_the_fix_when_validating_a_frame():
+    frame = pd.DataFrame({"track_id": ["a", "b"], "track_popularity": [1, 2]})
+    with pytest.raises(SchemaError, match="column 'popularity': is missing. Fix: rename column 'track_popularity' "
+                                          "to 'popularity'"):
+        validate(frame)
 
 
 def test_renamed_id_column_is_named_in_the_fix(tmp_path):
@@ -142,13 +163,15 @@ def test_empty_cells_in_required_columns(tmp_path):
     assert_names(schema_error(path), path, "track_id", "has empty cells", "row 2")
 
 
-@pytest.mark.parametrize(("delimiter", "said"), [(";", "';'"), ("\t", "tabs")])
-def test_wrong_delimiter_is_explained(tmp_path, delimiter, said):
-    lines = [line.replace(",", delimiter) for line in GOOD_ROWS[:1]] + [f"t1{delimiter}50{delimiter}One"]
+@pytest.mark.parametrize(("delimiter", "said"), [(";", "';'"), ("\t", "tabs"), ("|", "'|'")])
+def test_other_delimiters_are_read_and_reported(tmp_path, delimiter, said):
+    lines = [line.replace(",", delimiter) for line in GOOD_ROWS]
+    lines[1] = lines[1].replace('"[""pop""]"', '["pop"]')  # the only cell that needed quoting for ','
+    lines[3] = lines[3].replace("pop;dance pop", "pop" if delimiter == ";" else "pop;dance pop")
     path = write_csv(tmp_path, lines)
-    error = schema_error(path)
-    message = str(error)
-    assert str(path) in message and said in message and "comma-separated" in message and "Fix:" in message
+    tracks, report = read_tracks_with_report(path)
+    assert list(tracks["track_id"]) == ["t1", "t2", "t3"] and list(tracks["tempo"]) == [120.0, 98.5, 130.0]
+    assert f"tracks.csv separates columns with {said}, not ',': read as such" in report.notes
 
 
 def test_bad_booleans(tmp_path):

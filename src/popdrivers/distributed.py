@@ -313,8 +313,8 @@ def _resolve_data(data_path: str | os.PathLike[str]) -> str:
     elif path.suffix.lower() not in _PARQUET_SUFFIXES:
         raise FormatError(
             f"{path}: training on a cluster reads Parquet (the workers read partitions of it), not "
-            f"'{path.suffix or 'no extension'}'. Convert it once on one machine: python -c \"import popdrivers; "
-            f"popdrivers.write_tracks(popdrivers.read_tracks('{path}'), '{path.with_suffix('.parquet')}')\"")
+            f"'{path.suffix or 'no extension'}'. Fix: convert it once on one machine: popdrivers inspect {path} "
+            f"--out {path.with_suffix('.parquet')}")
     # Absolute, so that workers started in another folder find it (it must be on storage they all see).
     return str(path.resolve())
 

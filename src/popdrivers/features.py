@@ -316,3 +316,35 @@ def add_release_structure(df: pd.DataFrame) -> pd.DataFrame:
         release_type = given.where(given.notna(), release_type)
     out["release_type"] = release_type.astype("string")
     return out
+
+
+def release_structure_summary(tracks: pd.DataFrame) -> dict[str, object]:
+    """What the release structure of a table looks like (``popdrivers inspect`` shows it).
+
+    Returns the share of each version named in titles, the share of tracks with a featured artist, the songs
+    released more than once (song groups: count, tracks in them, a few examples), the albums with two or more
+    tracks (what the within-album comparison can use) and whether track positions are known.
+    """
+    frame = add_release_structure(tracks)
+    n = max(len(frame), 1)
+    versions = frame["version"].value_counts()
+    sizes = frame["song_group_size"]
+    repeated = frame[sizes > 1]
+    examples = []
+    if len(repeated):
+        biggest = repeated.groupby("song_group")["track_name"].agg(["first", "size"]).sort_values("size",
+                                                                                                ascending=False)
+        examples = [f"{name} ({size} releases)" for name, size in zip(biggest["first"].head(3), biggest["size"].head(3),
+                                                                      strict=True)]
+    albums = frame["album_id"].value_counts() if "album_id" in frame.columns else pd.Series(dtype="int64")
+    return {
+        "versions": {str(v): {"tracks": int(c), "share": round(float(c) / n, 4)} for v, c in versions.items() if c},
+        "featured_share": round(float(frame["featured"].mean()), 4) if len(frame) else 0.0,
+        "song_groups_with_several_releases": int(repeated["song_group"].nunique()) if len(repeated) else 0,
+        "tracks_in_repeated_songs": int(len(repeated)),
+        "repeated_song_examples": examples,
+        "albums_with_two_or_more_tracks": int((albums >= 2).sum()),
+        "tracks_in_those_albums": int(albums[albums >= 2].sum()),
+        "track_position_known": bool("track_number" in frame.columns and frame["track_number"].notna().any()),
+        "release_types": {str(k): int(v) for k, v in frame["release_type"].value_counts().items()},
+    }

@@ -580,9 +580,13 @@ class PopularityModel(RegressorMixin, BaseEstimator):
             sources = FEATURE_SOURCES[name]
             if name == ARTIST_RECORD or any(s in tracks.columns for s in sources):
                 continue
+            # Named by every column it can come from and by its readable name (never an internal name).
+            either = " or ".join(f"'{s}'" for s in sources)
             problems.append(schema.Problem(
-                sources[0], f"is missing; the model was trained with it (feature '{name}')",
-                fix=f"add a '{sources[0]}' column (empty cells mean unknown) or use a model trained without it"))
+                sources[0] if len(sources) == 1 else "*",
+                f"is missing; the model was trained with it ({feature_label(name)})" if len(sources) == 1 else
+                f"has no {either} column; the model was trained with {feature_label(name)} from it",
+                fix=f"add {either} (empty cells mean unknown) or use a model trained without it"))
         if problems:
             raise schema.SchemaError(problems)
 
@@ -1186,6 +1190,10 @@ def train(
     progress = progress or null_progress
     start = time.perf_counter()
     clean, report = schema.check_tracks(tracks, require_popularity=True)
+    if len(clean) < 10:
+        # Said before tuning and evaluation, whose folds would otherwise report a fold's smaller count.
+        raise schema.SchemaError([schema.Problem("*", f"has {len(clean)} tracks, too few to fit a model",
+                                                 fix="provide at least 10 tracks (hundreds to be useful)")])
     base = dict(params or {})
     best, tuning = tune(clean, budget_seconds=budget_seconds, seed=seed, base=base, progress=progress)
     final_params = {**base, **best, "random_state": seed}

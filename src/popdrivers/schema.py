@@ -99,12 +99,24 @@ AUDIO_FEATURES: tuple[str, ...] = (
 RELEASE_STRUCTURE_COLUMNS: tuple[str, ...] = (
     "album_type", "album_total_tracks", "track_number", "disc_number", "n_artists", "isrc",
 )
-# Names people use for canonical columns; used only to suggest a fix in an error message.
+# Names people use for canonical columns. A file in the canonical layout that has one of these (and not the
+# canonical name itself) is read with it, and the mapping is reported; elsewhere they suggest a fix.
 KNOWN_ALIASES: dict[str, str] = {
-    "id": "track_id", "track_popularity": "popularity", "loadness": "loudness", "name": "track_name",
-    "track_explicit": "explicit", "followers": "artist_followers", "track_duration": "duration_ms",
-    "track_genre": "genre", "playlist_genre": "genre", "album_release_date": "release_date",
-    "track_album_release_date": "release_date", "artist": "artist_name", "track_artist": "artist_name",
+    "id": "track_id", "spotify_id": "track_id",
+    "track_popularity": "popularity", "spotify_popularity": "popularity",
+    "name": "track_name", "song": "track_name", "song_name": "track_name",
+    "title": "track_name", "track_title": "track_name",
+    "artist": "artist_name", "track_artist": "artist_name",
+    "track_artist_id": "artist_id", "album": "album_name", "track_album_name": "album_name",
+    "track_album_id": "album_id", "album_release_date": "release_date", "track_album_release_date": "release_date",
+    "track_explicit": "explicit", "followers": "artist_followers", "genres": "artist_genres",
+    "artist_genre": "artist_genres", "track_genre": "genre", "playlist_genre": "genre",
+    "track_duration": "duration_ms", "loadness": "loudness",
+}
+# Columns outside the canonical set that popdrivers itself writes and uses (kept, and not reported as unused).
+EXTRA_COLUMNS: dict[str, str] = {
+    "collected_at": "when the data was collected; track ages are measured at this date",
+    "dataset_genres": "every genre the dataset lists the track under (its repeated rows merged)",
 }
 _TRUE = {"true", "t", "1", "1.0", "yes", "y"}
 _FALSE = {"false", "f", "0", "0.0", "no", "n"}
@@ -433,7 +445,7 @@ def suggest_column(missing: str, columns: Iterable[str]) -> str:
     columns = [str(c) for c in columns]
     aliases = [c for c in columns if KNOWN_ALIASES.get(c.strip().lower().lstrip("\ufeff")) == missing]
     if aliases:
-        return f"rename column '{aliases[0]}' to '{missing}' (or read the file with popdrivers.read_tracks)"
+        return f"rename column '{aliases[0]}' to '{missing}'"
     close = difflib.get_close_matches(missing, columns, n=1, cutoff=0.75)
     if close:
         return f"did you mean '{close[0]}'? rename it to '{missing}'"
@@ -558,9 +570,10 @@ def _collapse_duplicates(df: pd.DataFrame) -> tuple[pd.DataFrame, list[DropRecor
              for t, g in zip(ids, genres, strict=True)],
             index=out.index, dtype=object)
     n_removed = int((~keep).sum())
-    record = DropRecord("duplicate track_id: repeated rows merged into the first (genres merged into "
-                        "'dataset_genres')", n_removed,
-                        tuple(pd.unique(df.loc[~keep, "track_id"].astype(str))[:_MAX_EXAMPLES]))
+    reason = "duplicate track_id: repeated rows merged into the first"
+    if "dataset_genres" in out.columns and out["dataset_genres"].map(len).gt(1).any():
+        reason += " (the genres of all copies are kept together)"
+    record = DropRecord(reason, n_removed, tuple(pd.unique(df.loc[~keep, "track_id"].astype(str))[:_MAX_EXAMPLES]))
     return out, [record], conflicts
 
 

@@ -478,6 +478,7 @@ def read_upload(content: bytes, filename: str, format: str = "auto") -> Upload:
     notes = [f"{report.rows_kept:,} tracks read from {name} (format: {report.format}, {report.rows_read:,} rows)"]
     notes += [f"{d.rows:,} rows not kept as separate tracks: {d.reason}" for d in report.dropped]
     notes += [str(note).replace(str(path), name) for note in report.notes]
+    notes += [f"column not used: {unused}" for unused in report.unused_columns]
     return Upload(name, tracks, (), tuple(notes))
 
 

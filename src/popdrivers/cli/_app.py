@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from popdrivers.errors import PopdriversError
+from popdrivers.errors import ArtifactError, CredentialsError, FormatError, PopdriversError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from popdrivers.sources.files import ReadReport
 
 app = typer.Typer(
     name="popdrivers",
@@ -18,10 +26,16 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help text is shown as written: Rich markup would eat "[dask]" in "pip install 'popdrivers[dask]'".
+    rich_markup_mode=None,
 )
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+# What the running command read (see read_data): an error about the table then says what reading kept.
+_LAST_READ: ContextVar[ReadReport | None] = ContextVar("popdrivers_last_read", default=None)
+# Errors that already name the file or folder they are about.
+_NAMES_ITS_FILE = (FormatError, ArtifactError, CredentialsError)
 
 
 def fail(message: str) -> typer.Exit:
@@ -31,21 +45,57 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def read_data(data: Path, fmt: str = "auto", *, require_popularity: bool = True) -> tuple[pd.DataFrame, ReadReport]:
+    """Read a command's ``--data`` with its report; a later error about the table says what reading kept."""
+    from popdrivers.sources.files import read_tracks_with_report
+
+    tracks, report = read_tracks_with_report(data, fmt, require_popularity=require_popularity)
+    _LAST_READ.set(report)
+    return tracks, report
+
+
+def about_data(exc: Exception, data: Any) -> str:
+    """The message of an error raised while a command worked on ``--data``, naming the file.
+
+    Errors about the track table (too few tracks, no usable feature, a column the model needs) are raised by
+    the library without a file name; the command knows it. When reading dropped rows, what it kept is added:
+    "7 tracks, too few" is then explained by "7 of 10 source rows kept: 3 without popularity".
+    """
+    from popdrivers.schema import SchemaError
+
+    message = str(exc)
+    source = os.fspath(data)
+    if isinstance(exc, SchemaError) and exc.source is None:
+        message = str(SchemaError(exc.problems, source))
+    elif not isinstance(exc, _NAMES_ITS_FILE) and source not in message and not message.startswith("--"):
+        message = f"{source}: {message}"
+    report = _LAST_READ.get()
+    if report is not None and report.rows_dropped and isinstance(exc, SchemaError | PopdriversError | ValueError) \
+            and not isinstance(exc, _NAMES_ITS_FILE):
+        message += f"\n  ({report.summary()})"
+    return message
+
+
 def user_errors(func: F) -> F:
-    """Turn errors the user can fix (bad files, columns, artifacts, credentials) into exit code 2, no traceback."""
+    """Turn errors the user can fix (bad files, columns, artifacts, credentials) into exit code 2, no traceback.
+
+    In a command with a ``data`` argument, an error about the table names that file (see :func:`about_data`).
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        data = kwargs.get("data")
+        token = _LAST_READ.set(None)
         try:
             return func(*args, **kwargs)
-        except PopdriversError as exc:
-            raise fail(str(exc)) from None
+        except (PopdriversError, ValueError) as exc:
+            raise fail(about_data(exc, data) if data is not None else str(exc)) from None
         except FileNotFoundError as exc:
             raise fail(f"{exc.filename or exc}: no such file or folder") from None
         except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:
             raise fail(f"{exc.filename or ''}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise fail(str(exc)) from None
+        finally:
+            _LAST_READ.reset(token)
 
     return wrapper  # type: ignore[return-value]
 

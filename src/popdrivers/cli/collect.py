@@ -1,7 +1,8 @@
-"""`popdrivers collect`: crawl artists from the Spotify Web API into a dataset folder (resumable)."""
+"""`popdrivers collect`: crawl artists from the Spotify Web API or Deezer's public API into a dataset folder."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -11,60 +12,89 @@ from popdrivers.cli._app import app, console, err_console, user_errors
 from popdrivers.progress import rich_progress
 
 
+class Source(StrEnum):
+    spotify = "spotify"
+    deezer = "deezer"
+
+
 @app.command()
 @user_errors
 def collect(
     artists: Path = typer.Option(..., "--artists", exists=True, dir_okay=False,
-                                 help="Text file: one artist name, Spotify artist id or artist link per line."),
+                                 help="Text file: one artist name, artist id or artist link per line."),
     out: Path = typer.Option(..., "--out", file_okay=False,
                              help="Output folder (track/audio/album/artist CSVs, crawl.json, crawl_log.jsonl). "
                                   "An interrupted crawl in it is resumed."),
-    market: str = typer.Option("US", "--market", help="Two-letter country code the catalogue is read for."),
+    source: Source = typer.Option(Source.spotify, "--source",
+                                  help="spotify (Web API, credentials needed) or deezer (public API, none)."),
+    market: str = typer.Option("US", "--market", help="Spotify only: two-letter country the catalogue is read for."),
     since: str | None = typer.Option(None, "--since", help="Only releases on or after this date (YYYY-MM-DD)."),
+    popularity: Path | None = typer.Option(
+        None, "--popularity", exists=True, dir_okay=True,
+        help="Dataset (any format `popdrivers inspect` reads) or CSV track_id,popularity / isrc,popularity to take "
+             "popularity (and followers) from, joined on track id, ISRC, then artist + title + duration. Use it "
+             "when Spotify gives no popularity (Development Mode) or to put Spotify popularity on a Deezer crawl."),
     audio_features: Path | None = typer.Option(
         None, "--audio-features", exists=True, dir_okay=True,
-        help="Dataset file/folder (any format `popdrivers inspect` reads) to take audio features from, joined on "
-             "track id; use it when Spotify answers 403 to audio-features."),
+        help="Dataset (any format `popdrivers inspect` reads) to take audio features from, joined on track id, "
+             "ISRC, then artist + title; for tracks the API gave none (Spotify 403, Deezer)."),
     refresh: bool = typer.Option(False, "--refresh", help="Forget the checkpoints in --out and fetch everything."),
-    api_base: str | None = typer.Option(None, "--api-base", envvar="POPDRIVERS_SPOTIFY_API_BASE",
-                                        help="Web API base URL (default https://api.spotify.com/v1)."),
+    api_base: str | None = typer.Option(
+        None, "--api-base", help="API base URL (default: POPDRIVERS_SPOTIFY_API_BASE or https://api.spotify.com/v1; "
+                                 "for deezer POPDRIVERS_DEEZER_API_BASE or https://api.deezer.com, a host root)."),
     token_url: str | None = typer.Option(None, "--token-url", envvar="POPDRIVERS_SPOTIFY_TOKEN_URL",
-                                         help="Token URL (default https://accounts.spotify.com/api/token)."),
+                                         help="Spotify token URL (default https://accounts.spotify.com/api/token)."),
 ) -> None:
-    """Collect artists, albums, tracks and audio features from the Spotify Web API.
+    """Collect artists, albums, tracks (and what each source gives of popularity and audio features).
 
-    Credentials come from SPOTIPY_CLIENT_ID / SPOTIPY_CLIENT_SECRET (environment or ./.env). Rerun the same
-    command after an interruption to resume; the output is readable by `popdrivers train` and `drivers`.
+    Spotify: credentials from SPOTIPY_CLIENT_ID / SPOTIPY_CLIENT_SECRET (environment or ./.env); a Development
+    Mode app gets no popularity since Feb/Mar 2026 (see docs/collect.md). Deezer: no credentials; popularity is
+    derived from Deezer's rank. Rerun the same command after an interruption to resume.
     """
-    from popdrivers.sources.spotify import collect as run_collect
-
     def notify(message: str) -> None:
         err_console.print(f"[yellow]note:[/] {message}", highlight=False, soft_wrap=True)
 
     try:
         with rich_progress("artists", console=err_console) as progress:
-            summary = run_collect(artists, out, market=market, since=since, audio_features_file=audio_features,
-                                  refresh=refresh, api_base=api_base, token_url=token_url, progress=progress,
-                                  notify=notify)
+            if source is Source.deezer:
+                from popdrivers.sources.deezer import collect as run_deezer
+
+                summary = run_deezer(artists, out, since=since, popularity_file=popularity,
+                                     audio_features_file=audio_features, refresh=refresh, api_base=api_base,
+                                     progress=progress, notify=notify)
+            else:
+                from popdrivers.sources.spotify import collect as run_spotify
+
+                summary = run_spotify(artists, out, market=market, since=since, popularity_file=popularity,
+                                      audio_features_file=audio_features, refresh=refresh, api_base=api_base,
+                                      token_url=token_url, progress=progress, notify=notify)
     except KeyboardInterrupt:
         err_console.print(f"interrupted: progress is saved in {out}; rerun the same command to resume",
                           highlight=False, soft_wrap=True)
         raise typer.Exit(code=130) from None
-    table = Table(title=f"Spotify crawl → {summary.out}", show_header=False)
+    access = {"extended_quota": "Extended Quota (full access)", "development_mode": "Development Mode",
+              "public": "public API", "unknown": "unknown (no reply seen)"}.get(summary.access_level,
+                                                                               summary.access_level)
+    table = Table(title=f"{summary.source.capitalize()} crawl → {summary.out}", show_header=False)
     table.add_column("", style="bold")
     table.add_column("", justify="right")
     rows = [
+        ("access level", access),
         ("artists requested", f"{summary.artists_requested:,}"),
         ("artists resolved", f"{summary.artists_resolved:,}"),
         ("ambiguous (not picked)", f"{len(summary.artists_ambiguous):,}"),
         ("not found", f"{len(summary.artists_not_found):,}"),
         ("albums and singles", f"{summary.albums:,}"),
         ("tracks", f"{summary.tracks:,}"),
+        ("tracks with popularity", f"{summary.tracks_with_popularity:,}"),
+        ("popularity", {"unavailable": "UNAVAILABLE (empty)", "spotify": "Spotify",
+                        "deezer_rank": "derived from Deezer rank", "file": "from --popularity file"}
+         .get(summary.popularity, summary.popularity)),
         ("tracks with audio features", f"{summary.tracks_with_audio_features:,}"),
         ("  of which from --audio-features", f"{summary.audio_features_from_file:,}"),
         ("audio-features endpoint", summary.audio_features),
-        ("requests / retries / 429 waits", f"{summary.requests:,} / {summary.retries:,} / "
-                                           f"{summary.rate_limit_waits:,}"),
+        ("requests / retries / rate-limit waits", f"{summary.requests:,} / {summary.retries:,} / "
+                                                  f"{summary.rate_limit_waits:,}"),
         ("replies skipped (see crawl_log.jsonl)", f"{summary.skipped_replies:,}"),
         ("time", f"{summary.elapsed_seconds:.1f} s"),
     ]
@@ -73,3 +103,7 @@ def collect(
     console.print(table)
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    if summary.tracks and not summary.tracks_with_popularity:
+        console.print(f"warning: no track in {summary.out} has popularity: it can be used for prediction "
+                      "(`popdrivers predict`), not for `train` or `drivers`. Add --popularity FILE to the same "
+                      "command, or crawl with --source deezer.", highlight=False, soft_wrap=True)

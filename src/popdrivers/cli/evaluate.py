@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from popdrivers.cli._app import app, console, user_errors
+from popdrivers.cli._app import app, console, read_data, user_errors
 
 
 @app.command("evaluate")
@@ -26,9 +26,8 @@ def evaluate_command(
     from popdrivers.cli.train import metrics_table
     from popdrivers.model import evaluate
     from popdrivers.progress import rich_progress
-    from popdrivers.sources.files import read_tracks
 
-    tracks = read_tracks(data, fmt)
+    tracks, _ = read_data(data, fmt)
     with rich_progress("evaluating") as progress:
         metrics = evaluate(tracks, reference=reference, n_splits=n_splits, seed=seed, progress=progress,
                            params={"n_jobs": n_jobs}, reference_params={"n_jobs": n_jobs})

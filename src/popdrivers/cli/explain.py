@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from popdrivers.cli._app import app, console, user_errors
+from popdrivers.cli._app import app, console, read_data, user_errors
 
 
 @app.command("explain")
@@ -24,10 +24,9 @@ def explain_command(
     from popdrivers import explain
     from popdrivers.artifacts import atomic_directory
     from popdrivers.model import load_model
-    from popdrivers.sources.files import read_tracks
 
     model = load_model(model_dir)
-    tracks = read_tracks(data, fmt, require_popularity=False)
+    tracks, _ = read_data(data, fmt, require_popularity=False)
     row = None
     if track_id is not None:
         row = tracks[tracks["track_id"] == track_id]

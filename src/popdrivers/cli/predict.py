@@ -6,26 +6,27 @@ from pathlib import Path
 
 import typer
 
-from popdrivers.cli._app import app, console, user_errors
+from popdrivers.cli._app import app, console, read_data, user_errors
 
 
 @app.command("predict")
 @user_errors
 def predict_command(
     model_dir: Path = typer.Option(..., "--model", help="Model folder written by `popdrivers train`."),
-    data: Path = typer.Option(..., "--data", help="Tracks to score: CSV/Parquet file or crawl folder."),
+    data: Path = typer.Option(..., "--data", help="Tracks to score, in any layout popdrivers reads (CSV, Parquet, "
+                              ".xlsx or a crawl folder), with or without a popularity column."),
     fmt: str = typer.Option("auto", "--format", help="Layout of --data (auto detects it)."),
     out: Path = typer.Option(..., "--out", help="CSV to write: track_id, prediction, lower, upper."),
 ) -> None:
     """Predict popularity (0-100) with its prediction interval; input is validated like training data."""
     from popdrivers.artifacts import write_text_atomic
     from popdrivers.model import load_model
-    from popdrivers.sources.files import read_tracks
 
     if out.suffix.lower() != ".csv":
         raise ValueError(f"--out {out}: use a .csv file name")
     model = load_model(model_dir)
-    tracks = read_tracks(data, fmt, require_popularity=False)
+    tracks, report = read_data(data, fmt, require_popularity=False)
     predictions = model.predict_interval(tracks).reset_index()
     write_text_atomic(out, predictions.to_csv(index=False, float_format="%.2f"))
-    console.print(f"wrote {len(predictions):,} predictions with {model.interval_level:.0%} intervals to {out}")
+    console.print(f"wrote {len(predictions):,} predictions with {model.interval_level:.0%} intervals to {out} "
+                  f"({report.format} layout; {report.summary()})", highlight=False, markup=False)

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from popdrivers.cli._app import app, console, user_errors
+from popdrivers.cli._app import app, console, read_data, user_errors
 
 _METHODS = (("model", "model (LightGBM)"), ("mean", "baseline: mean"), ("linear", "baseline: linear"),
             ("audio_only", "baseline: audio only"), ("reference_rf", "reference RF (original)"))
@@ -63,11 +63,10 @@ def train_command(
         _train_on_cluster(data, out, cluster, seed)
         return
     from popdrivers.artifacts import sha256_path
-    from popdrivers.model import save_model, train
+    from popdrivers.model import feature_label, save_model, train
     from popdrivers.progress import rich_progress
-    from popdrivers.sources.files import read_tracks_with_report
 
-    tracks, report = read_tracks_with_report(data, fmt)
+    tracks, report = read_data(data, fmt)
     console.print(f"read {len(tracks):,} tracks from {data} ({report.format} layout; "
                   f"{report.rows_dropped:,} source rows dropped or merged)")
     with rich_progress("training") as progress:
@@ -81,10 +80,13 @@ def train_command(
         console.print("evaluation skipped (--no-evaluate): metrics.json records that no split was evaluated")
     tuning = result.info["tuning"]
     console.print(result.info["interval"])
-    console.print(f"features used ({len(result.info['features'])}): {', '.join(result.info['features'])}")
+    # Features by their readable names (never internal column names such as explicit_int).
+    console.print(f"features used ({len(result.info['features'])}): "
+                  f"{', '.join(feature_label(f) for f in result.info['features'])}", highlight=False, markup=False)
     if result.info["features_unavailable"]:
-        console.print("not available: " + "; ".join(f"{k} ({v})" for k, v in
-                                                      result.info["features_unavailable"].items()))
+        console.print("not available: " + "; ".join(f"{feature_label(k)} ({v})" for k, v in
+                                                      result.info["features_unavailable"].items()),
+                      highlight=False, markup=False)
     console.print(f"tuning: {tuning['trials']} trial(s) in {tuning.get('seconds', 0)} s; final fit "
                   f"{result.info['fit_seconds']} s; total {result.info['seconds']} s. Model written to {out}")
 

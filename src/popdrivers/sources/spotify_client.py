@@ -28,7 +28,20 @@ from typing import Any
 
 import requests
 
-from popdrivers.errors import CredentialsError, PopdriversError
+from popdrivers.errors import CredentialsError
+from popdrivers.sources.crawl import (
+    ApiError,
+    ApiStats,
+    ApiUnavailable,
+    EventSink,
+    MalformedReply,
+    RequestRunner,
+    Retry,
+    RetryPolicy,
+)
+
+__all__ = ["ApiError", "ApiStats", "ApiUnavailable", "Credentials", "MalformedReply", "RetryPolicy", "SpotifyApi",
+           "load_credentials", "read_dotenv", "resolve_endpoints"]
 
 DEFAULT_API_BASE = "https://api.spotify.com/v1"
 DEFAULT_TOKEN_URL = "https://accounts.spotify.com/api/token"
@@ -38,9 +51,6 @@ CLIENT_ID_ENV = "SPOTIPY_CLIENT_ID"
 CLIENT_SECRET_ENV = "SPOTIPY_CLIENT_SECRET"
 _SETUP_HINT = (f"set {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV} in the environment or in a .env file in the working "
                "directory (create an app at https://developer.spotify.com/dashboard to get them)")
-
-Event = dict[str, Any]
-EventSink = Callable[[Event], None]
 
 
 @dataclass(frozen=True)
@@ -131,59 +141,6 @@ def resolve_endpoints(api_base: str | None = None, token_url: str | None = None,
     return base.rstrip("/"), token
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try before giving up on a request.
-
-    Attributes
-    ----------
-    max_attempts : int
-        Attempts per request (the first try included) for 429, 5xx and connection errors.
-    backoff_base, backoff_max : float
-        Exponential backoff for 5xx and connection errors: ``base * 2**k`` seconds, at most ``backoff_max``.
-    max_retry_after : float
-        Cap on a ``Retry-After`` wait; a longer one is cut to this (the next 429 says how long is left).
-    timeout : float
-        Seconds to wait for a reply before treating the connection as dropped.
-    """
-
-    max_attempts: int = 6
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    max_retry_after: float = 120.0
-    timeout: float = 15.0
-
-    def backoff(self, attempt: int) -> float:
-        return min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-
-
-@dataclass
-class ApiStats:
-    """Counters of one crawl run."""
-
-    requests: int = 0
-    retries: int = 0
-    rate_limit_waits: int = 0
-    waited_seconds: float = 0.0
-
-
-class MalformedReply(Exception):
-    """A 2xx reply that is not the JSON expected; the item is recorded and skipped."""
-
-
-class ApiError(Exception):
-    """A 4xx reply (other than 429 and a first 401): not retried, the caller decides what it means."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-        self.message = message
-
-
-class ApiUnavailable(PopdriversError):
-    """Retries are exhausted (rate limited, server errors, no connection): stop; a rerun resumes."""
-
-
 def _retry_after(headers: Mapping[str, str] | None, default: float = 1.0) -> float:
     value = (headers or {}).get("Retry-After") or (headers or {}).get("retry-after")
     try:
@@ -199,8 +156,9 @@ def _oauth_status(exc: BaseException) -> int | None:
     return getattr(response, "status_code", None)
 
 
+
 class SpotifyApi:
-    """spotipy client pointed at ``api_base``/``token_url`` with the collector's retry policy.
+    """spotipy client pointed at ``api_base``/``token_url``, its requests run by the shared :class:`RequestRunner`.
 
     Parameters
     ----------
@@ -222,11 +180,8 @@ class SpotifyApi:
         # spotipy logs every HTTP error at ERROR level (stderr noise on each retried 429) and, at DEBUG, the
         # token request headers (the Basic credentials): keep its logger quiet whatever the app configures.
         logging.getLogger("spotipy").setLevel(logging.CRITICAL)
-        self.policy = policy or RetryPolicy()
-        self.sleep = sleep
-        self.on_event = on_event or (lambda event: None)
-        self.stats = ApiStats()
-        self.on_request: Callable[[], None] | None = None  # e.g. refresh a progress bar
+        self.runner = RequestRunner("Spotify API", policy, sleep, on_event)
+        self.policy = self.runner.policy
         self.api_base = api_base.rstrip("/")
         self._source = credentials.source
         # In-memory token cache: spotipy's default writes the token to ./.cache.
@@ -239,8 +194,9 @@ class SpotifyApi:
                                   requests_timeout=self.policy.timeout, retries=0, status_retries=0)
         self.sp.prefix = self.api_base + "/"
 
-    def _event(self, **event: Any) -> None:
-        self.on_event(event)
+    @property
+    def stats(self) -> ApiStats:
+        return self.runner.stats
 
     def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one spotipy call under the retry policy and return its (non-empty) JSON reply.
@@ -256,75 +212,53 @@ class SpotifyApi:
         ------
         MalformedReply, ApiError, ApiUnavailable, CredentialsError
         """
+        state = {"renewed_token": False}
+        return self.runner.call(what, self._attempt, state, fn, args, kwargs)
+
+    def _attempt(self, state: dict[str, bool], fn: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: Mapping[str, Any]) -> Any:
+        """One try: the reply, or the failure translated into Retry / ApiError / MalformedReply."""
         from spotipy.exceptions import SpotifyException, SpotifyOauthError
 
-        renewed_token = False
-        attempt = 0
-        while True:
-            attempt += 1
-            self.stats.requests += 1
-            if self.on_request is not None:
-                self.on_request()
-            wait: float | None = None
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DeprecationWarning)  # audio_features is marked deprecated
-                    result = fn(*args, **kwargs)
-            except SpotifyOauthError as exc:
-                status = _oauth_status(exc)
-                error = getattr(exc, "error", None)
-                if status in (400, 401, 403) or error in ("invalid_client", "unauthorized_client"):
-                    description = getattr(exc, "error_description", None)
-                    raise CredentialsError(
-                        f"Spotify rejected the client credentials (from the {self._credentials_source()}) "
-                        f"({error or f'HTTP {status}'}{': ' + description if description else ''}); check "
-                        f"{CLIENT_ID_ENV} and {CLIENT_SECRET_ENV} (the secret can be reset in the Spotify dashboard)"
-                    ) from None
-                reason = f"token endpoint HTTP {status}" if status else f"token endpoint: {error}"
-                if status == 429:
-                    wait = self._rate_limit_wait(getattr(exc.__context__, "response", None))
-            except SpotifyException as exc:
-                status = exc.http_status
-                if status == 429:
-                    reason = "HTTP 429 rate limited"
-                    wait = self._rate_limit_wait(exc)
-                elif status >= 500:
-                    reason = f"HTTP {status}"
-                elif status == 401 and not renewed_token:
-                    # The token expired or was revoked: fetch a fresh one once.
-                    renewed_token = True
-                    self._tokens.save_token_to_cache(None)
-                    self.stats.retries += 1
-                    self._event(event="retry", what=what, reason="HTTP 401: renewing the access token", wait=0)
-                    attempt -= 1
-                    continue
-                else:
-                    raise ApiError(status, _short_message(exc.msg)) from None
-            except requests.exceptions.RequestException as exc:
-                reason = f"{type(exc).__name__}: connection dropped or timed out"
-            except (ValueError, KeyError, TypeError) as exc:
-                # requests' JSONDecodeError (token reply) or spotipy choking on a None reply (audio_features).
-                raise MalformedReply(f"reply is not the JSON expected ({type(exc).__name__})") from None
-            else:
-                if result is None:
-                    raise MalformedReply("reply is not valid JSON")
-                return result
-            if attempt >= self.policy.max_attempts:
-                raise ApiUnavailable(f"Spotify API: {what} failed {attempt} times (last: {reason})")
-            if wait is None:
-                wait = self.policy.backoff(attempt)
-            self.stats.retries += 1
-            self._event(event="retry", what=what, reason=reason, attempt=attempt, wait=round(wait, 3))
-            self.stats.waited_seconds += wait
-            self.sleep(wait)
-
-    def _rate_limit_wait(self, source: Any) -> float:
-        headers = getattr(source, "headers", None)
-        self.stats.rate_limit_waits += 1
-        return min(self.policy.max_retry_after, _retry_after(headers))
-
-    def _credentials_source(self) -> str:
-        return self._source
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # audio_features is marked deprecated
+                result = fn(*args, **kwargs)
+        except SpotifyOauthError as exc:
+            status = _oauth_status(exc)
+            error = getattr(exc, "error", None)
+            if status in (400, 401, 403) or error in ("invalid_client", "unauthorized_client"):
+                description = getattr(exc, "error_description", None)
+                raise CredentialsError(
+                    f"Spotify rejected the client credentials (from the {self._source}) "
+                    f"({error or f'HTTP {status}'}{': ' + description if description else ''}); check "
+                    f"{CLIENT_ID_ENV} and {CLIENT_SECRET_ENV} (the secret can be reset in the Spotify dashboard)"
+                ) from None
+            if status == 429:
+                raise Retry("token endpoint HTTP 429", rate_limited=True,
+                            wait=_retry_after(getattr(getattr(exc.__context__, "response", None), "headers", None))
+                            ) from None
+            raise Retry(f"token endpoint HTTP {status}" if status else f"token endpoint: {error}") from None
+        except SpotifyException as exc:
+            status = exc.http_status
+            if status == 429:
+                raise Retry("HTTP 429 rate limited", wait=_retry_after(exc.headers), rate_limited=True) from None
+            if status >= 500:
+                raise Retry(f"HTTP {status}") from None
+            if status == 401 and not state["renewed_token"]:
+                # The token expired or was revoked: fetch a fresh one once.
+                state["renewed_token"] = True
+                self._tokens.save_token_to_cache(None)
+                raise Retry("HTTP 401: renewing the access token", free=True) from None
+            raise ApiError(status, _short_message(exc.msg)) from None
+        except requests.exceptions.RequestException as exc:
+            raise Retry(f"{type(exc).__name__}: connection dropped or timed out") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            # requests' JSONDecodeError (token reply) or spotipy choking on a None reply (audio_features).
+            raise MalformedReply(f"reply is not the JSON expected ({type(exc).__name__})") from None
+        if result is None:
+            raise MalformedReply("reply is not valid JSON")
+        return result
 
 
 def _short_message(message: Any) -> str:

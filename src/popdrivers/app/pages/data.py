@@ -41,7 +41,7 @@ with tabs[4]:
     st.caption("Any format popdrivers reads (canonical CSV/Parquet, TidyTuesday spotify_songs.csv, genre-tracks "
                "tracks.csv, Kaggle dataset.csv or tracks.csv). Popularity is optional: uploads can be scored.")
     fmt = st.selectbox("Format", ["auto", *FORMATS], key="data_upload_format")
-    uploaded = st.file_uploader("Upload a dataset", type=["csv", "parquet", "pq"], key="data_upload")
+    uploaded = st.file_uploader("Upload a dataset", type=["csv", "parquet", "pq", "xlsx"], key="data_upload")
     if uploaded is not None:
         upload = state.read_upload(uploaded.getvalue(), uploaded.name, fmt)
         if not upload.ok:

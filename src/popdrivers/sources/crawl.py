@@ -1,0 +1,478 @@
+"""What every API collector shares: the retry loop, request pacing, the crawl log, progress and ``crawl.json``.
+
+The Spotify collector (:mod:`.spotify`) and the Deezer collector (:mod:`.deezer`) differ in how they ask
+(spotipy, plain HTTP) and what a reply means; everything about *surviving* a long crawl lives here, once:
+
+- :class:`RequestRunner` runs one request under a :class:`RetryPolicy`. A source-specific attempt function
+  raises :class:`Retry` for what is worth asking again (429, Deezer's quota error inside a 200, 5xx, dropped
+  connections), :class:`ApiError` for a refusal the caller must interpret, :class:`MalformedReply` for a reply
+  that is not the JSON expected. Waits go through an injectable ``sleep``.
+- :class:`RequestPacer` keeps a source under a published quota (Deezer: 50 requests per 5 s) with a rolling
+  window: a token bucket of the same rate can send twice the quota inside one window.
+- :class:`CrawlSession` ties one run together: the checkpoint store (:mod:`.crawl_store`), the log, request
+  counters persisted with each checkpoint, progress with counts, and the refusal to mix two crawls in one folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import unicodedata
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from popdrivers.artifacts import utc_now, write_json_atomic
+from popdrivers.errors import PopdriversError
+from popdrivers.progress import ProgressCallback
+from popdrivers.sources.crawl_merge import MergeReport, TrackMatcher, merge_audio_features, merge_popularity
+from popdrivers.sources.crawl_store import CrawlStore, write_tables
+
+LOG_NAME = "crawl_log.jsonl"
+SUMMARY_NAME = "crawl.json"
+
+Event = dict[str, Any]
+EventSink = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try before giving up on a request.
+
+    Attributes
+    ----------
+    max_attempts : int
+        Attempts per request (the first try included) for rate limits, 5xx and connection errors.
+    backoff_base, backoff_max : float
+        Exponential backoff for 5xx and connection errors: ``base * 2**k`` seconds, at most ``backoff_max``.
+    max_retry_after : float
+        Cap on a ``Retry-After`` wait; a longer one is cut to this (the next 429 says how long is left).
+    timeout : float
+        Seconds to wait for a reply before treating the connection as dropped.
+    quota_wait : float
+        Wait after a quota error that names no wait (Deezer's code 4: its window is 5 seconds).
+    """
+
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_retry_after: float = 120.0
+    timeout: float = 15.0
+    quota_wait: float = 5.0
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+
+
+@dataclass
+class ApiStats:
+    """Counters of one crawl run."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limit_waits: int = 0
+    waited_seconds: float = 0.0
+    paced_seconds: float = 0.0
+
+
+class MalformedReply(Exception):
+    """A 2xx reply that is not the JSON expected; the item is recorded and skipped (a rerun asks again)."""
+
+
+class ApiError(Exception):
+    """A refusal that retrying will not change (4xx, "no data"): the caller decides what it means."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class ApiUnavailable(PopdriversError):
+    """Retries are exhausted (rate limited, server errors, no connection): stop; a rerun resumes."""
+
+
+class Retry(Exception):
+    """Raised by an attempt function: ask again.
+
+    Parameters
+    ----------
+    reason : str
+        For the crawl log ("HTTP 503", "Deezer quota exceeded (code 4)").
+    wait : float, optional
+        Seconds to wait first; None means the policy's exponential backoff.
+    rate_limited : bool
+        Counted as a rate-limit wait (429, quota error) rather than a failure.
+    free : bool
+        Does not use up an attempt (e.g. renewing an expired token).
+    """
+
+    def __init__(self, reason: str, wait: float | None = None, rate_limited: bool = False, free: bool = False):
+        super().__init__(reason)
+        self.reason, self.wait, self.rate_limited, self.free = reason, wait, rate_limited, free
+
+
+class RequestPacer:
+    """At most ``max_requests`` requests in any window of ``per_seconds`` (a rolling window).
+
+    A token bucket with burst n refilled at n per window can send 2n requests inside one window, which
+    trips a fixed per-IP quota while looking compliant; a rolling window cannot.
+    """
+
+    def __init__(self, max_requests: int, per_seconds: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        if max_requests < 1 or per_seconds <= 0:
+            raise ValueError("a pacer needs max_requests >= 1 and per_seconds > 0")
+        self.max_requests, self.per_seconds = max_requests, per_seconds
+        self.clock, self.sleep = clock, sleep
+        self._sent: deque[float] = deque()
+
+    def wait(self) -> float:
+        """Block until one more request fits in the window; return the seconds waited."""
+        waited = 0.0
+        while True:
+            now = self.clock()
+            while self._sent and self._sent[0] <= now - self.per_seconds:
+                self._sent.popleft()
+            if len(self._sent) < self.max_requests:
+                self._sent.append(now)
+                return waited
+            pause = self._sent[0] + self.per_seconds - now
+            self.sleep(pause)
+            waited += pause
+
+
+class RequestRunner:
+    """Runs requests under one retry policy and counts them.
+
+    Parameters
+    ----------
+    source : str
+        Named in errors ("Spotify API", "Deezer API").
+    policy : RetryPolicy
+    sleep : callable
+        ``sleep(seconds)`` for every wait (injectable: tests count waits instead of waiting).
+    on_event : callable
+        Receives one dict per retry (written to the crawl log).
+    pacer : RequestPacer, optional
+        Consulted before every request.
+    """
+
+    def __init__(self, source: str, policy: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
+                 on_event: EventSink | None = None, pacer: RequestPacer | None = None):
+        self.source = source
+        self.policy = policy or RetryPolicy()
+        self.sleep = sleep
+        self.on_event = on_event or (lambda event: None)
+        self.pacer = pacer
+        self.stats = ApiStats()
+        self.on_request: Callable[[], None] | None = None  # e.g. refresh a progress bar
+
+    def call(self, what: str, attempt_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``attempt_fn(*args, **kwargs)`` until it returns, retrying on :class:`Retry`.
+
+        Raises
+        ------
+        ApiUnavailable
+            After ``policy.max_attempts`` attempts that all asked to be retried.
+        MalformedReply, ApiError, CredentialsError
+            Passed through from ``attempt_fn`` (not retried).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.pacer is not None:
+                self.stats.paced_seconds += self.pacer.wait()
+            self.stats.requests += 1
+            if self.on_request is not None:
+                self.on_request()
+            try:
+                return attempt_fn(*args, **kwargs)
+            except Retry as retry:
+                if retry.free:
+                    attempt -= 1
+                    self.stats.retries += 1
+                    self.on_event({"event": "retry", "what": what, "reason": retry.reason, "wait": 0})
+                    continue
+                if attempt >= self.policy.max_attempts:
+                    raise ApiUnavailable(f"{self.source}: {what} failed {attempt} times (last: {retry.reason})"
+                                         ) from None
+                if retry.rate_limited:
+                    self.stats.rate_limit_waits += 1
+                    wait = min(self.policy.max_retry_after,
+                               self.policy.quota_wait if retry.wait is None else retry.wait)
+                else:
+                    wait = self.policy.backoff(attempt) if retry.wait is None else retry.wait
+                self.stats.retries += 1
+                self.on_event({"event": "retry", "what": what, "reason": retry.reason, "attempt": attempt,
+                               "wait": round(wait, 3)})
+                self.stats.waited_seconds += wait
+                self.sleep(wait)
+
+
+class CrawlLog:
+    """Append-only JSON lines; each line is one ``write`` so a kill never leaves half an event behind."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def __call__(self, event: Mapping[str, Any]) -> None:
+        line = json.dumps({"time": utc_now(), **event}, ensure_ascii=False, default=str) + "\n"
+        os.write(self._fd, line.encode("utf-8"))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+@dataclass(frozen=True)
+class CrawlSummary:
+    """What one collector run produced (also written to ``crawl.json``).
+
+    ``popularity`` says where the dataset's popularity stands: ``"spotify"`` (the API's own), ``"unavailable"``
+    (a Spotify Development Mode app: empty, see ``notes``), ``"deezer_rank"`` (derived from Deezer's rank, see
+    docs/collect.md) or ``"file"`` (merged from ``--popularity FILE``). ``popularity_source`` is the value of
+    the ``popularity_source`` column of its tracks.
+    """
+
+    out: str
+    source: str  # "spotify" | "deezer"
+    access_level: str  # "extended_quota" | "development_mode" | "unknown" (Spotify); "public" (Deezer)
+    market: str
+    since: str | None
+    artists_requested: int
+    artists_resolved: int
+    artists_ambiguous: tuple[str, ...]
+    artists_not_found: tuple[str, ...]
+    albums: int
+    tracks: int
+    tracks_with_popularity: int
+    popularity: str
+    popularity_source: str | None
+    popularity_from_file: int
+    tracks_with_audio_features: int
+    audio_features_from_file: int
+    audio_features: str  # "available" | "forbidden" | "not offered"
+    requests: int
+    retries: int
+    rate_limit_waits: int
+    skipped_replies: int
+    complete: bool
+    elapsed_seconds: float
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("artists_ambiguous", "artists_not_found", "notes"):
+            data[key] = list(data[key])
+        return data
+
+
+class CrawlSession:
+    """One collector run in one output folder: store, log, counters, progress, consistency checks.
+
+    Parameters
+    ----------
+    out : path-like
+        The output folder (created if missing).
+    refresh : bool
+        Forget the checkpoints first.
+    """
+
+    COUNTERS = ("requests", "retries", "rate_limit_waits")
+
+    def __init__(self, out: str | os.PathLike[str], refresh: bool = False):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if refresh:
+            CrawlStore.remove(self.out)
+        self.store = CrawlStore.open(self.out)
+        self.log = CrawlLog(self.out / LOG_NAME)
+        self.runner: RequestRunner | None = None
+        self.skipped = 0
+        self._progress: dict[str, Any] = {"done": 0, "total": 0, "shown": 0.0, "callback": None}
+
+    def close(self) -> None:
+        self.store.close()
+        self.log.close()
+
+    # ----- one folder, one crawl
+    def check_same_crawl(self, settings: Mapping[str, str]) -> None:
+        """Refuse to mix sources, markets or date limits in one folder (the user must choose --refresh)."""
+        stored = {key: self.store.get_meta(key) for key in settings}
+        if all(value is None for value in stored.values()) and self.store.get_meta("market") is None:
+            with self.store.transaction():
+                for key, value in settings.items():
+                    self.store.set_meta(key, value)
+            return
+        for key, value in settings.items():
+            # A folder crawled before --source existed holds a Spotify crawl.
+            old = stored[key] if stored[key] is not None else ("spotify" if key == "source" else "")
+            if old != value:
+                raise PopdriversError(
+                    f"{self.out} holds a crawl with --{key} {old or '(none)'}, not {value or '(none)'}: rerun with "
+                    f"the same --{key} to resume it, add --refresh to start over, or choose another --out folder")
+
+    # ----- counters
+    def attach(self, runner: RequestRunner) -> None:
+        """Count ``runner``'s requests on top of those of earlier runs of this crawl."""
+        self.runner = runner
+        with self.store.transaction():
+            for key in self.COUNTERS:
+                self.store.set_meta(f"base_{key}", self.store.get_meta(key, "0"))
+        runner.on_request = self.report
+
+    def checkpoint_stats(self) -> None:
+        """Persist the request counters with each checkpoint (a killed run still counts its requests)."""
+        if self.runner is None:
+            return
+        for key in self.COUNTERS:
+            base = int(self.store.get_meta(f"base_{key}", "0") or 0)
+            self.store.set_meta(key, base + getattr(self.runner.stats, key))
+
+    def counter(self, key: str) -> int:
+        return int(self.store.get_meta(key, "0") or 0)
+
+    # ----- log
+    def skip(self, what: str, reason: str, **ids: Any) -> None:
+        """Record an item skipped because of a bad reply; it is asked for again by the next run."""
+        self.skipped += 1
+        self.log({"event": "skipped", "what": what, "reason": reason, **ids})
+
+    # ----- progress
+    def start_progress(self, callback: ProgressCallback | None, total: int) -> None:
+        self._progress.update(callback=callback, total=total, done=0)
+        self.report(force=True)
+
+    def advance(self, done: int) -> None:
+        self._progress["done"] = done
+        self.report(force=True)
+
+    def report(self, force: bool = False) -> None:
+        """Refresh the progress callback; per request at most every 0.2 s (keeps COUNT(*) off the hot path)."""
+        progress = self._progress
+        if progress["callback"] is None or (not force and time.monotonic() - progress["shown"] < 0.2):
+            return
+        progress["shown"] = time.monotonic()
+        stats = self.runner.stats if self.runner is not None else ApiStats()
+        progress["callback"](progress["done"], progress["total"],
+                             f"{self.store.count('track'):,} tracks · {stats.requests:,} requests · "
+                             f"{stats.retries:,} retries")
+
+    # ----- crawl.json
+    def write_summary(self, summary: CrawlSummary, **extra: Any) -> None:
+        write_json_atomic(self.out / SUMMARY_NAME, {"collected_at": utc_now(), **summary.to_dict(), **extra,
+                                                    "files": ["track.csv", "audio.csv", "album.csv", "artist.csv"],
+                                                    "log": LOG_NAME})
+
+
+@dataclass
+class ExportedTables:
+    """The four tables as written, and how merged files matched."""
+
+    tables: dict[str, list[dict[str, Any]]]
+    popularity_merge: MergeReport | None
+    audio_merge: MergeReport | None
+
+
+def export_tables(session: CrawlSession, artist_ids: Sequence[str], source: str,
+                  own_popularity: Callable[[dict[str, list[dict[str, Any]]]], None],
+                  popularity: TrackMatcher | None = None, audio: TrackMatcher | None = None) -> ExportedTables:
+    """Build the tables from the store, set popularity and its source, merge the files, write the CSVs.
+
+    ``own_popularity`` sets ``track_popularity``/``track_popularity_source`` from what the source gave (Spotify's
+    value, or the transform of Deezer's rank); a ``popularity`` file then replaces it for every track.
+    """
+    tables = session.store.tables(list(artist_ids))
+    own_popularity(tables)
+    popularity_merge = merge_popularity(tables, popularity) if popularity is not None else None
+    audio_merge = merge_audio_features(tables, audio) if audio is not None else None
+    write_tables(session.out, tables, source)
+    return ExportedTables(tables, popularity_merge, audio_merge)
+
+
+def summarize(session: CrawlSession, exported: ExportedTables, *, source: str, access_level: str, market: str,
+              since: str | None, queries: Sequence[str], resolved: Sequence[str], popularity: str,
+              audio_features: str, complete: bool, started: float, notes: Sequence[str]) -> CrawlSummary:
+    """The :class:`CrawlSummary` of a run (counts read back from the written tables and the store)."""
+    tables = exported.tables
+    statuses = {q: session.store.resolution(q) for q in queries}
+    with_popularity = [r for r in tables["track.csv"] if r.get("track_popularity") is not None]
+    sources = sorted({str(r["track_popularity_source"]) for r in with_popularity if r.get("track_popularity_source")})
+    notes = list(notes)
+    if exported.popularity_merge is not None:
+        popularity = "file"
+        notes.append(exported.popularity_merge.describe())
+    if exported.audio_merge is not None:
+        notes.append(exported.audio_merge.describe())
+    return CrawlSummary(
+        out=str(session.out), source=source, access_level=access_level, market=market, since=since,
+        artists_requested=len(queries), artists_resolved=len(dict.fromkeys(resolved)),
+        artists_ambiguous=tuple(q for q, r in statuses.items() if r and r[0] == "ambiguous"),
+        artists_not_found=tuple(q for q, r in statuses.items() if r and r[0] == "not_found"),
+        albums=len(tables["album.csv"]), tracks=len(tables["track.csv"]), tracks_with_popularity=len(with_popularity),
+        popularity=popularity, popularity_source=", ".join(sources) or None,
+        popularity_from_file=exported.popularity_merge.total if exported.popularity_merge else 0,
+        # Deezer's bpm alone is not a set of audio features: counted are Spotify's and merged ones.
+        tracks_with_audio_features=sum(1 for r in tables["audio.csv"] if r.get("features_source") not in (None,
+                                                                                                          "deezer")),
+        audio_features_from_file=exported.audio_merge.total if exported.audio_merge else 0,
+        audio_features=audio_features, requests=session.counter("requests"), retries=session.counter("retries"),
+        rate_limit_waits=session.counter("rate_limit_waits"), skipped_replies=session.skipped, complete=complete,
+        elapsed_seconds=round(time.perf_counter() - started, 3), notes=tuple(notes))
+
+
+# ----- small helpers both collectors use to read artist lists and JSON replies
+def read_artist_list(path: str | os.PathLike[str]) -> list[str]:
+    """Artist names/ids/links of a text file, one per line; blank lines and ``#`` comments are ignored."""
+    path = Path(path)
+    lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    queries = list(dict.fromkeys(line for line in lines if line and not line.startswith("#")))
+    if not queries:
+        raise ValueError(f"{path} lists no artists: write one artist name, artist id or artist link per line")
+    return queries
+
+
+def normal_name(name: Any) -> str:
+    """An artist name as compared for an exact match: Unicode-normalised, case-folded, spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", str(name)).casefold().split())
+
+
+def since_date(value: str | date | None) -> str | None:
+    """Normalise ``--since`` to YYYY-MM-DD (a bare year means 1 January)."""
+    if value is None or value == "":
+        return None
+    text = value.isoformat() if isinstance(value, date) else str(value).strip()
+    try:
+        return date.fromisoformat(padded_release(text)).isoformat()
+    except ValueError:
+        raise ValueError(f"--since '{value}' is not a date: use YYYY-MM-DD (or YYYY)") from None
+
+
+def padded_release(release: str) -> str:
+    """Year-only and year-month release dates count from their first day."""
+    return {4: release + "-01-01", 7: release + "-01"}.get(len(release), release)
+
+
+def as_text(value: Any) -> str | None:
+    """A non-empty string, else None."""
+    return value if isinstance(value, str) and value != "" else None
+
+
+def as_int(value: Any) -> int | None:
+    """A whole JSON number as int, else None (booleans are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if float(value).is_integer() else None
+
+
+def as_float(value: Any) -> float | None:
+    """A JSON number as float, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from popdrivers import read_tracks, simulate_catalog
-from popdrivers.features import build_features
+from popdrivers.features import add_release_structure, build_features
 
 COLUMNS = ("popularity", "danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness",
            "liveness", "valence", "tempo", "duration_min", "explicit_int", "mode", "log_followers")
@@ -30,6 +30,19 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     if "artist_id" in f.columns:
         within = f["popularity"] - f.groupby("artist_id")["popularity"].transform("mean")
         rows["popularity sd within artist"] = (within.std(), np.nan)
+        sizes = f.groupby("artist_id").size()
+        rows["share of artists with < 10 tracks"] = ((sizes < 10).mean(), np.nan)
+        rows["share of artists with > 150 tracks"] = ((sizes > 150).mean(), np.nan)
+        pair = f[["energy", "loudness"]].astype("float64")
+        pair = pair - pair.groupby(f["artist_id"]).transform("mean")
+        rows["energy-loudness correlation within artist"] = (pair.corr().iloc[0, 1], np.nan)
+        if "album_id" in f.columns:
+            album = f["popularity"] - f.groupby("album_id")["popularity"].transform("mean")
+            rows["share of within-artist variance between albums"] = (1 - album.var() / within.var(), np.nan)
+    structure = add_release_structure(f)
+    rows["share of live versions (title)"] = ((structure["version"] == "live").mean(), np.nan)
+    rows["share with a featured artist"] = (structure["featured"].mean(), np.nan)
+    rows["share of tracks in songs released more than once"] = ((structure["song_group_size"] > 1).mean(), np.nan)
     return pd.DataFrame(rows, index=["mean", "sd"]).T
 
 

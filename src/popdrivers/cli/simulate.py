@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -9,8 +10,11 @@ import typer
 
 from popdrivers.artifacts import write_json_atomic
 from popdrivers.cli._app import app, console, user_errors
+from popdrivers.errors import InputError
 from popdrivers.sources.files import write_tracks
-from popdrivers.sources.simulate import simulate_catalog
+from popdrivers.sources.simulate import CatalogStructure, simulate_catalog
+
+SWITCHES = tuple(f.name for f in dataclasses.fields(CatalogStructure))
 
 
 def truth_path_for(out: Path) -> Path:
@@ -25,12 +29,27 @@ def simulate(
     n_artists: int = typer.Option(300, "--n-artists", min=1, help="Number of artists."),
     tracks_per_artist: int = typer.Option(60, "--tracks-per-artist", min=1, help="Tracks per artist."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same catalogue."),
+    without: str = typer.Option("", "--without",
+                                help="Comma-separated structures to switch off (docs/simulation.md): "
+                                     + ", ".join(s for s in SWITCHES if s != "hidden_confounder")
+                                     + "; or 'all' for a plain catalogue."),
+    hidden_confounder: bool = typer.Option(False, "--hidden-confounder",
+                                           help="Add a track-level confounder the table does not show."),
 ) -> None:
     """Simulate a catalogue whose true causal effects are known (the embedded default)."""
     if out.suffix.lower() not in {".parquet", ".pq", ".csv"}:
-        raise ValueError(f"--out {out}: use a .parquet or .csv file name")
+        raise InputError(f"--out {out}: use a .parquet or .csv file name")
+    names = [w.strip().replace("-", "_") for w in without.split(",") if w.strip()]
+    unknown = [n for n in names if n not in (*SWITCHES, "all")]
+    if unknown:
+        raise InputError(f"--without: unknown structure(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(SWITCHES)} or all")
+    structure = CatalogStructure.plain() if "all" in names else dataclasses.replace(
+        CatalogStructure(), **dict.fromkeys(names, False))
+    structure = dataclasses.replace(structure, hidden_confounder=hidden_confounder)
     start = time.perf_counter()
-    tracks, truth = simulate_catalog(n_artists=n_artists, tracks_per_artist=tracks_per_artist, seed=seed)
+    tracks, truth = simulate_catalog(n_artists=n_artists, tracks_per_artist=tracks_per_artist, seed=seed,
+                                     structure=structure)
     write_tracks(tracks, out)
     write_json_atomic(truth_path_for(out), truth.to_dict())
     console.print(f"wrote {len(tracks):,} simulated tracks of {n_artists:,} artists to {out} "

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from popdrivers.cli._app import app, console, err_console, user_errors
+from popdrivers.cli._app import app, console, err_console, read_data, user_errors
 
 
 def _truth_for(data: Path) -> dict[str, float] | None:
@@ -51,9 +51,8 @@ def drivers(
     from popdrivers.progress import rich_progress
     from popdrivers.report import design_label, drivers_report_html
     from popdrivers.schema import popularity_source
-    from popdrivers.sources.files import read_tracks
 
-    tracks = read_tracks(data, format=format)
+    tracks, _ = read_data(data, format)
     chosen = [d.strip() for d in driver_list.split(",") if d.strip()] if driver_list else None
     with rich_progress("drivers", console=err_console) as progress:
         report = estimate_drivers(tracks, chosen, design=design, seed=seed, max_rows=max_rows, refute=not no_refute,

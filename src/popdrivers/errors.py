@@ -21,3 +21,11 @@ class ArtifactError(PopdriversError):
 
 class CredentialsError(PopdriversError):
     """Spotify credentials are missing or were rejected."""
+
+
+class InputError(PopdriversError, ValueError):
+    """An argument or option the user gave is not usable (a file name of the wrong kind, an unknown track id).
+
+    Also a :class:`ValueError`, so library callers that catch ``ValueError`` keep working; the CLI turns
+    only :class:`PopdriversError` into exit code 2, so a ``ValueError`` from a real bug still shows its traceback.
+    """

@@ -55,7 +55,7 @@ import pandas as pd
 from scipy import stats
 
 from popdrivers.artifacts import atomic_directory, read_json, verify_manifest, write_json_atomic, write_manifest
-from popdrivers.errors import ArtifactError
+from popdrivers.errors import ArtifactError, InputError
 from popdrivers.features import DERIVED_COLUMNS, DRIVER_COLUMNS, DRIVER_UNITS, DRIVERS, build_features
 from popdrivers.progress import ProgressCallback
 
@@ -387,15 +387,15 @@ def _present_drivers(df: pd.DataFrame, requested: list[str] | None) -> tuple[lis
             reason = usable(name)
             (skipped.append(f"driver '{name}' skipped: {reason}") if reason else chosen.append(name))
         if not chosen:
-            raise ValueError("no driver can be estimated: the table has none of the audio feature columns "
+            raise InputError("no driver can be estimated: the table has none of the audio feature columns "
                              f"({', '.join(DRIVERS)}) with variation")
         return chosen, skipped
     unknown = [d for d in requested if d not in DRIVERS]
     if unknown:
-        raise ValueError(f"unknown driver(s) {', '.join(unknown)}: choose from {', '.join(DRIVERS)}")
+        raise InputError(f"unknown driver(s) {', '.join(unknown)}: choose from {', '.join(DRIVERS)}")
     problems = [f"{d} ({reason})" for d in requested if (reason := usable(d))]
     if problems:
-        raise ValueError(f"cannot estimate driver(s) {'; '.join(problems)} from this table: drop them from --drivers")
+        raise InputError(f"cannot estimate driver(s) {'; '.join(problems)} from this table: drop them from --drivers")
     return list(dict.fromkeys(requested)), []
 
 
@@ -611,7 +611,7 @@ def estimate_drivers(
     if n_folds < 2:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
     if "popularity" not in tracks.columns:
-        raise ValueError("the table has no 'popularity' column: causal drivers need the outcome")
+        raise InputError("the table has no 'popularity' column: causal drivers need the outcome")
     warnings: list[str] = []
     df = tracks if all(c in tracks.columns for c in ("duration_min", "genre_family")) and \
         any(c in tracks.columns for c in DERIVED_COLUMNS) else build_features(tracks)

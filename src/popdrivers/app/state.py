@@ -19,6 +19,7 @@ import streamlit as st
 from popdrivers import pipeline
 from popdrivers.app import services
 from popdrivers.errors import PopdriversError
+from popdrivers.explain import explained_prediction
 
 ENV_ARTIFACTS = "POPDRIVERS_ARTIFACTS"
 DEFAULT_ARTIFACTS = Path("artifacts/default")
@@ -79,7 +80,7 @@ def build_with_progress(path: Path) -> None:
 def _load(path: str, stamp: str) -> pipeline.Artifacts:
     artifacts = pipeline.load_artifacts(path)
     # One throw-away explanation so the first Predict press is as fast as the next ones (lazy LightGBM setup).
-    services.predict_explained(artifacts.model, artifacts.tracks.head(1))
+    explained_prediction(artifacts.model, artifacts.tracks.head(1))
     return artifacts
 
 

@@ -32,7 +32,11 @@ def fail(message: str) -> typer.Exit:
 
 
 def user_errors(func: F) -> F:
-    """Turn errors the user can fix (bad files, columns, artifacts, credentials) into exit code 2, no traceback."""
+    """Turn errors the user can fix (bad files, columns, artifacts, credentials) into exit code 2, no traceback.
+
+    Only :class:`PopdriversError` (bad input raises :class:`~popdrivers.errors.InputError`) and file-system
+    errors: any other exception, a plain ``ValueError`` included, is a bug and keeps its traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -44,8 +48,6 @@ def user_errors(func: F) -> F:
             raise fail(f"{exc.filename or exc}: no such file or folder") from None
         except (IsADirectoryError, NotADirectoryError, PermissionError) as exc:
             raise fail(f"{exc.filename or ''}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise fail(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
 

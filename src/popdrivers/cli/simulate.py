@@ -9,6 +9,7 @@ import typer
 
 from popdrivers.artifacts import write_json_atomic
 from popdrivers.cli._app import app, console, user_errors
+from popdrivers.errors import InputError
 from popdrivers.sources.files import write_tracks
 from popdrivers.sources.simulate import simulate_catalog
 
@@ -28,7 +29,7 @@ def simulate(
 ) -> None:
     """Simulate a catalogue whose true causal effects are known (the embedded default)."""
     if out.suffix.lower() not in {".parquet", ".pq", ".csv"}:
-        raise ValueError(f"--out {out}: use a .parquet or .csv file name")
+        raise InputError(f"--out {out}: use a .parquet or .csv file name")
     start = time.perf_counter()
     tracks, truth = simulate_catalog(n_artists=n_artists, tracks_per_artist=tracks_per_artist, seed=seed)
     write_tracks(tracks, out)

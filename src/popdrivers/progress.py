@@ -56,15 +56,16 @@ class PlainProgress:
         self.clock = clock
         self.started = clock()
         self.stage: str | None = None
-        self.stage_started = self.started
+        # Where the current stage started (time, done): the ETA extrapolates the stage's own pace.
+        self.baseline = (self.started, 0)
         self.last_line = -float("inf")
 
     def __call__(self, done: int, total: int, message: str) -> None:
         now = self.clock()
         stage = message.split(":", 1)[0].strip() if message else self.description
         changed = stage != self.stage
-        if changed:
-            self.stage, self.stage_started = stage, now
+        if changed or done < self.baseline[1]:
+            self.stage, self.baseline = stage, (now, done)
         finished = bool(total) and done >= total
         if not (changed or finished or now - self.last_line >= self.interval):
             return
@@ -72,8 +73,9 @@ class PlainProgress:
         parts = [f"[{_duration(now - self.started):>6}] {self.description}: {message or stage}"]
         if total:
             parts.append(f"{done}/{total} ({100 * min(done / total, 1.0):.0f}%)")
-            if 0 < done < total:
-                rate = (now - self.stage_started) / done
+            since, done_then = self.baseline
+            if done_then < done < total and now > since:
+                rate = (now - since) / (done - done_then)
                 parts.append(f"ETA {_duration(rate * (total - done))}")
         print(" - ".join(parts), file=self.stream, flush=True)
 

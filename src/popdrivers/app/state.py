@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +83,14 @@ def _stamp(path: Path) -> str:
     return f"{manifest.stat().st_mtime_ns}" if manifest.exists() else "missing"
 
 
-BUILD_POLL_SECONDS = 0.5
+BUILD_POLL_SECONDS = 1.0
 
 
 def show_build(path: Path) -> None:
-    """Start the build of ``path`` if none is running, then show its progress until it ends (then rerun).
+    """Start the build of ``path`` if none is running, show its progress, and stop the page.
 
-    Never returns: reruns the page when the build is done (the app appears), stops it when the build failed.
+    The progress refreshes itself every second (a fragment, so the rest of the page does not rerun); when the
+    build ends the whole page reruns: the app appears, or the failure with a button to retry.
     """
     options = build_options_from(sys.argv[1:])
     status = pipeline.build_status(path)
@@ -106,6 +106,8 @@ def show_build(path: Path) -> None:
             pipeline.start_background_build(path, options)
             st.rerun()
         st.stop()
+    if status.state == "done":
+        return
     st.title("Building the artifacts")
     simulated = "--data" not in options and "--data" not in os.environ.get(pipeline.ENV_BUILD_OPTIONS, "")
     if simulated:
@@ -113,17 +115,23 @@ def show_build(path: Path) -> None:
                    "data with known causal effects, not real Spotify tracks). This happens once; the app appears "
                    "here when it is done. `popdrivers build --data FILE` builds from a real dataset.")
     else:
-        st.info(f"No artifacts in `{path}` yet: building them now from `{options[1]}`; the app appears here when "
-                "it is done.")
+        st.info(f"No artifacts in `{path}` yet: building them now from `{options[1] if options else 'your data'}`; "
+                "the app appears here when it is done.")
     st.caption("One build runs for this folder, whatever the number of tabs: reloading or another tab shows "
                "the same build.")
-    bar = st.progress(0.0, text="Starting")
-    while status.state == "running":
-        text = f"{status.percent:.0f}% - {status.stage or 'starting'}: {status.message or ''}".rstrip(": ")
-        bar.progress(min(max(status.percent / 100.0, 0.0), 1.0), text=text)
-        time.sleep(BUILD_POLL_SECONDS)
-        status = pipeline.build_status(path)
-    st.rerun()
+    build_progress(str(path))
+    st.stop()
+
+
+@st.fragment(run_every=BUILD_POLL_SECONDS)
+def build_progress(path: str) -> None:
+    """The build's stage and progress bar, refreshed every second; reruns the page once the build has ended."""
+    status = pipeline.build_status(path)
+    if status.state != "running":
+        st.rerun()
+    text = f"{status.percent:.0f}% - {status.stage or 'starting'}: {status.message or ''}".rstrip(": ")
+    st.progress(min(max(status.percent / 100.0, 0.0), 1.0), text=text)
+    st.caption(f"Build process {status.pid or '(starting)'}; its output: `{status.log}`")
 
 
 @st.cache_resource(show_spinner="Loading the model and the causal drivers ...")

@@ -455,7 +455,9 @@ def start_background_build(out_dir: str | os.PathLike[str], options: list[str] |
     shown = " ".join(["popdrivers", "build", "--out", str(out_dir), *options])
     _write_status(folder, state="running", stage="starting", percent=0.0, message="starting the build",
                   command=shown)
-    with open(folder / LOG_FILE, "w", encoding="utf-8") as log:
+    with open(folder / LOG_FILE, "a", encoding="utf-8") as log:  # appended: earlier attempts stay readable
+        log.write(f"== build started {utc_now()}: {shown}\n")
+        log.flush()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     os.write(fd, str(process.pid).encode())
     os.close(fd)

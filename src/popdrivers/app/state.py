@@ -86,6 +86,16 @@ def _stamp(path: Path) -> str:
 BUILD_POLL_SECONDS = 1.0
 
 
+def artifacts_ready() -> bool:
+    """Whether the artifact folder holds a complete artifact set (its checksums are verified on loading)."""
+    return pipeline.is_artifact_dir(artifacts_path())
+
+
+def build_page() -> None:
+    """The page shown while the artifacts are missing: the background build and its progress."""
+    show_build(artifacts_path())
+
+
 def show_build(path: Path) -> None:
     """Start the build of ``path`` if none is running, show its progress, and stop the page.
 

@@ -69,6 +69,7 @@ def test_model_beats_the_mean_on_new_artists_of_the_simulated_catalogue(fitted, 
     assert not fitted.artist_seen(new_artists).any()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset, expect_record", [
     ("catalog_2022", True), ("playlist_songs_2020", True), ("genre_tracks_2021", False)])
 def test_trains_and_predicts_on_each_shared_dataset(request, dataset, expect_record):
@@ -141,6 +142,7 @@ def _coverage(interval: pd.DataFrame, y: pd.Series) -> float:
     return float(((y >= interval["lower"].to_numpy()) & (y <= interval["upper"].to_numpy())).mean())
 
 
+@pytest.mark.slow
 def test_interval_covers_about_80_percent_of_new_artists_and_of_new_tracks_of_known_artists():
     tracks, _ = simulate_catalog(n_artists=150, tracks_per_artist=40, seed=11)
     rng = np.random.default_rng(0)
@@ -155,6 +157,7 @@ def test_interval_covers_about_80_percent_of_new_artists_and_of_new_tracks_of_kn
     assert np.diff(model.interval_offsets_["new"])[0] > np.diff(model.interval_offsets_["seen"])[0]
 
 
+@pytest.mark.slow
 def test_large_data_fits_once_and_calibrates_on_a_held_out_part(tmp_path):
     # Above split_calibration_rows (200k by default; lowered here) the boosters are fitted once without a
     # held-out part that calibrates the interval, instead of refitting on every track.
@@ -191,6 +194,7 @@ def test_holdout_refit_calibrates_on_a_held_out_part_and_fits_the_boosters_on_ev
     assert 0.07 * len(catalog) < held_out < 0.15 * len(catalog) and model.calibration_size_["new"] < held_out
 
 
+@pytest.mark.slow
 def test_interval_coverage_on_held_out_real_artists(catalog_2022_tracks):
     train_idx, test_idx = artist_grouped_folds(catalog_2022_tracks, n_splits=5, seed=1)[0]
     model = PopularityModel(**FAST).fit(catalog_2022_tracks.iloc[train_idx])

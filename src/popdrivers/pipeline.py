@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from popdrivers.artifacts import (
     atomic_directory,
     read_json,
@@ -39,6 +37,8 @@ from popdrivers.errors import ArtifactError
 from popdrivers.progress import ProgressCallback
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from popdrivers.drivers import DriverReport
     from popdrivers.model import PopularityModel
     from popdrivers.sources.simulate import CausalTruth
@@ -268,6 +268,8 @@ def build_artifacts(
 
 def load_tracks(path: str | os.PathLike[str]) -> pd.DataFrame:
     """The canonical table of an artifact set (checksums are not re-verified: call :func:`verify_artifacts`)."""
+    import pandas as pd
+
     tracks = pd.read_parquet(Path(path) / TRACKS_FILE)
     # Parquet gives list columns back as numpy arrays; the canonical table holds Python lists.
     if "artist_genres" in tracks.columns:

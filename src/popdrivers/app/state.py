@@ -11,8 +11,10 @@ file); a failed build shows its error, where its log is, and a button to retry.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,6 @@ import streamlit as st
 from popdrivers import pipeline
 from popdrivers.app import services
 from popdrivers.errors import PopdriversError
-from popdrivers.explain import explained_prediction
 
 ENV_ARTIFACTS = "POPDRIVERS_ARTIFACTS"
 DEFAULT_ARTIFACTS = Path("artifacts/default")
@@ -144,12 +145,39 @@ def build_progress(path: str) -> None:
     st.caption(f"Build process {status.pid or '(starting)'}; its output: `{status.log}`")
 
 
-@st.cache_resource(show_spinner="Loading the model and the causal drivers ...")
-def _load(path: str, stamp: str) -> pipeline.Artifacts:
+# Artifact sets loaded by preload() while the server was starting, waiting for the first page to take them.
+_PRELOADED: dict[tuple[str, str], pipeline.Artifacts] = {}
+_PRELOAD_LOCK = threading.Lock()
+
+
+def _load_and_warm(path: str) -> pipeline.Artifacts:
+    from popdrivers.explain import explained_prediction
+
     artifacts = pipeline.load_artifacts(path)
     # One throw-away explanation so the first Predict press is as fast as the next ones (lazy LightGBM setup).
     explained_prediction(artifacts.model, artifacts.tracks.head(1))
     return artifacts
+
+
+def preload(path: str | os.PathLike[str]) -> None:
+    """Load (and warm up) the artifact set at ``path`` ahead of the first page, if it is complete.
+
+    The app's launcher runs this in a thread while the server starts, so the first visitor does not wait for
+    the imports and the loading; pages then take the loaded set from here.
+    """
+    path = str(Path(path).resolve())
+    with _PRELOAD_LOCK:
+        # A set that cannot be used is loaded again by the page, which shows the reason.
+        if pipeline.is_artifact_dir(path):
+            with contextlib.suppress(PopdriversError):
+                _PRELOADED[(path, _stamp(Path(path)))] = _load_and_warm(path)
+
+
+@st.cache_resource(show_spinner="Loading the model and the causal drivers ...")
+def _load(path: str, stamp: str) -> pipeline.Artifacts:
+    with _PRELOAD_LOCK:  # waits for a preload in progress rather than loading twice
+        preloaded = _PRELOADED.pop((str(Path(path).resolve()), stamp), None)
+    return preloaded if preloaded is not None else _load_and_warm(path)
 
 
 def ensure_loaded() -> pipeline.Artifacts:

@@ -52,8 +52,13 @@ def build(
         build_with_progress(out, data=data, format=format, budget_seconds=budget_seconds, seed=seed,
                             n_artists=n_artists, tracks_per_artist=tracks_per_artist)
         return
+    import os
+
     from popdrivers.pipeline import build_with_status
     from popdrivers.progress import rich_progress
+
+    # The app's background build: the server and the page it shows come first on a busy machine.
+    os.nice(10)
 
     with rich_progress("build") as log_progress:
         # The status file for the app's page; plain lines for build.log.

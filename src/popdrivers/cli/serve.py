@@ -19,7 +19,8 @@ def streamlit_command(artifacts: Path, port: int, address: str = "localhost", da
     """The `streamlit run` line for the packaged app, with the current interpreter."""
     from popdrivers.app import MAIN_SCRIPT
 
-    command = [sys.executable, "-m", "streamlit", "run", str(MAIN_SCRIPT), "--server.port", str(port),
+    # popdrivers.app.launch is `streamlit run` plus loading the app while the server starts.
+    command = [sys.executable, "-m", "popdrivers.app.launch", "run", str(MAIN_SCRIPT), "--server.port", str(port),
                "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
                "--client.toolbarMode", "viewer",
                "--", "--artifacts", str(artifacts.resolve())]

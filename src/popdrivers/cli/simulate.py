@@ -7,11 +7,8 @@ from pathlib import Path
 
 import typer
 
-from popdrivers.artifacts import write_json_atomic
 from popdrivers.cli._app import app, console, user_errors
 from popdrivers.errors import InputError
-from popdrivers.sources.files import write_tracks
-from popdrivers.sources.simulate import simulate_catalog
 
 
 def truth_path_for(out: Path) -> Path:
@@ -28,6 +25,10 @@ def simulate(
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same catalogue."),
 ) -> None:
     """Simulate a catalogue whose true causal effects are known (the embedded default)."""
+    from popdrivers.artifacts import write_json_atomic
+    from popdrivers.sources.files import write_tracks
+    from popdrivers.sources.simulate import simulate_catalog
+
     if out.suffix.lower() not in {".parquet", ".pq", ".csv"}:
         raise InputError(f"--out {out}: use a .parquet or .csv file name")
     start = time.perf_counter()

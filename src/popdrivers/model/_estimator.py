@@ -454,11 +454,15 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         The index is the track id. This is what :mod:`popdrivers.explain` attributes predictions to.
         """
         self._check_fitted()
-        tracks = schema.checked_tracks(tracks, require_popularity=False, keep_rows=keep_rows)
+        if not isinstance(tracks, pd.DataFrame):
+            raise TypeError(f"expected a pandas DataFrame of tracks, got {type(tracks).__name__}")
         self.layout_.require_sources(tracks)
-        # Only the columns the features come from: derived columns are built per column, so fewer is faster.
+        # Only the columns the features come from are checked and used (a problem in a column the model does not
+        # read cannot change a prediction), which also makes one row fast.
         needed = self.layout_.source_columns()
-        feats = features.build_features(tracks[[c for c in tracks.columns if c in needed]], at=self.reference_date_)
+        tracks = schema.checked_tracks(tracks.loc[:, [c for c in tracks.columns if c in needed]],
+                                       require_popularity=False, keep_rows=keep_rows)
+        feats = features.build_features(tracks, at=self.reference_date_)
         record = self._artist_record_for(tracks) if self.layout_.uses_record else None
         frame = self.layout_.frame(feats, record)
         frame.index = pd.Index(tracks["track_id"].astype("string"), name="track_id")

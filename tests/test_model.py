@@ -423,6 +423,9 @@ def test_cli_train_predict_explain_end_to_end(tmp_path, monkeypatch):
                                  "--budget-seconds", "0", "--n-jobs", "1"])
     assert result.exit_code == 0, result.output
     assert "by_artist" in result.output and "RMSE" in result.output
+    # Not a terminal: progress comes as plain lines (stage, done/total), and the budget split is said.
+    assert "training: evaluation:" in result.output and "/6 (" in result.output
+    assert "no search (budget 0: default hyperparameters)" in " ".join(result.output.split())
     metrics = read_json(tmp_path / "model" / "metrics.json")
     assert metrics["splits"]["random"]["model"]["rmse"] > 0
     manifest = read_json(tmp_path / "model" / "manifest.json")

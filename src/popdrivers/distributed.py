@@ -366,7 +366,12 @@ def _fit_booster(client: Client, design: Any, model: PopularityModel, layout: Fe
     give LightGBM on one machine (:meth:`PopularityModel.booster_params`); returns the local booster."""
     from lightgbm.dask import DaskLGBMRegressor
 
-    params = model.booster_params(names, new_artist=new_artist, n_rows=n_rows)
+    from popdrivers.model import AUTO_FALLBACK_TREES
+
+    # The new-artist booster's "auto" tree count needs a held-out fit of its own; on a cluster it is the fixed
+    # count "auto" falls back to.
+    trees = AUTO_FALLBACK_TREES if new_artist and model.new_artist_n_estimators == "auto" else None
+    params = model.booster_params(names, new_artist=new_artist, n_rows=n_rows, trees=trees)
     # Each Dask worker uses its own thread count (lightgbm.dask sets num_threads per worker).
     params.pop("n_jobs", None)
     categorical = [n for n in names if n in layout.categories]

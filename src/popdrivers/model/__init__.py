@@ -19,7 +19,7 @@ Other modules import from ``popdrivers.model`` only; tests may reach into the pr
 from popdrivers.features import ARTIST_RECORD, feature_label, out_of_fold_artist_record
 from popdrivers.model._conformal import MIN_POOL, Interval, Residuals, conformal_offsets
 from popdrivers.model._design import FeatureLayout
-from popdrivers.model._estimator import FittedState, PopularityModel, training_summary
+from popdrivers.model._estimator import AUTO_FALLBACK_TREES, FittedState, PopularityModel, training_summary
 from popdrivers.model._evaluate import (
     EVALUATION_ROWS,
     Evaluation,
@@ -46,7 +46,8 @@ from popdrivers.model._train import TrainResult, budget_summary, train
 from popdrivers.model._tune import DEFAULT_PARAMS, sample_params, tune
 
 __all__ = [
-    "ARTIST_RECORD", "DEFAULT_PARAMS", "EVALUATION_ROWS", "KIND", "METRICS_FILE", "MIN_POOL", "Evaluation",
+    "ARTIST_RECORD", "AUTO_FALLBACK_TREES", "DEFAULT_PARAMS", "EVALUATION_ROWS", "KIND", "METRICS_FILE", "MIN_POOL",
+    "Evaluation",
     "FeatureLayout", "FittedState", "Interval", "MixedFold", "PopularityModel", "Residuals", "SplitUnavailable",
     "TrainResult", "artist_grouped_folds", "artist_sample", "baseline_inputs", "budget_summary", "conformal_offsets",
     "evaluate", "feature_label", "linear_predictions", "load_model", "mixed_folds", "mixed_holdout_folds",

@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from popdrivers import schema
-from popdrivers.model._estimator import PopularityModel
+from popdrivers.model._estimator import AUTO_FALLBACK_TREES, PopularityModel
 from popdrivers.model._parallel import run_parallel
 from popdrivers.model._splits import artist_sample, mixed_folds
 from popdrivers.progress import ProgressCallback, null_progress
@@ -46,9 +46,12 @@ Reserve = Callable[[Mapping[str, Any], float], float]
 
 
 def tree_units(params: Mapping[str, Any]) -> float:
-    """Trees of a parameter set, the new-artist booster's weighted by their relative cost."""
+    """Trees of a parameter set, the new-artist booster's weighted by their relative cost ("auto": a fit to find
+    the count plus the refit, counted as twice the old fixed default)."""
     merged = {**DEFAULT_PARAMS, **params}
-    return float(merged["n_estimators"]) + NEW_ARTIST_TREE_COST * float(merged["new_artist_n_estimators"])
+    new_artist = merged["new_artist_n_estimators"]
+    new_artist = 2 * AUTO_FALLBACK_TREES if new_artist == "auto" else float(new_artist)
+    return float(merged["n_estimators"]) + NEW_ARTIST_TREE_COST * new_artist
 
 
 def sample_params(rng: np.random.Generator, n_rows: int) -> dict[str, Any]:

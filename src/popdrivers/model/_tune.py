@@ -115,6 +115,10 @@ def _expected_units(candidate: Mapping[str, Any], history: list[tuple[float, flo
     return min(tree_units(candidate), scale / float(candidate["learning_rate"]))
 
 
+def _best_text(score: float) -> str:
+    return f", best RMSE {score:.2f}" if math.isfinite(score) else ""
+
+
 def tune(
     tracks: pd.DataFrame, *, budget_seconds: float = 30, n_trials: int | None = None, seed: int = 0,
     base: Mapping[str, Any] | None = None, progress: ProgressCallback | None = None, reserve: Reserve | None = None,
@@ -182,18 +186,18 @@ def tune(
             # A trial costs about (trees it will train x fold rows x unit cost) per round of parallel fold fits;
             # what follows the search costs most for the heavier of the best and this candidate.
             expected = rounds * unit_seconds * _expected_units(candidate, trained) * train_rows * 1.2
-            heavier = max(best, {**candidate, **{k: int(v * _expected_units(candidate, trained) /
-                                                       tree_units(candidate)) for k, v in candidate.items()
-                                                 if k in ("n_estimators", "new_artist_n_estimators")}},
-                          key=tree_units)
+            scale = _expected_units(candidate, trained) / tree_units(candidate)
+            likely = {**candidate, **{k: v * scale for k, v in candidate.items()
+                                      if k in ("n_estimators", "new_artist_n_estimators") and v != "auto"}}
+            heavier = max(best, likely, key=tree_units)
             if elapsed + expected + reserve(heavier, unit_seconds) > budget_seconds:
                 stopped = "budget"
                 break
             progress(int(min(elapsed, budget_seconds)), int(math.ceil(budget_seconds)),
-                     f"tuning: trial {report['trials'] + 1}, best RMSE {best_score:.2f}")
+                     f"tuning: trial {report['trials'] + 1}{_best_text(best_score)}")
         else:
-            progress(report["trials"], n_trials, f"tuning: trial {report['trials'] + 1} of {n_trials}, "
-                                                 f"best RMSE {best_score:.2f}")
+            progress(report["trials"], n_trials,
+                     f"tuning: trial {report['trials'] + 1} of {n_trials}{_best_text(best_score)}")
         trial_start = time.perf_counter()
         outcome = _trial(sample, folds, candidate, base, workers)
         trial_seconds.append(time.perf_counter() - trial_start)
@@ -210,7 +214,7 @@ def tune(
             best, best_score = chosen, outcome["score"]
         candidate = sample_params(rng, len(sample))
     total = n_trials if n_trials is not None else int(math.ceil(budget_seconds))
-    progress(total, total, f"tuning done: {report['trials']} trial(s), best RMSE {best_score:.2f}")
+    progress(total, total, f"tuning done: {report['trials']} trial(s){_best_text(best_score)}")
     report.update(seconds=round(time.perf_counter() - start, 2), best_score=best_score if report["trials"] else None,
                   rows=len(sample), stopped_by=stopped, unit_seconds=unit_seconds)
     if report["trials"] == 0:

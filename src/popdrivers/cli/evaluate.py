@@ -20,7 +20,7 @@ def evaluate_command(
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json to stdout instead of a table."),
     n_splits: int = typer.Option(5, "--n-splits", min=2, help="Mixed folds behind the random and unseen-artist "
                                  "splits (fewer when there are fewer artists)."),
-    max_rows: int = typer.Option(100_000, "--max-rows", min=100, help="Above this many tracks, evaluate on a "
+    max_rows: int = typer.Option(50_000, "--max-rows", min=100, help="Above this many tracks, evaluate on a "
                                  "fixed sample of whole artists of about this size."),
     seed: int = typer.Option(0, "--seed", help="Seed of the folds and models."),
     n_jobs: int = typer.Option(2, "--n-jobs", min=1, help="Fits run side by side (and threads of the forest)."),

@@ -50,13 +50,15 @@ HOLDOUT_FOLDS = 10
 MULTITHREAD_FIT_ROWS = 2_000_000
 MIN_FIT_ROWS = 10
 # The new-artist booster's "auto" tree count: early stopping (patience AUTO_TREES_PATIENCE) on AUTO_HOLDOUT_SHARE of
-# the artists held out whole, at most AUTO_TREES_CAP trees; with fewer than AUTO_MIN_ARTISTS artists (nothing to hold
-# out) it uses AUTO_FALLBACK_TREES, the fixed default it replaced.
+# the artists held out whole, at most AUTO_TREES_CAP trees, on a sample of whole artists of about AUTO_SAMPLE_ROWS
+# tracks for big tables; with fewer than AUTO_MIN_ARTISTS artists (nothing to hold out) it uses
+# AUTO_FALLBACK_TREES, the fixed default it replaced.
 AUTO_TREES_CAP = 2000
 AUTO_TREES_PATIENCE = 100
 AUTO_HOLDOUT_SHARE = 0.2
 AUTO_MIN_ARTISTS = 10
 AUTO_FALLBACK_TREES = 600
+AUTO_SAMPLE_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -360,6 +362,11 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         if len(uniques) < AUTO_MIN_ARTISTS:
             return AUTO_FALLBACK_TREES
         rng = np.random.default_rng(self.random_state + 5)
+        if len(codes) > AUTO_SAMPLE_ROWS:
+            # Big tables: the search runs on a sample of whole artists (its cost stays that of a small fit).
+            kept_artists = rng.random(len(uniques)) < AUTO_SAMPLE_ROWS / len(codes)
+            kept = (codes >= 0) & kept_artists[np.where(codes >= 0, codes, 0)]
+            matrix, y, codes = matrix[kept], y[kept], codes[kept]
         held_artists = rng.random(len(uniques)) < AUTO_HOLDOUT_SHARE
         held = (codes >= 0) & held_artists[np.where(codes >= 0, codes, 0)]
         if held.sum() < MIN_FIT_ROWS or (~held).sum() < MIN_FIT_ROWS:

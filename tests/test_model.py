@@ -500,3 +500,20 @@ def test_cli_train_without_evaluation_fits_and_says_so(tmp_path):
     assert "out-of-fold refits" in " ".join(result.output.split())
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["splits"] == {}
+
+
+def test_bad_options_exit_2_but_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    app = cli_app()
+    tracks, _ = simulate_catalog(n_artists=10, tracks_per_artist=10, seed=6)
+    data = write_tracks(tracks, tmp_path / "tracks.csv")
+    runner = CliRunner()
+    result = runner.invoke(app, ["explain", "--model", str(tmp_path / "m"), "--data", str(data), "--out",
+                                 str(tmp_path / "x")])
+    assert result.exit_code == 2 and "does not exist" in result.output  # a user error: one line, exit 2
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr("popdrivers.model.train", broken)
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)  # not dressed up as bad input

@@ -129,7 +129,7 @@ def test_app_command_starts_streamlit_on_the_packaged_app(small_artifacts: Path,
     result = runner.invoke(cli_app, ["app", "--artifacts", str(small_artifacts), "--port", "8765"])
     assert result.exit_code == 0, result.output
     (command,) = no_streamlit
-    assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
+    assert command[:4] == [sys.executable, "-m", "popdrivers.app.launch", "run"]  # streamlit run, preloading
     assert Path(command[4]) == MAIN_SCRIPT and MAIN_SCRIPT.is_file()
     assert command[command.index("--server.port") + 1] == "8765"
     assert command[command.index("--artifacts") + 1] == str(small_artifacts.resolve())

@@ -246,7 +246,8 @@ def train_cli(dataset: str, extra: list[str]) -> dict[str, object]:
     measured = json.loads(done.stdout.strip().splitlines()[-1])
     metrics = json.loads((out / "metrics.json").read_text())
     shutil.rmtree(out.parent, ignore_errors=True)
-    budget_line = next((line for line in measured["output"].splitlines() if "total" in line and "s;" in line), "")
+    budget_line = next((line for line in measured["output"].splitlines() if "; total" in line), "")
+    budget_line = budget_line.split("; written in")[0]
     return {"dataset": dataset, "args": " ".join(extra) or "(defaults)", "wall_s": measured["wall_s"],
             "peak_rss_mb": measured["peak_rss_mb"], "load_before": round(load, 1), "metrics": metrics,
             "budget_line": " ".join(budget_line.split())}
@@ -255,7 +256,8 @@ def train_cli(dataset: str, extra: list[str]) -> dict[str, object]:
 def peak_wrapper(cmd: list[str]) -> None:
     """Run ``cmd``; print its wall time, peak RSS (MB) and output as one JSON line (fresh RUSAGE_CHILDREN)."""
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # Wide lines: the command's summary line stays one line in the captured output.
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "250"})
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")

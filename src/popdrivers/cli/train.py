@@ -100,9 +100,13 @@ def train_command(
     tuning = result.info["tuning"]
     if tuning.get("note"):
         console.print(tuning["note"])
-    elif n_trials is None:
+    elif n_trials is None and not tuning.get("skipped"):
         console.print(f"the search stopped when the budget was spent; `--n-trials {tuning['trials']}` repeats it "
                       "exactly")
+    elif n_trials is None:
+        console.print(f"the search stopped when the budget was spent ({tuning['trials']} trials; "
+                      f"{tuning['skipped']} candidates skipped as too slow for the time left); `--n-trials N` gives "
+                      "a reproducible model")
     console.print(f"{budget_summary(result.info)}; written in {time.perf_counter() - start:.1f} s. "
                   f"Model written to {out}", highlight=False)
 

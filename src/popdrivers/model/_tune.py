@@ -39,9 +39,10 @@ MAX_SKIPPED = 5
 # Cost of a fit ~ rows x (main trees + NEW_ARTIST_TREE_COST x new-artist trees): a 7-leaf tree builds fewer
 # histograms than a 63-leaf one (measured on catalog-2022: 2.4 ms vs 0.9 ms per tree on 16k rows).
 NEW_ARTIST_TREE_COST = 0.4
-# Seconds per (row x tree) of one single-threaded fit before any is measured (catalog-2022 on an idle
-# 2-core EPYC: 1.5 s for 16,000 rows x 640 tree units); replaced by the measured cost after the first trial.
-PRIOR_SECONDS_PER_UNIT = 1.5e-7
+# Seconds per (row x tree) of one single-threaded fit before any is measured: twice what catalog-2022 costs on an
+# idle 2-core EPYC (1.5 s for 16,000 rows x 640 tree units), so that on a busy machine a budget too small for a
+# trial and the evaluation skips the search; replaced by the measured cost after the first trial.
+PRIOR_SECONDS_PER_UNIT = 3e-7
 
 # (params of the model the tuning would choose, measured seconds per row x tree unit) -> seconds the caller needs
 # after tuning (evaluation and final fit) for that choice.

@@ -52,7 +52,9 @@ def _measure(cmd: list[str]) -> dict[str, Any]:
     import psutil
 
     start = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Wide lines, so the command's one-line summary is not wrapped in the captured output.
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env={**os.environ, "COLUMNS": "250"})
     peak_tree = 0
     lines: list[str] = []
 

@@ -6,7 +6,7 @@ ARTIFACTS ?= artifacts/default
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test install install-dev artifacts lint clean
+.PHONY: run test test-fast install install-dev artifacts lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,14 @@ lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check src tests benchmarks
 
 # pytest exits 5 when it collects nothing; that is a failure here too (no test ran).
+# Every test runs, the slow (real-data fits, Dask, AppTest) and browser ones included.
 test: $(STAMP_DEV)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+# The quick loop while editing: everything but the tests marked slow or browser.
+test-fast: $(STAMP_DEV)
+	$(VENV)/bin/pytest -q -m "not slow and not browser" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache .ruff_cache

@@ -15,9 +15,15 @@ explanation latency (TreeSHAP; median of 30 tracks), 10k-track predict latency, 
 memory of the process doing all of this. Each (dataset, method) runs in its own subprocess so peak memory
 is its own. Prints one table plus the ratios against the reference, and writes the results as JSON.
 
+It also times what a user runs (``--sections train,budget``): ``popdrivers train --data D --out M`` with its
+defaults on each dataset (wall time and peak memory of the whole command, its three-split metrics and how the
+budget was spent; target: 60 s on 2 cores), and ``--budget-seconds N`` for a few N (the whole command should take
+about N seconds). Every table prints its targets and the machine's load average.
+
 Usage::
 
-    .venv/bin/python benchmarks/bench_model.py [--n-jobs 1] [--trees 700] [--json results.json]
+    .venv/bin/python benchmarks/bench_model.py [--sections compare,train,budget] [--n-jobs 1] [--trees 700]
+                                               [--datasets catalog-2022] [--json results.json]
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ SHARED = Path(os.environ.get("POPDRIVERS_SHARED_DATA", ROOT.parent / "shared" / 
 DATASETS = {"catalog-2022": SHARED / "catalog-2022",
             "playlist-songs-2020": SHARED / "playlist-songs-2020" / "spotify_songs.csv"}
 METHODS = ("model", "reference_rf")
+BIN = Path(sys.executable).parent
+TARGETS = {"rmse_ratio": 0.95, "fit_speedup": 30, "size_ratio": 50, "one_track_ms": 20.0, "train_cli_s": 60.0}
+SPLIT_LABELS = {"random": "random tracks", "by_artist": "unseen artists", "by_time": "newest 20%"}
 
 
 def _folder_bytes(path: Path) -> int:
@@ -66,7 +75,6 @@ def worker(dataset: str, method: str, n_jobs: int, trees: int) -> dict[str, obje
         reference_features,
         reference_rf,
         save_model,
-        training_design,
     )
     from popdrivers.sources.files import read_tracks
 
@@ -95,7 +103,7 @@ def worker(dataset: str, method: str, n_jobs: int, trees: int) -> dict[str, obje
                 # The forest's inputs are the model's features without the track record, built the same way.
                 features_model = PopularityModel(n_jobs=n_jobs, n_estimators=1, calibration_folds=0,
                                                  artist_record=False).fit(train)
-                train_x = reference_features(training_design(features_model, train))
+                train_x = reference_features(features_model.training_design(train))
                 prep_seconds = time.perf_counter() - start
                 start = time.perf_counter()
                 fitted = reference_rf(train_x, n_estimators=trees, n_jobs=n_jobs).fit(train_x, y[train_idx])
@@ -173,9 +181,9 @@ def worker(dataset: str, method: str, n_jobs: int, trees: int) -> dict[str, obje
 
 
 def _rf_inputs(features_model, tracks):
-    from popdrivers.model import _baseline_inputs
+    from popdrivers.model import baseline_inputs
 
-    frame = _baseline_inputs(features_model.design_frame(tracks))
+    frame = baseline_inputs(features_model.design_frame(tracks))
     return frame.reset_index(drop=True)
 
 
@@ -226,30 +234,101 @@ def print_table(results: list[dict[str, object]], meta: dict[str, object]) -> No
     Console(width=250).print(table)
 
 
+def train_cli(dataset: str, extra: list[str]) -> dict[str, object]:
+    """``popdrivers train`` on a dataset as a user runs it; wall time, peak memory, metrics, budget split."""
+    out = Path(tempfile.mkdtemp(prefix="bench_train_")) / "model"
+    load = os.getloadavg()[0]
+    cmd = [str(BIN / "popdrivers"), "train", "--data", str(DATASETS[dataset]), "--out", str(out), *extra]
+    done = subprocess.run([sys.executable, __file__, "--peak", "--", *cmd], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    metrics = json.loads((out / "metrics.json").read_text())
+    shutil.rmtree(out.parent, ignore_errors=True)
+    budget_line = next((line for line in measured["output"].splitlines() if "; total" in line), "")
+    budget_line = budget_line.split("; written in")[0]
+    return {"dataset": dataset, "args": " ".join(extra) or "(defaults)", "wall_s": measured["wall_s"],
+            "peak_rss_mb": measured["peak_rss_mb"], "load_before": round(load, 1), "metrics": metrics,
+            "budget_line": " ".join(budget_line.split())}
+
+
+def peak_wrapper(cmd: list[str]) -> None:
+    """Run ``cmd``; print its wall time, peak RSS (MB) and output as one JSON line (fresh RUSAGE_CHILDREN)."""
+    start = time.perf_counter()
+    # Wide lines: the command's summary line stays one line in the captured output.
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "250"})
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    print(json.dumps({"wall_s": round(wall, 2), "output": done.stdout + done.stderr,
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}))
+
+
+def print_train_table(runs: list[dict[str, object]], title: str) -> None:
+    print(f"\n{title} (target: the default command <= {TARGETS['train_cli_s']:.0f} s wall on 2 cores)\n")
+    print("| dataset | command | wall s | peak RSS MB | load before | model RMSE random / unseen artists / newest "
+          "| interval coverage (unseen artists) | how the time went |")
+    print("|---|---|---:|---:|---:|---|---:|---|")
+    for run in runs:
+        splits = run["metrics"].get("splits", {})
+        rmse = " / ".join(f"{splits[s]['model']['rmse']:.2f}" if splits.get(s, {}).get("available") else "-"
+                          for s in SPLIT_LABELS)
+        coverage = run["metrics"].get("interval", {}).get("coverage")
+        print(f"| {run['dataset']} | `popdrivers train {run['args']}` | {run['wall_s']:.1f} | "
+              f"{run['peak_rss_mb']:.0f} | {run['load_before']} | {rmse} | "
+              f"{'-' if coverage is None else f'{100 * coverage:.1f}%'} | {run['budget_line']} |")
+
+
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--peak":
+        peak_wrapper(sys.argv[3:] if sys.argv[2] == "--" else sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", nargs=2, metavar=("DATASET", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--sections", default="compare,train,budget",
+                        help="compare (model vs original forest), train (the CLI with its defaults), budget")
     parser.add_argument("--n-jobs", type=int, default=1, help="threads for both methods (default 1: fair on a "
                         "shared machine)")
     parser.add_argument("--trees", type=int, default=700, help="reference forest size (700 = the original)")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated dataset names")
+    parser.add_argument("--budgets", default="20,50,90", help="budgets of the budget section (seconds)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker[0], args.worker[1], args.n_jobs, args.trees)))
         return
-    meta = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "machine": platform.platform(),
-            "python": platform.python_version(), "n_jobs": args.n_jobs, "trees": args.trees}
-    results = []
-    for dataset in args.datasets.split(","):
-        for method in METHODS:
-            print(f"measuring {method} on {dataset} ...", file=sys.stderr, flush=True)
-            start = time.perf_counter()
-            results.append(run_worker_subprocess(dataset, method, args.n_jobs, args.trees))
-            print(f"  done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    print_table(results, meta)
+    sections = set(args.sections.split(","))
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpus": os.cpu_count(), "machine": platform.platform(),
+            "python": platform.python_version(), "n_jobs": args.n_jobs, "trees": args.trees,
+            "load_average": os.getloadavg()}
+    print(f"{meta['date']}, {meta['cpus']} cores, {meta['machine']}, Python {meta['python']}, load average "
+          f"{meta['load_average'][0]:.1f} / {meta['load_average'][1]:.1f} / {meta['load_average'][2]:.1f}")
+    results: dict[str, object] = {"meta": meta}
+    datasets = args.datasets.split(",")
+    if "compare" in sections:
+        compared = []
+        for dataset in datasets:
+            for method in METHODS:
+                print(f"measuring {method} on {dataset} ...", file=sys.stderr, flush=True)
+                start = time.perf_counter()
+                compared.append(run_worker_subprocess(dataset, method, args.n_jobs, args.trees))
+                print(f"  done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+        print_table(compared, meta)
+        print(f"targets: RMSE <= {TARGETS['rmse_ratio']}x the forest on both splits; point fit >= "
+              f"{TARGETS['fit_speedup']}x faster; model >= {TARGETS['size_ratio']}x smaller; one-track predict + "
+              f"explain < {TARGETS['one_track_ms']:.0f} ms (wall, idle machine)")
+        results["compare"] = compared
+    if "train" in sections:
+        runs = [train_cli(dataset, []) for dataset in datasets]
+        print_train_table(runs, "`popdrivers train` with its defaults")
+        results["train"] = runs
+    if "budget" in sections:
+        runs = [train_cli(datasets[0], ["--budget-seconds", budget]) for budget in args.budgets.split(",")]
+        print_train_table(runs, f"`--budget-seconds N` on {datasets[0]}: the whole command takes about N seconds")
+        results["budget"] = runs
     if args.json:
-        args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+        args.json.write_text(json.dumps(results, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -99,3 +99,15 @@ def _artifacts_outside_the_repo(tmp_path_factory):
         os.environ.pop("POPDRIVERS_ARTIFACTS", None)
     else:
         os.environ["POPDRIVERS_ARTIFACTS"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """AppTest installs the app's script as ``sys.modules['__main__']`` and leaves it there; processes spawned
+    later in the session (Dask's LocalCluster workers) would then run the app's script as their main module."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main

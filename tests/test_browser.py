@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -153,3 +154,46 @@ def test_every_page_renders_in_chromium_and_predict_answers(server: str, page) -
                 page.get_by_role("tabpanel").locator(".main-svg").first.wait_for()
                 screenshot(page, f"{name}-{suffix}")
     assert {name for _, _, name in PAGES} <= {p.stem for p in SCREENSHOTS.glob("*.png")}
+
+
+def test_a_fresh_machine_gets_a_page_at_once_that_shows_the_build_then_the_app(tmp_path: Path, page) -> None:
+    """`popdrivers app` with no artifacts: the server answers before anything is built, the page shows the
+    background build's progress and becomes the app when it is done (the time it takes is measured in
+    benchmarks/bench_model.py, not asserted here)."""
+    from popdrivers import pipeline
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    target = tmp_path / "fresh"
+    port = free_port()
+    script = Path(sys.executable).with_name("popdrivers")
+    env = {**os.environ, pipeline.ENV_BUILD_OPTIONS: "--n-artists 40 --tracks-per-artist 15 --budget-seconds 0"}
+    process = subprocess.Popen([str(script), "app", "--artifacts", str(target), "--port", str(port),
+                                "--address", "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        assert not pipeline.is_artifact_dir(target), "the server must not wait for the build"
+        context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
+        tab = context.new_page()
+        tab.set_default_timeout(120_000)
+        tab.goto(url)
+        tab.get_by_role("heading", name="Building the artifacts").wait_for()
+        tab.locator("[data-testid='stProgress']").first.wait_for()
+        assert "simulated catalogue" in tab.locator("[data-testid='stMain']").inner_text()
+        tab.screenshot(path=SCREENSHOTS / "0-building.png")
+        second = context.new_page()
+        second.goto(url)  # a second tab watches the same build
+        second.get_by_role("heading", name="Building the artifacts").wait_for()
+        tab.get_by_role("heading", name=PAGES[0][1]).wait_for(timeout=240_000)  # the app, without a reload
+        assert pipeline.is_artifact_dir(target)
+        context.close()
+        log = (pipeline.build_dir(target) / "build.log").read_text()
+        assert log.count("== build started") == 1 and log.count("Artifacts ready") == 1  # one build, two tabs
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -18,6 +18,8 @@ from popdrivers.model import PopularityModel, load_model, save_model
 from popdrivers.sources.files import write_tracks
 from popdrivers.sources.simulate import simulate_catalog
 
+pytestmark = pytest.mark.slow  # a LocalCluster of worker processes
+
 # Small trees keep the whole file fast; the same parameters go to both learners.
 PARAMS = {"n_estimators": 120, "learning_rate": 0.08, "new_artist_n_estimators": 150, "n_jobs": 1}
 

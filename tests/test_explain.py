@@ -78,3 +78,28 @@ def test_plots_are_written_and_labelled_as_association(model, catalog, tmp_path)
     assert sum(waterfall.data[0].x[:-1]) == pytest.approx(detail.raw_prediction)
     with pytest.raises(ValueError, match=".png or .html"):
         explain.save_figure(explain.importance_figure(importance), tmp_path / "x.svg")
+
+
+def test_a_feature_curve_is_the_models_prediction_for_the_edited_track(model, catalog):
+    row = catalog.iloc[[7]].reset_index(drop=True)
+    curve = explain.feature_curve(model, row, "danceability", catalog, points=9)
+    current = explain.driver_values(row, ("danceability",))["danceability"]
+    assert len(curve) == 9 and curve["value"].is_monotonic_increasing
+    assert curve["value"].min() <= current <= curve["value"].max()
+    probe = curve.iloc[4]
+    edited = explain.with_driver_values(row, {"danceability": probe["value"]})
+    assert edited["danceability"].iloc[0] == pytest.approx(probe["value"])
+    assert probe["prediction"] == pytest.approx(model.predict(edited)[0])
+    assert list(explain.feature_curve(model, row, "explicit")["value"]) == [0.0, 1.0]
+    with pytest.raises(ValueError, match="unknown driver"):
+        explain.feature_curve(model, row, "hype")
+
+
+def test_an_explained_prediction_is_the_models_prediction_and_interval(model, catalog):
+    row = catalog.iloc[[11]]
+    result = explain.explained_prediction(model, row)
+    interval = model.predict_interval(row).iloc[0]
+    assert result.prediction == pytest.approx(interval["prediction"])
+    assert (result.lower, result.upper) == pytest.approx((interval["lower"], interval["upper"]))
+    assert result.explanation.raw_prediction == pytest.approx(
+        result.explanation.base_value + result.explanation.contributions.sum())

@@ -69,6 +69,7 @@ def test_model_beats_the_mean_on_new_artists_of_the_simulated_catalogue(fitted, 
     assert not fitted.artist_seen(new_artists).any()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset, expect_record", [
     ("catalog_2022", True), ("playlist_songs_2020", True), ("genre_tracks_2021", False)])
 def test_trains_and_predicts_on_each_shared_dataset(request, dataset, expect_record):
@@ -141,6 +142,7 @@ def _coverage(interval: pd.DataFrame, y: pd.Series) -> float:
     return float(((y >= interval["lower"].to_numpy()) & (y <= interval["upper"].to_numpy())).mean())
 
 
+@pytest.mark.slow
 def test_interval_covers_about_80_percent_of_new_artists_and_of_new_tracks_of_known_artists():
     tracks, _ = simulate_catalog(n_artists=150, tracks_per_artist=40, seed=11)
     rng = np.random.default_rng(0)
@@ -155,14 +157,12 @@ def test_interval_covers_about_80_percent_of_new_artists_and_of_new_tracks_of_kn
     assert np.diff(model.interval_offsets_["new"])[0] > np.diff(model.interval_offsets_["seen"])[0]
 
 
-def test_large_data_fits_once_and_calibrates_on_a_held_out_part(monkeypatch, tmp_path):
-    # Above LARGE_DATA_ROWS (200k; lowered here) the boosters are fitted once without a held-out part that
-    # calibrates the interval, instead of refitting on every track.
-    import popdrivers.model as model_module
-
-    monkeypatch.setattr(model_module, "LARGE_DATA_ROWS", 2_000)
+@pytest.mark.slow
+def test_large_data_fits_once_and_calibrates_on_a_held_out_part(tmp_path):
+    # Above split_calibration_rows (200k by default; lowered here) the boosters are fitted once without a
+    # held-out part that calibrates the interval, instead of refitting on every track.
     tracks, _ = simulate_catalog(n_artists=200, tracks_per_artist=30, seed=21)
-    model = PopularityModel(**FAST).fit(tracks)
+    model = PopularityModel(**FAST, split_calibration_rows=2_000).fit(tracks)
     assert model.calibration_method_ == "split"
     held_out = len(tracks) - model.n_train_rows_
     assert 0.07 * len(tracks) < held_out < 0.15 * len(tracks)
@@ -174,16 +174,27 @@ def test_large_data_fits_once_and_calibrates_on_a_held_out_part(monkeypatch, tmp
     assert "split conformal" in model.calibration_description()
     loaded = load_model(save_model(model, tmp_path / "large"))
     assert loaded.calibration_method_ == "split" and loaded.n_train_rows_ == model.n_train_rows_
+    assert loaded.split_calibration_rows == 2_000  # a parameter, saved with the model
     pd.testing.assert_frame_equal(loaded.predict_interval(new_artists), model.predict_interval(new_artists))
-    # Below the threshold: out-of-fold refits, boosters on every track; refits stop at CALIBRATION_RESIDUALS.
+    # Below the threshold: out-of-fold refits, boosters on every track; refits stop at calibration_max_residuals.
     small = PopularityModel(**{**FAST, "calibration_folds": 5}).fit(tracks.iloc[:1_500])
     assert small.calibration_method_ == "cross" and small.n_train_rows_ == 1_500
     assert sum(small.calibration_size_.values()) > 0.9 * 1_500  # five folds: ~24% of the tracks each
-    monkeypatch.setattr(model_module, "CALIBRATION_RESIDUALS", 300)
-    early = PopularityModel(**{**FAST, "calibration_folds": 5}).fit(tracks.iloc[:1_500])
+    early = PopularityModel(**{**FAST, "calibration_folds": 5, "calibration_max_residuals": 300})
+    early.fit(tracks.iloc[:1_500])
     assert 300 <= sum(early.calibration_size_.values()) < 0.5 * 1_500  # stopped after one or two folds
 
 
+def test_holdout_refit_calibrates_on_a_held_out_part_and_fits_the_boosters_on_every_track(catalog):
+    model = PopularityModel(**FAST, calibration="holdout_refit").fit(catalog)
+    assert model.calibration_method_ == "holdout_refit" and model.n_train_rows_ == len(catalog)
+    # ~10% of the artists whole plus ~1% of the other tracks; the ~1% are too few to set the known-artist
+    # width alone, so that group borrows every held-out residual.
+    held_out = model.calibration_size_["seen"]
+    assert 0.07 * len(catalog) < held_out < 0.15 * len(catalog) and model.calibration_size_["new"] < held_out
+
+
+@pytest.mark.slow
 def test_interval_coverage_on_held_out_real_artists(catalog_2022_tracks):
     train_idx, test_idx = artist_grouped_folds(catalog_2022_tracks, n_splits=5, seed=1)[0]
     model = PopularityModel(**FAST).fit(catalog_2022_tracks.iloc[train_idx])
@@ -217,16 +228,89 @@ def test_evaluate_records_splits_that_the_data_cannot_support(catalog):
     assert metrics["splits"]["random"]["available"]
 
 
-def test_train_tunes_within_budget_and_budget_zero_keeps_defaults(catalog):
+def test_budget_zero_keeps_defaults_and_the_budget_split_is_reported(catalog):
     quick = train(catalog, budget_seconds=0, params=FAST, n_splits=3)
     assert quick.info["tuning"]["trials"] == 0
     assert quick.model.n_estimators == FAST["n_estimators"]
-    tuned = train(catalog, budget_seconds=4, params=FAST, n_splits=3, evaluate_model=False)
-    assert tuned.info["tuning"]["trials"] >= 1
-    assert tuned.info["tuning"]["seconds"] < 4 + 5  # at most one trial past the budget
-    assert tuned.info["rows_used"] == len(catalog)
+    budget = quick.info["budget"]
+    assert budget["trials"] == 0 and budget["budget_seconds"] == 0
+    parts = budget["tuning_seconds"] + budget["evaluation_seconds"] + budget["final_fit_seconds"]
+    assert parts <= budget["seconds"] + 0.01
+    assert quick.info["rows_used"] == len(catalog)
     with pytest.raises(AttributeError):
-        tuned.info = {}  # frozen result
+        quick.info = {}  # frozen result
+
+
+def test_the_same_seed_and_number_of_trials_give_the_same_model(catalog):
+    first = train(catalog, n_trials=3, params=FAST, evaluate_model=False, seed=4)
+    again = train(catalog, n_trials=3, params=FAST, evaluate_model=False, seed=4)
+    other = train(catalog, n_trials=3, params=FAST, evaluate_model=False, seed=5)
+    assert first.info["tuning"]["trials"] == 3 and len(first.info["tuning"]["history"]) == 3
+    assert first.model.get_params() == again.model.get_params()
+    assert first.model.booster_.model_to_string() == again.model.booster_.model_to_string()
+    assert np.array_equal(first.model.predict(catalog), again.model.predict(catalog))
+    assert first.model.get_params() != other.model.get_params()  # another seed draws other candidates
+    # Early stopping found each candidate's tree counts: the chosen model uses them.
+    best = min(first.info["tuning"]["history"], key=lambda trial: trial["score"])
+    assert first.model.n_estimators == best["n_estimators"]
+
+
+def test_the_final_model_reuses_the_evaluations_out_of_fold_residuals(catalog):
+    result = train(catalog, budget_seconds=0, params={**FAST, "calibration_folds": 3}, n_splits=3)
+    assert result.info["budget"]["interval_from_evaluation"]
+    refit = PopularityModel(**{**FAST, "calibration_folds": 3}).fit(catalog)
+    # The evaluation's folds are the ones the model's own calibration refits: the same interval, no refit.
+    for group in ("seen", "new"):
+        assert result.model.interval_offsets_[group] == pytest.approx(refit.interval_offsets_[group])
+    assert result.model.calibration_size_ == refit.calibration_size_
+
+
+def test_big_tables_are_evaluated_on_a_fixed_sample_of_whole_artists(catalog):
+    metrics = evaluate(catalog, n_splits=3, params=FAST, max_rows=600)
+    sample = metrics["sample"]
+    assert 600 <= sample["rows"] < 600 + 30 and sample["rows"] % 30 == 0  # whole artists of 30 tracks
+    assert sample["of_rows"] == len(catalog) and "artists" in sample["note"]
+    assert metrics["splits"]["by_artist"]["test_rows"] == sample["rows"]
+    again = evaluate(catalog, n_splits=3, params=FAST, max_rows=600)
+    assert again["sample"] == sample and again["splits"] == metrics["splits"]  # the same sample every time
+
+
+def test_a_small_crawl_of_six_artists_trains_with_folds_it_can_fill(tmp_path):
+    # A crawl of a handful of artists (issue 15): ~250 tracks of 6 artists of very different sizes.
+    sizes = [90, 60, 40, 30, 20, 10]
+    parts = [simulate_catalog(n_artists=1, tracks_per_artist=n, seed=40 + i)[0].assign(
+        artist_id=f"artist-{i}", artist_name=f"Artist {i}") for i, n in enumerate(sizes)]
+    tracks = pd.concat(parts, ignore_index=True)
+    data = write_tracks(tracks, tmp_path / "crawl.csv")
+    result = CliRunner().invoke(cli_app(), ["train", "--data", str(data), "--out", str(tmp_path / "m"),
+                                            "--budget-seconds", "0", "--n-jobs", "1"])
+    assert result.exit_code == 0, result.output
+    metrics = read_json(tmp_path / "m" / "metrics.json")
+    for name in ("random", "by_artist"):
+        assert metrics["splits"][name]["available"], metrics["splits"][name]
+        assert metrics["splits"][name]["model"]["rmse"] > 0
+    assert metrics["splits"]["by_artist"]["test_rows"] == len(tracks)  # every artist held out once
+    assert load_model(tmp_path / "m").predict_interval(tracks.head(5)).notna().all().all()
+
+
+def test_mixed_folds_hold_out_every_artist_once_and_adapt_to_few_artists():
+    from popdrivers.model import mixed_folds
+
+    tracks = pd.DataFrame({"track_id": [f"t{i}" for i in range(70)],
+                           "artist_id": [f"a{i % 7}" for i in range(70)]})
+    folds = mixed_folds(tracks, 5, seed=0)
+    assert len(folds) == 5
+    held = np.concatenate([f.new_artists for f in folds])
+    assert sorted(held) == list(range(70))  # each track held out with its whole artist exactly once
+    for fold in folds:
+        assert len(fold.new_artists) and not set(fold.train) & set(fold.test)
+        kept = set(tracks["artist_id"].iloc[fold.train])
+        assert not kept & set(tracks["artist_id"].iloc[fold.new_artists])
+        assert set(tracks["artist_id"].iloc[fold.known_artists]) <= kept
+    three = tracks[tracks["artist_id"].isin(["a0", "a1", "a2"])].reset_index(drop=True)
+    assert len(mixed_folds(three, 5, seed=0)) == 3  # as many folds as artists
+    alone = mixed_folds(three.assign(artist_id="a0"), 4, seed=0)  # one artist: plain K-fold over tracks
+    assert len(alone) == 4 and all(len(f.new_artists) == 0 and len(f.known_artists) for f in alone)
 
 
 def test_works_without_tempo_explicit_or_followers_and_records_what_it_used(catalog, tmp_path):
@@ -339,6 +423,9 @@ def test_cli_train_predict_explain_end_to_end(tmp_path, monkeypatch):
                                  "--budget-seconds", "0", "--n-jobs", "1"])
     assert result.exit_code == 0, result.output
     assert "by_artist" in result.output and "RMSE" in result.output
+    # Not a terminal: progress comes as plain lines (stage, done/total), and the budget split is said.
+    assert "training: evaluation:" in result.output and "/6 (" in result.output
+    assert "no search (budget 0: default hyperparameters)" in " ".join(result.output.split())
     metrics = read_json(tmp_path / "model" / "metrics.json")
     assert metrics["splits"]["random"]["model"]["rmse"] > 0
     manifest = read_json(tmp_path / "model" / "manifest.json")
@@ -413,3 +500,20 @@ def test_cli_train_without_evaluation_fits_and_says_so(tmp_path):
     assert "out-of-fold refits" in " ".join(result.output.split())
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["splits"] == {}
+
+
+def test_bad_options_exit_2_but_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    app = cli_app()
+    tracks, _ = simulate_catalog(n_artists=10, tracks_per_artist=10, seed=6)
+    data = write_tracks(tracks, tmp_path / "tracks.csv")
+    runner = CliRunner()
+    result = runner.invoke(app, ["explain", "--model", str(tmp_path / "m"), "--data", str(data), "--out",
+                                 str(tmp_path / "x")])
+    assert result.exit_code == 2 and "does not exist" in result.output  # a user error: one line, exit 2
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr("popdrivers.model.train", broken)
+    result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)  # not dressed up as bad input

@@ -129,29 +129,85 @@ def test_app_command_starts_streamlit_on_the_packaged_app(small_artifacts: Path,
     result = runner.invoke(cli_app, ["app", "--artifacts", str(small_artifacts), "--port", "8765"])
     assert result.exit_code == 0, result.output
     (command,) = no_streamlit
-    assert command[:4] == [sys.executable, "-m", "streamlit", "run"]
+    assert command[:4] == [sys.executable, "-m", "popdrivers.app.launch", "run"]  # streamlit run, preloading
     assert Path(command[4]) == MAIN_SCRIPT and MAIN_SCRIPT.is_file()
     assert command[command.index("--server.port") + 1] == "8765"
     assert command[command.index("--artifacts") + 1] == str(small_artifacts.resolve())
 
 
-def test_run_builds_missing_artifacts_then_starts_the_app(tmp_path: Path, no_streamlit, quick_learners,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import popdrivers.cli.build as build_module
-
-    built: list[Path] = []
-
-    def small_build(out, *, data=None, format="auto", budget_seconds=1.0, seed=0):
-        built.append(out)
-        return pipeline.build_artifacts(out, n_artists=25, tracks_per_artist=12, budget_seconds=0.5, n_jobs=1)
-
-    monkeypatch.setattr(build_module, "build_with_progress", small_build)
+def test_run_starts_the_app_at_once_and_leaves_missing_artifacts_to_the_page(tmp_path: Path,
+                                                                            no_streamlit) -> None:
     target = tmp_path / "default"
     result = runner.invoke(cli_app, ["run", "--artifacts", str(target)])
     assert result.exit_code == 0, result.output
-    assert built == [target] and pipeline.is_artifact_dir(target) and len(no_streamlit) == 1
-    runner.invoke(cli_app, ["run", "--artifacts", str(target)])
-    assert built == [target] and len(no_streamlit) == 2  # second run reuses the artifacts
+    assert len(no_streamlit) == 1 and not target.exists()  # nothing built before the server starts
+    assert "the page builds them" in " ".join(result.output.split())
+    data = tmp_path / "tracks.csv"
+    result = runner.invoke(cli_app, ["app", "--artifacts", str(target), "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    command = no_streamlit[-1]
+    assert command[command.index("--data") + 1] == str(data.resolve())  # the page's build reads it
+
+
+SMALL_BUILD = "--n-artists 20 --tracks-per-artist 12 --budget-seconds 0"
+
+
+def wait_until_not_running(target: Path, timeout: float = 240) -> pipeline.BuildStatus:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (status := pipeline.build_status(target)).state == "running":
+        assert time.monotonic() < deadline, f"the build of {target} did not finish in {timeout} s"
+        time.sleep(0.2)
+    return status
+
+
+@pytest.mark.slow
+def test_one_background_build_however_often_it_is_asked_for(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(pipeline.ENV_BUILD_OPTIONS, SMALL_BUILD)
+    target = tmp_path / "artifacts"
+    assert pipeline.build_status(target).state == "missing"
+    first = pipeline.start_background_build(target)
+    again = pipeline.start_background_build(target)  # a second tab, a rerun
+    assert first.state == "running" and again.state == "running" and again.pid == first.pid
+    assert (pipeline.build_dir(target) / "lock").read_text() == str(first.pid)
+    status = wait_until_not_running(target)
+    assert status.state == "done" and pipeline.is_artifact_dir(target)
+    assert not (pipeline.build_dir(target) / "lock").exists()
+    log = (pipeline.build_dir(target) / "build.log").read_text()
+    assert "train:" in log and "%" in log  # plain progress lines: the log shows where the time went
+    pipeline.load_artifacts(target)
+    assert pipeline.start_background_build(target).state == "done"  # built: nothing more to start
+
+
+@pytest.mark.slow
+def test_a_failed_background_build_says_why_and_can_be_retried(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    target = tmp_path / "artifacts"
+    pipeline.start_background_build(target, ["--data", str(bad)])
+    status = wait_until_not_running(target)
+    assert status.state == "failed" and "bad.csv" in status.error and status.command.startswith("popdrivers build")
+    assert pipeline.start_background_build(target).state == "failed"  # not retried behind the user's back
+    pipeline.clear_build_status(target)
+    monkeypatch.setenv(pipeline.ENV_BUILD_OPTIONS, SMALL_BUILD)
+    assert pipeline.start_background_build(target).state == "running"
+    assert wait_until_not_running(target).state == "done"
+
+
+def test_a_build_whose_process_died_is_reported_as_failed(tmp_path: Path) -> None:
+    import subprocess
+
+    target = tmp_path / "artifacts"
+    folder = pipeline.build_dir(target)
+    folder.mkdir(parents=True)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (folder / "lock").write_text(str(gone.pid))  # a builder killed before it could clean up
+    status = pipeline.build_status(target)
+    assert status.state == "failed" and "stopped before it finished" in status.error
 
 
 def test_app_refuses_tampered_artifacts_before_starting(small_artifacts: Path, tmp_path: Path, no_streamlit) -> None:

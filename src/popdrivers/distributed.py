@@ -3,8 +3,9 @@
 ``train_on_cluster(data_path, "tcp://scheduler:8786")`` (or ``"local:N"`` for a :class:`LocalCluster` of N
 single-thread workers) has the *workers* read the Parquet file or folder, validate each partition with
 :func:`popdrivers.schema.validate`, build the single-machine model's features with the model's own code
-(:meth:`PopularityModel._design_from_features`), and train ``lightgbm.dask.DaskLGBMRegressor``. The booster
-is brought back with ``.to_local()`` and wrapped into an ordinary fitted :class:`PopularityModel`, so
+(:class:`popdrivers.model.FeatureLayout`), and train ``lightgbm.dask.DaskLGBMRegressor`` with the parameters
+the model itself gives LightGBM. The boosters are brought back with ``.to_local()`` and installed with
+:meth:`PopularityModel.set_fitted`, the same call ``fit`` and ``load_model`` end with, so
 ``save_model``, ``load_model``, predict, explain and the app work unchanged and never import Dask.
 
 What needs the whole table is computed as small reductions (per-artist, per-fold sums): the reference date,
@@ -23,7 +24,6 @@ Dask is an optional extra (``pip install 'popdrivers[dask]'``); it is imported o
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import os
 import time
@@ -36,13 +36,13 @@ import numpy as np
 import pandas as pd
 
 from popdrivers import features, schema
-from popdrivers.errors import FormatError, PopdriversError
+from popdrivers.errors import FormatError, InputError, PopdriversError
 from popdrivers.progress import ProgressCallback, null_progress
 
 if TYPE_CHECKING:
     from distributed import Client
 
-    from popdrivers.model import PopularityModel
+    from popdrivers.model import FeatureLayout, PopularityModel
 
 DASK_EXTRA = "pip install 'popdrivers[dask]'"
 TARGET = schema.TARGET
@@ -76,18 +76,18 @@ def parse_cluster(cluster: str) -> tuple[str, str | int]:
 
     Raises
     ------
-    ValueError
+    InputError
         For anything else, with examples of what is accepted.
     """
     text = str(cluster).strip()
     if text.lower().startswith("local"):
         _, _, count = text.partition(":")
         if not count.strip().isdigit() or int(count) < 1:
-            raise ValueError(f"--cluster {cluster!r}: write local:N with N >= 1 workers, e.g. local:2")
+            raise InputError(f"--cluster {cluster!r}: write local:N with N >= 1 workers, e.g. local:2")
         return "local", int(count)
     if "://" in text or (":" in text and text.rsplit(":", 1)[1].isdigit()):
         return "address", text
-    raise ValueError(f"--cluster {cluster!r}: give a Dask scheduler address (tcp://host:8786) or local:N "
+    raise InputError(f"--cluster {cluster!r}: give a Dask scheduler address (tcp://host:8786) or local:N "
                      "for N local workers")
 
 
@@ -151,8 +151,8 @@ def _uniform(hashes: np.ndarray) -> np.ndarray:
 def _assignments(df: pd.DataFrame, seed: int, n_folds: int, calibration_folds: int) -> pd.DataFrame:
     """Per track: its track-record fold, and whether it is in the calibration's held-out part.
 
-    The held-out part mirrors :func:`popdrivers.model.mixed_holdout_folds` (fold 0): every track of
-    one artist-fold of artists, plus one track-fold of the next artist-fold.
+    The held-out part mirrors fold 0 of :func:`popdrivers.model.mixed_folds`: every track of one artist fold
+    of artists, plus one track fold of the next artist fold.
     """
     track_hash = _hashes(df["track_id"], seed, 1)
     out = pd.DataFrame({"fold": (track_hash % np.uint64(n_folds)).astype("int8")}, index=df.index)
@@ -222,8 +222,6 @@ def _partition_stats(df: pd.DataFrame, *, seed: int, n_folds: int, calibration_f
 def _record(df: pd.DataFrame, folds: np.ndarray, table: pd.DataFrame, *, out_of_fold: bool, hide: np.ndarray,
             prior_mean: float, prior_weight: float) -> np.ndarray:
     """Shrunk mean popularity of each track's artist's tracks in ``table`` (outside the track's own fold)."""
-    from popdrivers.model import _shrunk_mean
-
     artists = df["artist_id"].astype("string")
     position = table.index.get_indexer(artists)
     found = position >= 0
@@ -238,12 +236,13 @@ def _record(df: pd.DataFrame, folds: np.ndarray, table: pd.DataFrame, *, out_of_
         fold_counts = table[[f"count_{k}" for k in range(n_folds)]].to_numpy()
         sums[found] -= fold_sums[rows, folds[found]]
         counts[found] -= fold_counts[rows, folds[found]]
-    record = _shrunk_mean(sums, counts, prior_mean, prior_weight)
+    record = features.shrunk_mean(sums, counts, prior_mean, prior_weight)
     record[hide] = np.nan
     return record
 
 
-def _design_partition(df: pd.DataFrame, *, template: PopularityModel, reference_date: str | None, mode: str,
+def _design_partition(df: pd.DataFrame, *, template: PopularityModel, layout: FeatureLayout,
+                      reference_date: str | None, mode: str,
                       tables: Mapping[str, pd.DataFrame] | None, seed: int, n_folds: int, calibration_folds: int,
                       prior_mean: float, hidden_share: float) -> pd.DataFrame:
     """The model's float design matrix for one partition (plus the target), for ``mode``:
@@ -252,8 +251,6 @@ def _design_partition(df: pd.DataFrame, *, template: PopularityModel, reference_
     outside the held-out part, record out of fold over those tracks; ``"calibration_test"`` the held-out
     tracks, record over the calibration fit's tracks (as the fitted model would see them at prediction time).
     """
-    from popdrivers.model import ARTIST_RECORD
-
     parts = _assignments(df, seed, n_folds, calibration_folds)
     if mode != "final":
         keep = parts["held_out"].to_numpy(bool)
@@ -261,7 +258,7 @@ def _design_partition(df: pd.DataFrame, *, template: PopularityModel, reference_
         df, parts = df[keep], parts[keep]
     feats = features.build_features(df, at=reference_date)
     record = None
-    if ARTIST_RECORD in template.feature_names_ and tables is not None:
+    if layout.uses_record and tables is not None:
         table = tables["all" if mode == "final" else "fit"]
         if mode == "calibration_test":
             hide = np.zeros(len(df), dtype=bool)
@@ -270,9 +267,8 @@ def _design_partition(df: pd.DataFrame, *, template: PopularityModel, reference_
             hide = _uniform(artist_hash) < hidden_share
         record = _record(df, parts["fold"].to_numpy(dtype="int64"), table, out_of_fold=mode != "calibration_test",
                          hide=hide, prior_mean=prior_mean, prior_weight=float(template.record_prior_weight))
-    frame = template._design_from_features(feats, record)
-    matrix = template._to_matrix(frame)
-    out = pd.DataFrame(matrix, columns=list(template.feature_names_))
+    matrix = layout.matrix(layout.frame(feats, record))
+    out = pd.DataFrame(matrix, columns=list(layout.names))
     out[TARGET] = df[TARGET].to_numpy(dtype="float64")
     if mode == "calibration_test":
         out[_SEEN] = (~np.isnan(record)).astype("float64") if record is not None else 0.0
@@ -282,8 +278,8 @@ def _design_partition(df: pd.DataFrame, *, template: PopularityModel, reference_
 def _calibration_residuals(df: pd.DataFrame, *, sub: PopularityModel, **design_args: Any) -> pd.DataFrame:
     """Signed residuals of the calibration model on this partition's held-out tracks, and whether each
     track's artist was seen by it (the model's own :meth:`PopularityModel.predict_raw` routes the rows)."""
-    design = _design_partition(df, template=sub, mode="calibration_test", **design_args)
-    matrix = design[list(sub.feature_names_)].to_numpy(dtype="float64")
+    design = _design_partition(df, template=sub, layout=sub.layout_, mode="calibration_test", **design_args)
+    matrix = design[list(sub.layout_.names)].to_numpy(dtype="float64")
     predicted = np.clip(sub.predict_raw(matrix), 0.0, 100.0) if len(matrix) else np.empty(0)
     return pd.DataFrame({"residual": design[TARGET].to_numpy() - predicted,
                          "seen": design[_SEEN].to_numpy().astype(bool)})
@@ -364,16 +360,21 @@ def _witness_frame(stats: list[dict[str, Any]], has_artists: bool, repeat_artist
     return frame
 
 
-def _fit_booster(client: Client, design: Any, model: PopularityModel, names: list[str], *, new_artist: bool,
-                 n_rows: int):
+def _fit_booster(client: Client, design: Any, model: PopularityModel, layout: FeatureLayout, names: list[str], *,
+                 new_artist: bool, n_rows: int):
     """``DaskLGBMRegressor`` on columns ``names`` of a Dask DataFrame, with the parameters the model itself would
-    give LightGBM on one machine (:meth:`PopularityModel._lgb_params`); returns the local booster."""
+    give LightGBM on one machine (:meth:`PopularityModel.booster_params`); returns the local booster."""
     from lightgbm.dask import DaskLGBMRegressor
 
-    params = model._lgb_params(names, new_artist=new_artist, n_rows=n_rows)
+    from popdrivers.model import AUTO_FALLBACK_TREES
+
+    # The new-artist booster's "auto" tree count needs a held-out fit of its own; on a cluster it is the fixed
+    # count "auto" falls back to.
+    trees = AUTO_FALLBACK_TREES if new_artist and model.new_artist_n_estimators == "auto" else None
+    params = model.booster_params(names, new_artist=new_artist, n_rows=n_rows, trees=trees)
     # Each Dask worker uses its own thread count (lightgbm.dask sets num_threads per worker).
     params.pop("n_jobs", None)
-    categorical = [n for n in names if n in model.categorical_features_]
+    categorical = [n for n in names if n in layout.categories]
     regressor = DaskLGBMRegressor(client=client, **params)
     with warnings.catch_warnings():
         # lightgbm.dask says it ignores n_jobs; nothing for the user to act on.
@@ -382,17 +383,17 @@ def _fit_booster(client: Client, design: Any, model: PopularityModel, names: lis
     return regressor.to_local().booster_
 
 
-def _fit_boosters(client: Client, design: Any, model: PopularityModel, n_rows: int) -> None:
-    """Set ``booster_`` and ``new_artist_booster_`` as :meth:`PopularityModel.fit` does, trained on the cluster."""
-    from popdrivers.model import ARTIST_RECORD
-
-    names = list(model.feature_names_)
-    model.booster_ = _fit_booster(client, design, model, names, new_artist=False, n_rows=n_rows)
-    model.new_artist_booster_ = None
-    if ARTIST_RECORD in names and getattr(model, "new_artist_model", False):
-        without_record = [n for n in names if n != ARTIST_RECORD]
-        model.new_artist_booster_ = _fit_booster(client, design, model, without_record, new_artist=True,
-                                                 n_rows=n_rows)
+def _fit_boosters(client: Client, design: Any, model: PopularityModel, layout: FeatureLayout,
+                  n_rows: int) -> tuple[Any, Any | None]:
+    """(main booster, new-artist booster or None), as :meth:`PopularityModel.fit` fits them, on the cluster."""
+    names = list(layout.names)
+    booster = _fit_booster(client, design, model, layout, names, new_artist=False, n_rows=n_rows)
+    new_artist_booster = None
+    if layout.uses_record and model.new_artist_model:
+        without_record = [names[i] for i in layout.without_record]
+        new_artist_booster = _fit_booster(client, design, model, layout, without_record, new_artist=True,
+                                          n_rows=n_rows)
+    return booster, new_artist_booster
 
 
 def quiet_lightgbm() -> None:
@@ -403,12 +404,6 @@ def quiet_lightgbm() -> None:
     logger = logging.getLogger("popdrivers.lightgbm")
     logger.setLevel(logging.ERROR)
     lightgbm.register_logger(logger)
-
-
-def _hidden_share(model: PopularityModel) -> float:
-    """Share of artists whose track record is hidden while training (the model's own rule)."""
-    rule = getattr(model, "_training_hidden_share", None)
-    return float(rule()) if rule is not None else float(model.new_artist_share)
 
 
 def train_on_cluster(
@@ -453,14 +448,14 @@ def train_on_cluster(
     require_dask()
     import dask.dataframe as dd
 
-    from popdrivers.model import ARTIST_RECORD, MIN_POOL, PopularityModel, _conformal_offsets, _training_summary
+    from popdrivers.model import FeatureLayout, FittedState, Interval, PopularityModel, Residuals, training_summary
 
     progress = progress or null_progress
     total_steps = 7
     source = _resolve_data(data_path)
     model = PopularityModel(**{**dict(params or {}), "random_state": seed})
-    model._check_params()
-    n_folds = 5  # as popdrivers.model.out_of_fold_artist_record
+    model.check_params()
+    n_folds = 5  # as popdrivers.features.out_of_fold_artist_record
     calibration_folds = int(model.calibration_folds)
     start = time.perf_counter()
 
@@ -489,69 +484,64 @@ def train_on_cluster(
                                                      fix="provide at least 10 tracks (hundreds to be useful)")])
         prior_mean = sum(s["y_sum"] for s in stats) / rows
         ref = _reference_date(stats)
+        reference_date = None if ref is None else ref.strftime("%Y-%m-%d")
         tables = _artist_tables(stats, n_folds)
         repeat_artist = tables is not None and bool((tables["all"]["count"] >= 2).any())
         witness = _witness_frame(stats, tables is not None, repeat_artist)
-        model.reference_date_ = None if ref is None else ref.strftime("%Y-%m-%d")
-        model.feature_names_, model.features_unavailable_ = model._available_features(witness)
-        model.categorical_features_ = {n: list(_categories()[n]) for n in model.feature_names_
-                                       if n in _categories()}
-        model.n_features_in_ = len(model.feature_names_)
-        model.target_mean_ = float(prior_mean)
-        model.n_train_rows_ = int(rows)
-        uses_record = ARTIST_RECORD in model.feature_names_
-        tables_future = client.scatter(tables, broadcast=True) if uses_record else None
-        design_args = dict(template=model, reference_date=model.reference_date_, tables=tables_future, seed=seed,
-                           n_folds=n_folds, calibration_folds=calibration_folds, prior_mean=prior_mean,
-                           hidden_share=_hidden_share(model))
-        meta = pd.DataFrame({name: pd.Series(dtype="float64") for name in [*model.feature_names_, TARGET]})
+        layout = FeatureLayout.choose(witness, feature_set=model.feature_set, artist_record=model.artist_record)
+        tables_future = client.scatter(tables, broadcast=True) if layout.uses_record else None
+        design_args = dict(reference_date=reference_date, tables=tables_future, seed=seed, n_folds=n_folds,
+                           calibration_folds=calibration_folds, prior_mean=prior_mean,
+                           hidden_share=model.record_hidden_share)
+        meta = pd.DataFrame({name: pd.Series(dtype="float64") for name in [*layout.names, TARGET]})
 
-        model.interval_offsets_ = {}
-        model.calibration_method_ = "holdout_refit" if calibration_folds else "none"
-        model.calibration_size_ = {}
+        def fitted(boosters: tuple[Any, Any | None], n_rows: int, **more: Any) -> FittedState:
+            return FittedState(layout=layout, booster=boosters[0], new_artist_booster=boosters[1],
+                               reference_date=reference_date, target_mean=float(prior_mean), n_train_rows=n_rows,
+                               artist_tracks=more.get("artist_tracks"),
+                               interval=more.get("interval", Interval(model.interval_level)),
+                               training_summary=more.get("training_summary", {}))
+
+        interval = Interval(model.interval_level)
         if calibration_folds:
             progress(3, total_steps, "calibrating the 80% interval: fitting without the held-out tracks")
             held_out = sum(s["held_out_rows"] for s in stats)
-            fit_part = dd.from_delayed(client.map(_design_partition, clean, mode="calibration_fit", **design_args),
+            fit_part = dd.from_delayed(client.map(_design_partition, clean, template=model, layout=layout,
+                                                  mode="calibration_fit", **design_args),
                                        meta=meta, verify_meta=False)
-            sub = copy.copy(model)
-            _fit_boosters(client, fit_part, sub, n_rows=rows - held_out)
+            sub = PopularityModel(**model.get_params()).set_fitted(
+                fitted(_fit_boosters(client, fit_part, model, layout, n_rows=rows - held_out), rows - held_out))
             del fit_part
             progress(4, total_steps, "calibrating the 80% interval: residuals on held-out tracks")
-            residuals = pd.concat(client.gather(client.map(_calibration_residuals, clean, sub=sub,
-                                                           **{k: v for k, v in design_args.items()
-                                                              if k != "template"})), ignore_index=True)
-            pools = {"seen": residuals.loc[residuals["seen"], "residual"].to_numpy(),
-                     "new": residuals.loc[~residuals["seen"], "residual"].to_numpy()}
-            everything = residuals["residual"].to_numpy()
-            for group, values in pools.items():
-                pool = values if len(values) >= MIN_POOL else everything
-                model.interval_offsets_[group] = list(_conformal_offsets(pool, model.interval_level))
-                model.calibration_size_[group] = int(len(pool))
+            residuals = pd.concat(client.gather(client.map(_calibration_residuals, clean, sub=sub, **design_args)),
+                                  ignore_index=True)
+            seen = residuals["seen"].to_numpy(dtype=bool)
+            values = residuals["residual"].to_numpy()
+            interval = Interval.from_residuals(Residuals(values[seen], values[~seen]), model.interval_level,
+                                               "holdout_refit")
             del sub
 
         progress(5, total_steps, f"fitting LightGBM on {rows:,} tracks across {n_workers} worker(s)")
-        design = dd.from_delayed(client.map(_design_partition, clean, mode="final", **design_args),
-                                 meta=meta, verify_meta=False)
-        _fit_boosters(client, design, model, n_rows=rows)
+        design = dd.from_delayed(client.map(_design_partition, clean, template=model, layout=layout, mode="final",
+                                            **design_args), meta=meta, verify_meta=False)
+        boosters = _fit_boosters(client, design, model, layout, n_rows=rows)
         del design
 
         progress(6, total_steps, "collecting the track record table and training summary")
         sample = pd.concat([s["sample"] for s in stats], ignore_index=True)
-        model.training_summary_ = _training_summary(sample)
-        if uses_record:
+        artist_tracks = None
+        if layout.uses_record:
             keys = pd.concat(client.gather(client.map(_artist_key_columns, clean)), ignore_index=True)
             duplicated = int(keys["track_id"].duplicated().sum())
-            model.artist_tracks_ = (keys.drop_duplicates("track_id").dropna(subset=["artist_id"])
-                                    .astype({"track_id": "string", "artist_id": "string", TARGET: "int16"})
-                                    .reset_index(drop=True))
-            model._index_artist_tracks()
+            artist_tracks = (keys.drop_duplicates("track_id").dropna(subset=["artist_id"])
+                             .astype({"track_id": "string", "artist_id": "string", TARGET: "int16"})
+                             .reset_index(drop=True))
             if duplicated:
                 logging.getLogger(__name__).warning("%d track ids appear in more than one partition; the first "
                                                     "copy is kept in the track record", duplicated)
-        else:
-            model.artist_tracks_ = None
         del clean
+    model.set_fitted(fitted(boosters, int(rows), artist_tracks=artist_tracks, interval=interval,
+                            training_summary=training_summary(sample)))
     model.cluster_info_ = {"workers": n_workers, "rows": rows, "seconds": round(time.perf_counter() - start, 2),
                            "data": source}
     progress(total_steps, total_steps, "done")
@@ -566,18 +556,12 @@ def _delayed_clean(part: Any, source: str, index: int) -> Any:
 
 def _witness_columns() -> list[str]:
     """Model feature columns and the canonical columns they come from (the model checks both)."""
-    from popdrivers.model import AUDIO_MODEL_FEATURES, CONTEXT_FEATURES, FEATURE_SOURCES
+    from popdrivers.features import AUDIO_MODEL_FEATURES, CONTEXT_FEATURES, FEATURE_SOURCES
 
     names = [*AUDIO_MODEL_FEATURES, *CONTEXT_FEATURES]
     for sources in FEATURE_SOURCES.values():
         names += [s for s in sources if s != "artist_id"]  # artist repeats are decided from global counts
     return list(dict.fromkeys(names))
-
-
-def _categories() -> dict[str, list[Any]]:
-    from popdrivers.model import CATEGORICAL_FEATURES
-
-    return CATEGORICAL_FEATURES
 
 
 def cluster_metrics(model: PopularityModel) -> dict[str, Any]:

@@ -24,7 +24,8 @@ class CredentialsError(PopdriversError):
 
 
 class InputError(PopdriversError, ValueError):
-    """Input a function cannot work with (a table without the column it needs, an unknown option value).
+    """An argument or option the user gave is not usable (a file name of the wrong kind, an unknown track id).
 
-    Also a ``ValueError``, so callers that caught the plain ``ValueError`` keep working.
+    Also a :class:`ValueError`, so library callers that catch ``ValueError`` keep working; the CLI turns
+    only :class:`PopdriversError` into exit code 2, so a ``ValueError`` from a real bug still shows its traceback.
     """

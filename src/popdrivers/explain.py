@@ -1,15 +1,20 @@
-"""SHAP explanations of the popularity model: what the MODEL learned, per track and overall.
+"""Explanations of the popularity model: SHAP (what the MODEL learned), what-if edits and curves.
 
 Contributions are exact TreeSHAP values from LightGBM (``pred_contrib=True``): for each track they add up,
 with the base value, to the model's raw output. They describe associations the model picked up in the
 data, not causal effects: a feature can get credit because it travels with what really drives popularity
 (followers with an artist's appeal, loudness with release year). For causal effects use
-:func:`popdrivers.estimate_drivers`.
+:func:`popdrivers.estimate_drivers`; :func:`what_if` puts both side by side for one edited track.
+
+The CLI, the app and library users call the same functions here.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from popdrivers.model import ARTIST_RECORD, PopularityModel, feature_label
+from popdrivers.errors import InputError
+from popdrivers.features import (
+    ARTIST_RECORD,
+    BINARY_DRIVERS,
+    DRIVER_COLUMNS,
+    DRIVERS,
+    build_features,
+    feature_label,
+)
+from popdrivers.model import PopularityModel
 
 ASSOCIATION_NOTE = ("SHAP values show what the model learned from associations in the data, "
                     "not causal effects of changing a feature (see `popdrivers drivers` for those).")
@@ -85,17 +99,50 @@ def global_importance(model: PopularityModel, tracks: pd.DataFrame, *, max_rows:
                          "label": [feature_label(f) for f in importance.index]}).reset_index(drop=True)
 
 
-def track_explanation(model: PopularityModel, row_df: pd.DataFrame) -> TrackExplanation:
-    """Prediction, base value, contributions and the feature values the model saw, for one track."""
-    if len(row_df) != 1:
-        raise ValueError(f"explain one track at a time: got {len(row_df)} rows (select one row, e.g. df.iloc[[i]])")
-    frame = model.design_frame(row_df)
-    contrib = model.shap_values(model._to_matrix(frame))[0]
+def _explained(model: PopularityModel, frame: pd.DataFrame) -> TrackExplanation:
+    contrib = model.shap_values(model.to_matrix(frame))[0]
     contributions_ = pd.Series(contrib[:-1], index=list(model.feature_names_), name="contribution")
     base = float(contrib[-1])
     prediction = float(np.clip(base + contributions_.sum(), 0.0, 100.0))
     return TrackExplanation(track_id=str(frame.index[0]), prediction=prediction, base_value=base,
                             contributions=contributions_, values=frame.iloc[0])
+
+
+def _one_row(row_df: pd.DataFrame) -> None:
+    if len(row_df) != 1:
+        raise InputError(f"explain one track at a time: got {len(row_df)} rows (select one row, e.g. df.iloc[[i]])")
+
+
+def track_explanation(model: PopularityModel, row_df: pd.DataFrame) -> TrackExplanation:
+    """Prediction, base value, contributions and the feature values the model saw, for one track."""
+    _one_row(row_df)
+    return _explained(model, model.design_frame(row_df))
+
+
+@dataclass(frozen=True)
+class ExplainedPrediction:
+    """One track's prediction with its interval and its SHAP explanation, and how long it took."""
+
+    prediction: float
+    lower: float
+    upper: float
+    explanation: TrackExplanation
+    seconds: float
+
+
+def explained_prediction(model: PopularityModel, row_df: pd.DataFrame) -> ExplainedPrediction:
+    """Predict one track with its interval and the SHAP contribution of each feature (the app's Predict page).
+
+    The design row is built once: TreeSHAP contributions add up to the raw prediction, so the prediction and
+    its explanation come from one pass (a few milliseconds; see BENCHMARKS.md).
+    """
+    start = time.perf_counter()
+    _one_row(row_df)
+    frame = model.design_frame(row_df)
+    explanation = _explained(model, frame)
+    lower, upper = model.interval_for(np.array([explanation.prediction]), frame)
+    return ExplainedPrediction(explanation.prediction, float(lower[0]), float(upper[0]), explanation,
+                               time.perf_counter() - start)
 
 
 def explain_track(model: PopularityModel, row_df: pd.DataFrame) -> tuple[float, float, pd.Series]:
@@ -231,5 +278,120 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
         # One shared plotly.min.js beside the pages: works offline, not copied into every page.
         fig.write_html(path, include_plotlyjs="directory")
     else:
-        raise ValueError(f"cannot save a figure as '{path.name}': use .png or .html")
+        raise InputError(f"cannot save a figure as '{path.name}': use .png or .html")
     return path
+
+
+# --------------------------------------------------------------------------------------------------------
+# What-if: a real track with its drivers edited; the model's new prediction beside the causally implied change
+
+
+# The range each driver is explored over (units of popdrivers.features.DRIVER_UNITS).
+DRIVER_RANGES: dict[str, tuple[float, float, float]] = {
+    "danceability": (0.0, 1.0, 0.01), "energy": (0.0, 1.0, 0.01), "speechiness": (0.0, 1.0, 0.01),
+    "acousticness": (0.0, 1.0, 0.01), "instrumentalness": (0.0, 1.0, 0.01), "liveness": (0.0, 1.0, 0.01),
+    "valence": (0.0, 1.0, 0.01), "loudness": (-60.0, 5.0, 0.1), "tempo": (30.0, 250.0, 1.0),
+    "duration_min": (0.5, 15.0, 0.05), "explicit": (0.0, 1.0, 1.0), "mode": (0.0, 1.0, 1.0),
+}
+
+
+def driver_values(row: pd.DataFrame, drivers: tuple[str, ...] = DRIVERS) -> dict[str, float]:
+    """Current value of each driver of a one-row canonical table, in the driver's unit (NaN if unknown)."""
+    feats = build_features(row)
+    values = {}
+    for driver in drivers:
+        column = DRIVER_COLUMNS[driver]
+        values[driver] = float(feats[column].iloc[0]) if column in feats.columns else math.nan
+    return values
+
+
+def with_driver_values(row: pd.DataFrame, values: Mapping[str, float]) -> pd.DataFrame:
+    """A copy of a canonical row with drivers set to ``values`` (driver units, written back to canonical columns)."""
+    out = row.copy()
+    for driver, value in values.items():
+        if driver == "duration_min":
+            out["duration_ms"] = float(round(float(value) * 60000.0))  # the schema counts whole ms
+        elif driver == "explicit":
+            out["explicit"] = bool(round(value))
+        elif driver in BINARY_DRIVERS:
+            out[driver] = float(round(value))
+        else:
+            out[driver] = float(value)
+    return out
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """A track before and after an edit: the model's view and the causal estimate, kept apart."""
+
+    before: float
+    after: float
+    causal_change: float
+    causal_low: float
+    causal_high: float
+    changes: dict[str, float]
+
+    @property
+    def model_change(self) -> float:
+        """Change in the model's prediction (association: what tracks like the edited one score)."""
+        return self.after - self.before
+
+
+def what_if(model: PopularityModel, report: Any, row: pd.DataFrame, new_values: Mapping[str, float]) -> WhatIf:
+    """Edit a track's drivers; return the model's new prediction and the change implied by the causal effects.
+
+    Parameters
+    ----------
+    model
+        A fitted or loaded :class:`~popdrivers.model.PopularityModel`.
+    report
+        The causal drivers (:func:`popdrivers.estimate_drivers`).
+    row
+        One canonical track.
+    new_values
+        Driver -> new value in the driver's unit (``duration_min`` in minutes, ``explicit`` 0/1).
+
+    The causal change is ``sum(effect x change)`` over the edited drivers the report estimated, with its 95% CI
+    (:func:`popdrivers.drivers.implied_change`); drivers the report lacks change only the model's prediction.
+    """
+    from popdrivers.drivers import implied_change
+
+    current = driver_values(row, tuple(new_values))
+    changes = {d: float(v) - current[d] for d, v in new_values.items()
+               if not math.isnan(current[d]) and not math.isclose(float(v), current[d], abs_tol=1e-9)}
+    estimated = {r.feature for r in report.drivers}
+    causal_changes = {d: c for d, c in changes.items() if d in estimated}
+    if causal_changes:
+        effect, low, high = implied_change(report, causal_changes)
+    else:
+        effect, low, high = 0.0, 0.0, 0.0
+    edited = with_driver_values(row, {d: new_values[d] for d in changes})
+    before, after = (float(v) for v in model.predict(pd.concat([row, edited], ignore_index=True)))
+    return WhatIf(before, after, float(effect), float(low), float(high), changes)
+
+
+def feature_curve(model: PopularityModel, row: pd.DataFrame, driver: str, tracks: pd.DataFrame | None = None,
+                  points: int = 41) -> pd.DataFrame:
+    """Predicted popularity of ``row`` as one driver sweeps its range (ICE curve: ``value``, ``prediction``).
+
+    The range is the driver's natural range, narrowed to the training data's 1st-99th percentile when the
+    data is given (the model has seen nothing outside it), and always including the track's own value.
+    """
+    if driver not in DRIVER_RANGES:
+        raise InputError(f"unknown driver {driver!r}: choose from {', '.join(DRIVER_RANGES)}")
+    low, high, _ = DRIVER_RANGES[driver]
+    current = driver_values(row, (driver,))[driver]
+    if driver in BINARY_DRIVERS:
+        grid = np.array([0.0, 1.0])
+    else:
+        if tracks is not None:
+            column = DRIVER_COLUMNS[driver]
+            values = build_features(tracks)[column] if column not in tracks.columns else tracks[column]
+            values = pd.to_numeric(values, errors="coerce").dropna()
+            if len(values):
+                low, high = max(low, float(values.quantile(0.01))), min(high, float(values.quantile(0.99)))
+        if not math.isnan(current):
+            low, high = min(low, current), max(high, current)
+        grid = np.linspace(low, high, points)
+    rows = pd.concat([with_driver_values(row, {driver: float(v)}) for v in grid], ignore_index=True)
+    return pd.DataFrame({"value": grid, "prediction": model.predict(rows)})

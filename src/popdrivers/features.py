@@ -348,3 +348,94 @@ def release_structure_summary(tracks: pd.DataFrame) -> dict[str, object]:
         "track_position_known": bool("track_number" in frame.columns and frame["track_number"].notna().any()),
         "release_types": {str(k): int(v) for k, v in frame["release_type"].value_counts().items()},
     }
+
+
+# --------------------------------------------------------------------------------------------------------
+# The popularity model's feature catalogue: which model feature comes from which canonical column(s).
+
+# Spotify audio features as model columns (duration in minutes, key as a category).
+AUDIO_MODEL_FEATURES: tuple[str, ...] = (
+    "danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness", "liveness",
+    "valence", "tempo", "mode", "time_signature", "key_cat", "duration_min",
+)
+# Everything else the canonical table can tell about a track before it is released or measured.
+CONTEXT_FEATURES: tuple[str, ...] = ("explicit_int", "log_followers", "track_age_days", "genre_family")
+# The artist's track record: mean popularity of the artist's OTHER tracks (see out_of_fold_artist_record).
+ARTIST_RECORD = "artist_track_record"
+# The new-artist booster's predictions may only rise with these (PopularityModel's ``monotone`` parameter).
+MONOTONE_INCREASING = frozenset({"log_followers", ARTIST_RECORD})
+CATEGORICAL_FEATURES: dict[str, list[object]] = {
+    "key_cat": list(range(-1, 12)),
+    "genre_family": list(GENRE_FAMILIES),
+}
+# Canonical column(s) each model feature is built from (any one of the alternatives is enough).
+FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
+    **{name: (name,) for name in AUDIO_MODEL_FEATURES},
+    "key_cat": ("key",),
+    "duration_min": ("duration_ms",),
+    "explicit_int": ("explicit",),
+    "log_followers": ("artist_followers",),
+    "track_age_days": ("release_date",),
+    "genre_family": ("artist_genres", "genre"),
+    ARTIST_RECORD: ("artist_id",),
+}
+FEATURE_LABELS: dict[str, str] = {
+    "key_cat": "key", "duration_min": "duration (min)", "explicit_int": "explicit",
+    "log_followers": "artist followers", "track_age_days": "days since release",
+    "genre_family": "genre family", ARTIST_RECORD: "artist's other tracks (mean popularity)",
+    "time_signature": "time signature", "tempo": "tempo (BPM)", "loudness": "loudness (dB)",
+}
+
+
+def feature_label(name: str) -> str:
+    """Human-readable name of a model feature, for tables and plots."""
+    return FEATURE_LABELS.get(name, name)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The artist's track record
+
+
+def shrunk_mean(sums: np.ndarray, counts: np.ndarray, prior_mean: float, prior_weight: float) -> np.ndarray:
+    """Mean popularity shrunk toward ``prior_mean`` (few tracks say little); NaN where there are no tracks."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = (sums + prior_weight * prior_mean) / (counts + prior_weight)
+    return np.where(counts > 0, value, np.nan)
+
+
+def out_of_fold_artist_record(
+    artist_ids: pd.Series, popularity: np.ndarray, *, n_folds: int = 5, new_artist_share: float = 0.25,
+    prior_weight: float = 3.0, seed: int = 0,
+) -> np.ndarray:
+    """Training-time track record: each track sees only the popularity of its artist's tracks in other folds.
+
+    Tracks are assigned to ``n_folds`` random folds; a track in fold k gets the shrunk mean popularity of its
+    artist's tracks outside fold k (never its own). A random ``new_artist_share`` of artists get NaN for
+    all their tracks, so a single model learns what to do for an artist it has never seen.
+    """
+    rng = np.random.default_rng(seed)
+    y = np.asarray(popularity, dtype="float64")
+    codes, uniques = pd.factorize(artist_ids.astype("string"), use_na_sentinel=True)
+    n_artists = len(uniques)
+    known = codes >= 0
+    folds = rng.integers(0, max(n_folds, 2), len(y))
+    prior_mean = float(y.mean()) if len(y) else 0.0
+    record = np.full(len(y), np.nan)
+    for k in range(max(n_folds, 2)):
+        outside = known & (folds != k)
+        sums = np.bincount(codes[outside], weights=y[outside], minlength=n_artists)
+        counts = np.bincount(codes[outside], minlength=n_artists).astype("float64")
+        inside = known & (folds == k)
+        record[inside] = shrunk_mean(sums[codes[inside]], counts[codes[inside]], prior_mean, prior_weight)
+    hidden = rng.random(n_artists) < new_artist_share
+    record[known & hidden[np.where(known, codes, 0)]] = np.nan
+    return record
+
+
+def artist_track_table(tracks: pd.DataFrame, target: str = "popularity") -> pd.DataFrame:
+    """The (track, artist, popularity) table a fitted model keeps to compute track records at prediction time."""
+    return pd.DataFrame({
+        "track_id": tracks["track_id"].astype("string"),
+        "artist_id": tracks["artist_id"].astype("string"),
+        target: tracks[target].astype("int16"),
+    }).dropna(subset=["artist_id"]).reset_index(drop=True)

@@ -596,3 +596,88 @@ def popularity_source(df: pd.DataFrame) -> str | None:
         return None
     values = sorted(str(v) for v in pd.unique(df["popularity_source"].dropna()))
     return ", ".join(values) or None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Checked input for fitting and prediction (a validated table passes through without re-coercion)
+
+
+def _numbers_are_canonical(spec: ColumnSpec, s: pd.Series) -> bool:
+    if isinstance(s.dtype, pd.api.extensions.ExtensionDtype) or not (
+            pd.api.types.is_float_dtype(s.dtype) or pd.api.types.is_integer_dtype(s.dtype)):
+        return False
+    values = s.to_numpy(dtype="float64")
+    known = values[~np.isnan(values)]
+    return not (
+        np.isinf(known).any()
+        or (spec.low is not None and (known < spec.low).any())
+        or (spec.high is not None and (known > spec.high).any())
+        or (spec.unknown_marker is not None and (known == spec.unknown_marker).any())
+        or (spec.kind == "int" and (known % 1 != 0).any())
+    )
+
+
+def _column_is_canonical(spec: ColumnSpec, s: pd.Series) -> bool:
+    if spec.kind in {"int", "float"}:
+        return _numbers_are_canonical(spec, s)
+    if spec.kind == "bool":
+        return pd.api.types.is_bool_dtype(s.dtype)
+    if spec.kind == "date":
+        if not pd.api.types.is_datetime64_any_dtype(s.dtype) or getattr(s.dt, "tz", None) is not None:
+            return False
+        dates = s.dropna()
+        latest = pd.Timestamp.now() + pd.Timedelta(days=366)
+        return not len(dates) or (dates.min() >= pd.Timestamp("1900-01-01") and dates.max() <= latest)
+    if spec.kind in {"id", "text"}:
+        return isinstance(s.dtype, pd.StringDtype)
+    return s.dtype == object and all(isinstance(v, list | tuple | np.ndarray) for v in s.tolist())
+
+
+def _is_canonical(df: pd.DataFrame) -> bool:
+    """True when ``df`` already satisfies the schema, so :func:`validate` would change nothing.
+
+    A cheap, conservative check (dtypes, ranges, markers) that lets a row of a validated table, or a row
+    the app built with canonical dtypes, skip re-coercion (which costs ~30 ms per call even for one row).
+    Anything it is unsure of returns False and goes through ``schema.validate``.
+    """
+    if "track_id" not in df.columns or len(df) == 0:
+        return False
+    if not all(_column_is_canonical(spec, df[spec.name]) for spec in COLUMNS if spec.name in df.columns):
+        return False
+    ids = df["track_id"]
+    return not ids.isna().any() and not ids.str.strip().eq("").any()
+
+
+def checked_tracks(tracks: pd.DataFrame, *, require_popularity: bool, keep_rows: bool = False) -> pd.DataFrame:
+    """Validate ``tracks`` with :func:`validate` (same :class:`SchemaError` as everywhere).
+
+    Parameters
+    ----------
+    tracks
+        A track table with canonical column names.
+    require_popularity
+        True when fitting, False when predicting.
+    keep_rows
+        Prediction keeps one output row per input row even when a track id repeats (the app predicts one
+        track under several what-if edits); validation otherwise merges repeated ids into one track.
+    """
+    if not isinstance(tracks, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame of tracks, got {type(tracks).__name__}")
+    if tracks.columns.duplicated().any():
+        # A repeated column name (seen: release_date_precision in a re-read canonical file without dates)
+        # would make every column lookup ambiguous; the first copy is the canonical one.
+        tracks = tracks.loc[:, ~tracks.columns.duplicated()]
+    canonical = _is_canonical(tracks)
+    duplicated = "track_id" in tracks.columns and tracks["track_id"].duplicated().any()
+    if canonical and not (duplicated and not keep_rows):
+        return tracks.reset_index(drop=True)
+    if not keep_rows or not duplicated:
+        return validate(tracks, require_popularity=require_popularity)
+    # Validate once as given (so errors read exactly as everywhere), then once more with positional
+    # stand-in ids so repeated ids are kept as separate rows.
+    validate(tracks, require_popularity=require_popularity)
+    ids = tracks["track_id"].astype("string").str.strip().reset_index(drop=True)
+    stand_in = tracks.reset_index(drop=True).assign(track_id=[f"row-{i}" for i in range(len(tracks))])
+    out = validate(stand_in, require_popularity=require_popularity)
+    out["track_id"] = ids
+    return out

@@ -6,6 +6,11 @@ from popdrivers.app import state
 
 st.set_page_config(page_title="popdrivers", page_icon=":material/equalizer:", layout="wide")
 state.init_session_state()
+if not state.artifacts_ready():
+    # Only the build's progress until the artifacts exist (no page menu: the pages need them).
+    st.navigation([st.Page(state.build_page, title="Building the artifacts", icon=":material/build:")],
+                  position="hidden").run()
+    st.stop()
 artifacts = state.ensure_loaded()
 
 PAGES = [

@@ -1,13 +1,12 @@
 """What the app's pages compute, as plain functions of DataFrames (no Streamlit here, so tests call them directly).
 
-Pages only lay out widgets and call these; these only call the library (model, explain, drivers, readers).
+Pages only lay out widgets and call these or the library (predictions, explanations and what-if edits come from
+:mod:`popdrivers.explain`, shared with the CLI); these only call the library (model, drivers, readers).
 """
 
 from __future__ import annotations
 
-import math
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,7 @@ import pandas as pd
 
 from popdrivers.errors import PopdriversError
 from popdrivers.features import (
-    BINARY_DRIVERS,
-    DRIVER_COLUMNS,
     DRIVER_UNITS,
-    DRIVERS,
     KEY_NAMES,
     build_features,
     genre_family_of_genre,
@@ -196,29 +192,6 @@ def track_from_inputs(values: dict[str, Any], reference: pd.Timestamp) -> pd.Dat
     return pd.DataFrame([row])
 
 
-@dataclass(frozen=True)
-class Prediction:
-    """A prediction with its 80% interval and its SHAP explanation (:class:`popdrivers.explain.TrackExplanation`)."""
-
-    prediction: float
-    lower: float
-    upper: float
-    explanation: Any
-    seconds: float
-
-
-def predict_explained(model: Any, row: pd.DataFrame) -> Prediction:
-    """Predict one track with its 80% interval and the SHAP contributions of each feature, timed."""
-    from popdrivers.explain import track_explanation
-
-    start = time.perf_counter()
-    interval = model.predict_interval(row)
-    explanation = track_explanation(model, row)
-    seconds = time.perf_counter() - start
-    return Prediction(float(interval["prediction"].iloc[0]), float(interval["lower"].iloc[0]),
-                      float(interval["upper"].iloc[0]), explanation, seconds)
-
-
 def waterfall_range(explanation: Any, top: int = 12) -> tuple[float, float]:
     """x-axis range that zooms a waterfall onto where its bars move (from 0 they would be slivers)."""
     contributions = explanation.contributions.astype(float)
@@ -234,13 +207,6 @@ def waterfall_range(explanation: Any, top: int = 12) -> tuple[float, float]:
 # What-if: a real track, its drivers edited, the model's new prediction beside the causally implied change.
 # --------------------------------------------------------------------------------------------------------------
 
-# The range each driver is explored over (units of DRIVER_UNITS).
-DRIVER_RANGES: dict[str, tuple[float, float, float]] = {
-    "danceability": (0.0, 1.0, 0.01), "energy": (0.0, 1.0, 0.01), "speechiness": (0.0, 1.0, 0.01),
-    "acousticness": (0.0, 1.0, 0.01), "instrumentalness": (0.0, 1.0, 0.01), "liveness": (0.0, 1.0, 0.01),
-    "valence": (0.0, 1.0, 0.01), "loudness": (-60.0, 5.0, 0.1), "tempo": (30.0, 250.0, 1.0),
-    "duration_min": (0.5, 15.0, 0.05), "explicit": (0.0, 1.0, 1.0), "mode": (0.0, 1.0, 1.0),
-}
 DRIVER_LABELS: dict[str, str] = {
     "duration_min": "Duration (minutes)", "loudness": "Loudness (dB)", "tempo": "Tempo (BPM)",
     "explicit": "Explicit (0/1)", "mode": "Mode (1 major, 0 minor)",
@@ -272,95 +238,6 @@ def track_label(row: pd.Series) -> str:
     if "popularity" in row and pd.notna(row["popularity"]):
         text += f" (popularity {int(row['popularity'])})"
     return text
-
-
-def driver_values(row: pd.DataFrame, drivers: tuple[str, ...] = DRIVERS) -> dict[str, float]:
-    """Current value of each driver of a one-row canonical table, in the driver's unit (NaN if unknown)."""
-    features = build_features(row)
-    values = {}
-    for driver in drivers:
-        column = DRIVER_COLUMNS[driver]
-        values[driver] = float(features[column].iloc[0]) if column in features.columns else math.nan
-    return values
-
-
-def with_driver_values(row: pd.DataFrame, values: dict[str, float]) -> pd.DataFrame:
-    """A copy of a canonical row with drivers set to ``values`` (driver units, written back to canonical columns)."""
-    out = row.copy()
-    for driver, value in values.items():
-        if driver == "duration_min":
-            out["duration_ms"] = float(round(float(value) * 60000.0))  # the schema counts whole ms
-        elif driver == "explicit":
-            out["explicit"] = bool(round(value))
-        elif driver in BINARY_DRIVERS:
-            out[driver] = float(round(value))
-        else:
-            out[driver] = float(value)
-    return out
-
-
-@dataclass(frozen=True)
-class WhatIf:
-    """A track before and after an edit: the model's view and the causal estimate, kept apart."""
-
-    before: float
-    after: float
-    causal_change: float
-    causal_low: float
-    causal_high: float
-    changes: dict[str, float]
-
-    @property
-    def model_change(self) -> float:
-        """Change in the model's prediction (association: what tracks like the edited one score)."""
-        return self.after - self.before
-
-
-def what_if(model: Any, report: Any, row: pd.DataFrame, new_values: dict[str, float]) -> WhatIf:
-    """Edit a track's drivers; return the model's new prediction and the change implied by the causal effects.
-
-    The causal change is ``sum(effect x change)`` over the edited drivers the report estimated, with its 95% CI
-    (:func:`popdrivers.drivers.implied_change`).
-    """
-    from popdrivers.drivers import implied_change
-
-    current = driver_values(row, tuple(new_values))
-    changes = {d: float(v) - current[d] for d, v in new_values.items()
-               if not math.isnan(current[d]) and not math.isclose(float(v), current[d], abs_tol=1e-9)}
-    estimated = {r.feature for r in report.drivers}
-    causal_changes = {d: c for d, c in changes.items() if d in estimated}
-    if causal_changes:
-        effect, low, high = implied_change(report, causal_changes)
-    else:
-        effect, low, high = 0.0, 0.0, 0.0
-    edited = with_driver_values(row, {d: new_values[d] for d in changes})
-    before, after = (float(v) for v in model.predict(pd.concat([row, edited], ignore_index=True)))
-    return WhatIf(before, after, float(effect), float(low), float(high), changes)
-
-
-def feature_curve(model: Any, row: pd.DataFrame, driver: str, tracks: pd.DataFrame | None = None,
-                  points: int = 41) -> pd.DataFrame:
-    """Predicted popularity of ``row`` as one driver sweeps its range (``value``, ``prediction``).
-
-    The range is the driver's natural range, narrowed to the training data's 1st-99th percentile when the
-    data is given (the model has seen nothing outside it), and always including the track's own value.
-    """
-    low, high, _ = DRIVER_RANGES[driver]
-    current = driver_values(row, (driver,))[driver]
-    if driver in BINARY_DRIVERS:
-        grid = np.array([0.0, 1.0])
-    else:
-        if tracks is not None:
-            column = DRIVER_COLUMNS[driver]
-            values = build_features(tracks)[column] if column not in tracks.columns else tracks[column]
-            values = pd.to_numeric(values, errors="coerce").dropna()
-            if len(values):
-                low, high = max(low, float(values.quantile(0.01))), min(high, float(values.quantile(0.99)))
-        if not math.isnan(current):
-            low, high = min(low, current), max(high, current)
-        grid = np.linspace(low, high, points)
-    rows = pd.concat([with_driver_values(row, {driver: float(v)}) for v in grid], ignore_index=True)
-    return pd.DataFrame({"value": grid, "prediction": model.predict(rows)})
 
 
 def curve_figure(curve: pd.DataFrame, driver: str, current: float, current_prediction: float) -> Any:

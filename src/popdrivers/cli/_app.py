@@ -80,6 +80,8 @@ def user_errors(func: F) -> F:
     """Turn errors the user can fix (bad files, columns, artifacts, credentials) into exit code 2, no traceback.
 
     In a command with a ``data`` argument, an error about the table names that file (see :func:`about_data`).
+    Only :class:`PopdriversError` (bad input raises :class:`~popdrivers.errors.InputError`) and file-system
+    errors: any other exception, a plain ``ValueError`` included, is a bug and keeps its traceback.
     """
 
     @functools.wraps(func)
@@ -88,7 +90,7 @@ def user_errors(func: F) -> F:
         token = _LAST_READ.set(None)
         try:
             return func(*args, **kwargs)
-        except (PopdriversError, ValueError) as exc:
+        except PopdriversError as exc:
             raise fail(about_data(exc, data) if data is not None else str(exc)) from None
         except FileNotFoundError as exc:
             raise fail(f"{exc.filename or exc}: no such file or folder") from None

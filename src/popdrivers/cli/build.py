@@ -12,8 +12,9 @@ from popdrivers.pipeline import DEFAULT_BUDGET_SECONDS
 
 
 def build_with_progress(out: Path, *, data: Path | None = None, format: str = "auto",
-                        budget_seconds: float = DEFAULT_BUDGET_SECONDS, seed: int = 0) -> Path:
-    """Build artifacts with a Rich progress bar, saying whether the data is simulated."""
+                        budget_seconds: float = DEFAULT_BUDGET_SECONDS, seed: int = 0, n_artists: int = 300,
+                        tracks_per_artist: int = 60) -> Path:
+    """Build artifacts with a progress bar (plain lines when not in a terminal), saying whether data is simulated."""
     from popdrivers.pipeline import build_artifacts
     from popdrivers.progress import rich_progress
 
@@ -24,7 +25,8 @@ def build_with_progress(out: Path, *, data: Path | None = None, format: str = "a
         console.print(f"Building artifacts in [bold]{out}[/] from {data}.")
     start = time.perf_counter()
     with rich_progress("build") as progress:
-        build_artifacts(out, data=data, format=format, budget_seconds=budget_seconds, seed=seed, progress=progress)
+        build_artifacts(out, data=data, format=format, budget_seconds=budget_seconds, seed=seed, n_artists=n_artists,
+                        tracks_per_artist=tracks_per_artist, progress=progress)
     console.print(f"Artifacts ready in {out} ({time.perf_counter() - start:.0f} s).")
     return out
 
@@ -36,8 +38,30 @@ def build(
     data: Path | None = typer.Option(None, "--data", help="Dataset file or folder; default: simulated catalogue."),
     format: str = typer.Option("auto", "--format", help="Format of --data (auto detects it)."),
     budget_seconds: float = typer.Option(DEFAULT_BUDGET_SECONDS, "--budget-seconds", min=0,
-                                         help="Time budget of the model's hyper-parameter search."),
+                                         help="About how long training the model may take (search, evaluation "
+                                              "and final fit; 0: no search)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the simulation, model and folds."),
+    n_artists: int = typer.Option(300, "--n-artists", min=2, help="Artists of the simulated catalogue."),
+    tracks_per_artist: int = typer.Option(60, "--tracks-per-artist", min=2,
+                                          help="Tracks per artist of the simulated catalogue."),
+    status_dir: Path | None = typer.Option(None, "--status-dir", hidden=True,
+                                           help="Write progress to this folder's status.json (the app's build)."),
 ) -> None:
     """Build the app's artifacts: canonical data, trained model, causal drivers, manifest."""
-    build_with_progress(out, data=data, format=format, budget_seconds=budget_seconds, seed=seed)
+    if status_dir is None:
+        build_with_progress(out, data=data, format=format, budget_seconds=budget_seconds, seed=seed,
+                            n_artists=n_artists, tracks_per_artist=tracks_per_artist)
+        return
+    import os
+
+    from popdrivers.pipeline import build_with_status
+    from popdrivers.progress import rich_progress
+
+    # The app's background build: the server and the page it shows come first on a busy machine.
+    os.nice(10)
+
+    with rich_progress("build") as log_progress:
+        # The status file for the app's page; plain lines for build.log.
+        build_with_status(out, status_dir, data=data, format=format, budget_seconds=budget_seconds, seed=seed,
+                          n_artists=n_artists, tracks_per_artist=tracks_per_artist, log_progress=log_progress)
+    console.print(f"Artifacts ready in {out}.")

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from popdrivers.cli._app import app, console, read_data, user_errors
+from popdrivers.errors import InputError
 
 
 @app.command("explain")
@@ -31,7 +32,7 @@ def explain_command(
     if track_id is not None:
         row = tracks[tracks["track_id"] == track_id]
         if row.empty:
-            raise ValueError(f"--track-id {track_id}: no such track in {data}")
+            raise InputError(f"--track-id {track_id}: no such track in {data}")
     sample = tracks.sample(n=max_rows, random_state=0) if len(tracks) > max_rows else tracks
     contrib = explain.contributions(model, sample)
     importance = explain.global_importance(model, sample, max_rows=None)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from popdrivers.cli._app import app, console, read_data, user_errors
+from popdrivers.errors import InputError
 
 
 @app.command("predict")
@@ -23,7 +24,7 @@ def predict_command(
     from popdrivers.model import load_model
 
     if out.suffix.lower() != ".csv":
-        raise ValueError(f"--out {out}: use a .csv file name")
+        raise InputError(f"--out {out}: use a .csv file name")
     model = load_model(model_dir)
     tracks, report = read_data(data, fmt, require_popularity=False)
     predictions = model.predict_interval(tracks).reset_index()

@@ -1,4 +1,4 @@
-"""`popdrivers run`: the main job of `make run` (build the default artifacts if missing, then open the app)."""
+"""`popdrivers run`: the main job of `make run` (open the app; it builds the default artifacts if missing)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def run(
     artifacts: Path = typer.Option(Path("artifacts/default"), "--artifacts", help="Artifact folder to use or build."),
     port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to serve the app on."),
 ) -> None:
-    """Build the default artifacts from the simulated catalogue if missing, then start the app."""
+    """Start the app at once; if the artifacts are missing, it builds them from the simulated catalogue."""
     from popdrivers.cli.serve import start_app
 
     raise typer.Exit(code=start_app(artifacts, port))

@@ -1,4 +1,4 @@
-"""`popdrivers app`: start the Streamlit app on an artifact set (built first if missing).
+"""`popdrivers app`: start the Streamlit app on an artifact set (built in the background if missing).
 
 The module is named serve so that importing it cannot shadow the Typer object `app` in popdrivers.cli.
 """
@@ -15,31 +15,42 @@ import typer
 from popdrivers.cli._app import app, console, user_errors
 
 
-def streamlit_command(artifacts: Path, port: int, address: str = "localhost") -> list[str]:
+def streamlit_command(artifacts: Path, port: int, address: str = "localhost", data: Path | None = None) -> list[str]:
     """The `streamlit run` line for the packaged app, with the current interpreter."""
     from popdrivers.app import MAIN_SCRIPT
 
-    return [sys.executable, "-m", "streamlit", "run", str(MAIN_SCRIPT), "--server.port", str(port),
-            "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--client.toolbarMode", "viewer",
-            "--", "--artifacts", str(artifacts.resolve())]
+    # popdrivers.app.launch is `streamlit run` plus loading the app while the server starts.
+    command = [sys.executable, "-m", "popdrivers.app.launch", "run", str(MAIN_SCRIPT), "--server.port", str(port),
+               "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+               "--client.toolbarMode", "viewer",
+               "--", "--artifacts", str(artifacts.resolve())]
+    if data is not None:
+        command += ["--data", str(data.resolve())]
+    return command
 
 
 def start_app(artifacts: Path, port: int, data: Path | None = None, address: str = "localhost") -> int:
-    """Build the artifacts if missing (visible progress), then run Streamlit until it exits; its exit code."""
-    from popdrivers.cli.build import build_with_progress
-    from popdrivers.pipeline import is_artifact_dir, verify_artifacts
+    """Run Streamlit on the artifacts until it exits; its exit code.
 
-    if not is_artifact_dir(artifacts):
-        build_with_progress(artifacts, data=data)
-    elif data is not None:
-        console.print(f"[yellow]{artifacts} already exists: using it, not rebuilding from {data} "
-                      f"(run popdrivers build --data {data} --out {artifacts} to rebuild).[/]")
-    verify_artifacts(artifacts)
+    The server starts at once: when the artifacts are missing, the page builds them (from ``data`` if given,
+    else the simulated catalogue) in a background process and shows its progress.
+    """
+    from popdrivers.pipeline import build_status, is_artifact_dir, verify_artifacts
+
+    if is_artifact_dir(artifacts):
+        if data is not None:
+            console.print(f"[yellow]{artifacts} already exists: using it, not rebuilding from {data} "
+                          f"(run popdrivers build --data {data} --out {artifacts} to rebuild).[/]")
+        verify_artifacts(artifacts)
+    else:
+        state = build_status(artifacts).state
+        what = "already being built" if state == "running" else \
+            f"missing: the page builds them from {data or 'the SIMULATED catalogue'} and shows the progress"
+        console.print(f"Artifacts in {artifacts} {what}.")
     console.print(f"Starting the app on http://{address}:{port} (Ctrl-C stops it).")
     env = os.environ | {"POPDRIVERS_ARTIFACTS": str(artifacts.resolve())}
     try:
-        return subprocess.call(streamlit_command(artifacts, port, address), env=env)
+        return subprocess.call(streamlit_command(artifacts, port, address, data), env=env)
     except KeyboardInterrupt:
         return 0
 
@@ -53,5 +64,5 @@ def app_command(
     address: str = typer.Option("localhost", "--address",
                                 help="Interface to listen on (0.0.0.0 to serve other machines)."),
 ) -> None:
-    """Start the Streamlit app (builds the artifacts from the simulated catalogue first if they are missing)."""
+    """Start the Streamlit app at once (missing artifacts are built in the background, with progress on the page)."""
     raise typer.Exit(code=start_app(artifacts, port, data, address))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import typer
 
-from popdrivers.artifacts import write_json_atomic
 from popdrivers.cli._app import app, console, user_errors
 from popdrivers.errors import InputError
 from popdrivers.sources.files import write_tracks
@@ -37,6 +36,8 @@ def simulate(
                                            help="Add a track-level confounder the table does not show."),
 ) -> None:
     """Simulate a catalogue whose true causal effects are known (the embedded default)."""
+    from popdrivers.artifacts import write_json_atomic
+
     if out.suffix.lower() not in {".parquet", ".pq", ".csv"}:
         raise InputError(f"--out {out}: use a .parquet or .csv file name")
     names = [w.strip().replace("-", "_") for w in without.split(",") if w.strip()]

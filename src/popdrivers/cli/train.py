@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,45 +41,56 @@ def metrics_table(metrics: dict[str, Any], title: str = "Popularity model: held-
     return table
 
 
+DEFAULT_BUDGET_SECONDS = 50.0
+
+
 @app.command("train")
 @user_errors
 def train_command(
     data: Path = typer.Option(..., "--data", help="Dataset: CSV/Parquet file or relational crawl folder."),
     fmt: str = typer.Option("auto", "--format", help="Layout of --data (auto detects it)."),
     out: Path = typer.Option(..., "--out", help="Model folder to write (replaced atomically)."),
-    budget_seconds: float = typer.Option(30.0, "--budget-seconds", min=0,
-                                         help="Seconds of hyperparameter search (0: defaults)."),
+    budget_seconds: float = typer.Option(
+        DEFAULT_BUDGET_SECONDS, "--budget-seconds", min=0,
+        help="About how long the whole command may take: reading, evaluation and the final fit are estimated and "
+             "the hyperparameter search gets the rest (0: no search, default hyperparameters)."),
+    n_trials: int | None = typer.Option(None, "--n-trials", min=0, help="Run exactly this many search trials "
+                                        "instead of filling the budget: the same seed then gives the same model."),
     reference: bool = typer.Option(False, "--reference", help="Also evaluate the original project's random "
-                                   "forest (slow: 700 deep trees per fold)."),
+                                   "forest (slow: 700 deep trees per fold; not counted in the budget)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the search, folds and model."),
-    n_jobs: int = typer.Option(2, "--n-jobs", min=1, help="Threads for LightGBM and the forest."),
-    evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate on random, by-artist and by-time "
-                                  "splits (about 15 extra fits); --no-evaluate just fits, for large catalogues."),
+    n_jobs: int = typer.Option(2, "--n-jobs", min=1, help="Fits run side by side (and threads of the forest)."),
+    evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate on random, unseen-artist and "
+                                  "newest-release splits (big tables: on a sample of artists, said in the output)."),
     cluster: str | None = typer.Option(None, "--cluster", help="Train on Dask instead: a scheduler address "
                                        "(tcp://host:8786) or local:N for N local workers. --data must be Parquet "
                                        "every worker can read; needs pip install 'popdrivers[dask]'."),
 ) -> None:
     """Train the popularity model, evaluate it honestly, and write model + metrics + manifest to --out."""
+    start = time.perf_counter()
     if cluster is not None:
         _train_on_cluster(data, out, cluster, seed)
         return
     from popdrivers.artifacts import sha256_path
-    from popdrivers.model import feature_label, save_model, train
+    from popdrivers.model import EVALUATION_ROWS, budget_summary, feature_label, save_model, train
     from popdrivers.progress import rich_progress
 
     tracks, report = read_data(data, fmt)
     console.print(f"read {len(tracks):,} tracks from {data} ({report.format} layout; "
                   f"{report.rows_dropped:,} source rows dropped or merged)")
     with rich_progress("training") as progress:
-        result = train(tracks, budget_seconds=budget_seconds, seed=seed, reference=reference, progress=progress,
-                       params={"n_jobs": n_jobs}, reference_params={"n_jobs": n_jobs}, evaluate_model=evaluate)
+        result = train(tracks, budget_seconds=budget_seconds, n_trials=n_trials, seed=seed, reference=reference,
+                       progress=progress, params={"n_jobs": n_jobs}, reference_params={"n_jobs": n_jobs},
+                       evaluate_model=evaluate, clock_start=start)
     save_model(result.model, out, metrics=result.metrics, data_source=str(data), data_sha256=sha256_path(data),
                rows_used=len(tracks), rows_dropped=report.rows_dropped)
     if result.metrics.get("splits"):
         console.print(metrics_table(result.metrics))
+        if result.metrics.get("sample"):
+            console.print(f"[bold]{result.metrics['sample']['note']}[/] (tables above "
+                          f"{EVALUATION_ROWS:,} tracks are evaluated on a sample of whole artists)")
     else:
         console.print("evaluation skipped (--no-evaluate): metrics.json records that no split was evaluated")
-    tuning = result.info["tuning"]
     console.print(result.info["interval"])
     # Features by their readable names (never internal column names such as explicit_int).
     console.print(f"features used ({len(result.info['features'])}): "
@@ -87,8 +99,18 @@ def train_command(
         console.print("not available: " + "; ".join(f"{feature_label(k)} ({v})" for k, v in
                                                       result.info["features_unavailable"].items()),
                       highlight=False, markup=False)
-    console.print(f"tuning: {tuning['trials']} trial(s) in {tuning.get('seconds', 0)} s; final fit "
-                  f"{result.info['fit_seconds']} s; total {result.info['seconds']} s. Model written to {out}")
+    tuning = result.info["tuning"]
+    if tuning.get("note"):
+        console.print(tuning["note"])
+    elif n_trials is None and not tuning.get("skipped"):
+        console.print(f"the search stopped when the budget was spent; `--n-trials {tuning['trials']}` repeats it "
+                      "exactly")
+    elif n_trials is None:
+        console.print(f"the search stopped when the budget was spent ({tuning['trials']} trials; "
+                      f"{tuning['skipped']} candidates skipped as too slow for the time left); `--n-trials N` gives "
+                      "a reproducible model")
+    console.print(f"{budget_summary(result.info)}; written in {time.perf_counter() - start:.1f} s. "
+                  f"Model written to {out}", highlight=False)
 
 
 def _train_on_cluster(data: Path, out: Path, cluster: str, seed: int) -> None:

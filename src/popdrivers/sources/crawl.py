@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from popdrivers.artifacts import utc_now, write_json_atomic
-from popdrivers.errors import PopdriversError
+from popdrivers.errors import InputError, PopdriversError
 from popdrivers.progress import ProgressCallback
 from popdrivers.sources.crawl_merge import MergeReport, TrackMatcher, merge_audio_features, merge_popularity
 from popdrivers.sources.crawl_store import CrawlStore, write_tables
@@ -434,7 +434,7 @@ def read_artist_list(path: str | os.PathLike[str]) -> list[str]:
     lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
     queries = list(dict.fromkeys(line for line in lines if line and not line.startswith("#")))
     if not queries:
-        raise ValueError(f"{path} lists no artists: write one artist name, artist id or artist link per line")
+        raise InputError(f"{path} lists no artists: write one artist name, artist id or artist link per line")
     return queries
 
 
@@ -451,7 +451,7 @@ def since_date(value: str | date | None) -> str | None:
     try:
         return date.fromisoformat(padded_release(text)).isoformat()
     except ValueError:
-        raise ValueError(f"--since '{value}' is not a date: use YYYY-MM-DD (or YYYY)") from None
+        raise InputError(f"--since '{value}' is not a date: use YYYY-MM-DD (or YYYY)") from None
 
 
 def padded_release(release: str) -> str:

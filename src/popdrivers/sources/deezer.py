@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from popdrivers.errors import InputError
 from popdrivers.progress import ProgressCallback
 from popdrivers.sources.crawl import (
     ApiError,
@@ -104,9 +105,9 @@ def resolve_api_base(api_base: str | None = None, environ: Mapping[str, str] | N
     base = (api_base or environ.get(API_BASE_ENV) or DEFAULT_API_BASE).rstrip("/")
     parts = urlsplit(base)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"Deezer API base '{base}' is not an http(s) URL (e.g. {DEFAULT_API_BASE})")
+        raise InputError(f"Deezer API base '{base}' is not an http(s) URL (e.g. {DEFAULT_API_BASE})")
     if parts.path not in ("", "/") or parts.query:
-        raise ValueError(f"Deezer API base '{base}' must be a host root without a path (e.g. {DEFAULT_API_BASE})")
+        raise InputError(f"Deezer API base '{base}' must be a host root without a path (e.g. {DEFAULT_API_BASE})")
     return base
 
 
@@ -492,7 +493,7 @@ def collect(
     started = time.perf_counter()
     queries = list(artists) if not isinstance(artists, str | os.PathLike) else read_artist_list(artists)
     if not queries:
-        raise ValueError("no artists to collect")
+        raise InputError("no artists to collect")
     since = since_date(since)
     base = resolve_api_base(api_base)
     popularity = read_popularity_file(popularity_file) if popularity_file else None

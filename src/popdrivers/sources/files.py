@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from popdrivers.artifacts import write_bytes_atomic
-from popdrivers.errors import FormatError
+from popdrivers.errors import FormatError, InputError
 from popdrivers.schema import (
     AUDIO_FEATURES,
     CANONICAL_COLUMNS,
@@ -70,7 +70,7 @@ def write_tracks(df: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
             if column in out.columns:
                 out[column] = out[column].map(lambda v: json.dumps(list(v) if v is not None else []))
         return write_bytes_atomic(path, out.to_csv(index=False, date_format="%Y-%m-%d").encode("utf-8"))
-    raise ValueError(f"cannot write '{path}': use a .parquet or .csv file name")
+    raise InputError(f"cannot write '{path}': use a .parquet or .csv file name")
 
 
 # --------------------------------------------------------------------------------------------------------------

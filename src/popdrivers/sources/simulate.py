@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from popdrivers.errors import InputError
 from popdrivers.features import BINARY_DRIVERS, DRIVER_UNITS, DRIVERS
 
 COLLECTED_AT = pd.Timestamp("2022-06-01")
@@ -390,7 +391,7 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
         ``(tracks, truth)``: a canonical table (validated dtypes) and its :class:`CausalTruth`.
     """
     if n_artists < 1 or tracks_per_artist < 1:
-        raise ValueError("n_artists and tracks_per_artist must be at least 1")
+        raise InputError("n_artists and tracks_per_artist must be at least 1")
     s = structure if structure is not None else CatalogStructure()
     structural = dict(STRUCTURAL_EFFECTS) if effects is None else {d: float(effects.get(d, 0.0)) for d in DRIVERS}
     rng = np.random.default_rng(seed)

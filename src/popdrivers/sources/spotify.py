@@ -33,7 +33,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from popdrivers.errors import CredentialsError
+from popdrivers.errors import CredentialsError, InputError
 from popdrivers.progress import ProgressCallback
 from popdrivers.sources.crawl import (
     ApiError,
@@ -602,10 +602,10 @@ def collect(
     started = time.perf_counter()
     queries = list(artists) if not isinstance(artists, str | os.PathLike) else read_artist_list(artists)
     if not queries:
-        raise ValueError("no artists to collect")
+        raise InputError("no artists to collect")
     market = market.strip().upper()
     if not re.fullmatch(r"[A-Z]{2}", market):
-        raise ValueError(f"--market '{market}' is not a two-letter country code (e.g. US, GB, DE)")
+        raise InputError(f"--market '{market}' is not a two-letter country code (e.g. US, GB, DE)")
     since = since_date(since)
     base, token = resolve_endpoints(api_base, token_url)
     credentials = credentials or load_credentials()

@@ -28,7 +28,7 @@ from typing import Any
 
 import requests
 
-from popdrivers.errors import CredentialsError
+from popdrivers.errors import CredentialsError, InputError
 from popdrivers.sources.crawl import (
     ApiError,
     ApiStats,
@@ -137,7 +137,7 @@ def resolve_endpoints(api_base: str | None = None, token_url: str | None = None,
     token = token_url or environ.get(TOKEN_URL_ENV) or DEFAULT_TOKEN_URL
     for name, url in (("API base", base), ("token URL", token)):
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"Spotify {name} '{url}' is not an http(s) URL")
+            raise InputError(f"Spotify {name} '{url}' is not an http(s) URL")
     return base.rstrip("/"), token
 
 

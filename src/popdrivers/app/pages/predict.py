@@ -26,7 +26,7 @@ with st.form("predict_form"):
 if st.session_state["predict_values"] is not None:
     row = services.track_from_inputs(st.session_state["predict_values"],
                                      services.model_reference_date(artifacts.model, artifacts.tracks))
-    result = services.predict_explained(artifacts.model, row)
+    result = explain.explained_prediction(artifacts.model, row)
     left, right = st.columns([1, 2])
     with left:
         st.metric("Predicted popularity", f"{result.prediction:.1f}", border=True,

@@ -4,6 +4,7 @@ import math
 
 import streamlit as st
 
+from popdrivers import explain
 from popdrivers.app import services, state
 from popdrivers.features import BINARY_DRIVERS, DRIVER_UNITS
 
@@ -29,14 +30,14 @@ a.metric("Actual popularity", int(row["popularity"].iloc[0]) if "popularity" in 
 b.metric("Predicted popularity", f"{interval['prediction'].iloc[0]:.1f}")
 c.metric("80% interval", f"{interval['lower'].iloc[0]:.0f} to {interval['upper'].iloc[0]:.0f}")
 
-current = services.driver_values(row)
+current = explain.driver_values(row)
 estimated = [r.feature for r in report.drivers]
 editable = [d for d in estimated if d in current and not math.isnan(current[d])]
 st.subheader("Edit the track")
 new_values = {}
 columns = st.columns(4)
 for i, driver in enumerate(editable):
-    low, high, step = services.DRIVER_RANGES[driver]
+    low, high, step = explain.DRIVER_RANGES[driver]
     value = min(max(current[driver], low), high)
     label = services.DRIVER_LABELS.get(driver, driver.capitalize())
     key = f"whatif_{track_id}_{driver}"
@@ -50,7 +51,7 @@ for i, driver in enumerate(editable):
                                help=f"Causal effect is per {DRIVER_UNITS[driver]}")
         # An untouched widget keeps the track's exact value (the slider grid would otherwise be an "edit").
         new_values[driver] = chosen if chosen != start else current[driver]
-result = services.what_if(model, report, row, new_values)
+result = explain.what_if(model, report, row, new_values)
 
 left, right = st.columns(2)
 with left, st.container(border=True):
@@ -71,6 +72,6 @@ else:
 
 st.subheader("Predicted popularity over one feature's range")
 driver = st.selectbox("Feature", editable, key="whatif_curve_driver")
-edited = services.with_driver_values(row, new_values)
-curve = services.feature_curve(model, edited, driver, tracks)
+edited = explain.with_driver_values(row, new_values)
+curve = explain.feature_curve(model, edited, driver, tracks)
 st.plotly_chart(services.curve_figure(curve, driver, new_values[driver], result.after), key="whatif_curve")

@@ -1,0 +1,56 @@
+"""The popularity model: fit, tune, evaluate honestly, predict with intervals, save and load without pickle.
+
+One concept per module:
+
+=================  ===========================================================================================
+``_estimator``     :class:`PopularityModel` (LightGBM + the artist's track record; parameters, no globals)
+``_design``        :class:`FeatureLayout`: which features a model uses and how they become numbers
+``_splits``        random / artist-grouped / time / mixed hold-out folds, samples of whole artists
+``_conformal``     split-conformal intervals (:class:`Interval`) from held-out residuals
+``_evaluate``      metrics and baselines per split (:func:`evaluate`)
+``_tune``          search within a budget or a number of trials (:func:`tune`)
+``_train``         :func:`train`: search, evaluation and final fit within one budget
+``_persist``       :func:`save_model` / :func:`load_model`, manifest and checksums
+=================  ===========================================================================================
+
+Other modules import from ``popdrivers.model`` only; tests may reach into the private modules.
+"""
+
+from popdrivers.features import ARTIST_RECORD, feature_label, out_of_fold_artist_record
+from popdrivers.model._conformal import MIN_POOL, Interval, Residuals, conformal_offsets
+from popdrivers.model._design import FeatureLayout
+from popdrivers.model._estimator import AUTO_FALLBACK_TREES, FittedState, PopularityModel, training_summary
+from popdrivers.model._evaluate import (
+    EVALUATION_ROWS,
+    Evaluation,
+    baseline_inputs,
+    evaluate,
+    linear_predictions,
+    reference_features,
+    reference_rf,
+    run_evaluation,
+    scores,
+)
+from popdrivers.model._persist import KIND, METRICS_FILE, load_model, save_model
+from popdrivers.model._splits import (
+    MixedFold,
+    SplitUnavailable,
+    artist_grouped_folds,
+    artist_sample,
+    mixed_folds,
+    mixed_holdout_folds,
+    random_folds,
+    time_split,
+)
+from popdrivers.model._train import TrainResult, budget_summary, train
+from popdrivers.model._tune import DEFAULT_PARAMS, sample_params, tune
+
+__all__ = [
+    "ARTIST_RECORD", "AUTO_FALLBACK_TREES", "DEFAULT_PARAMS", "EVALUATION_ROWS", "KIND", "METRICS_FILE", "MIN_POOL",
+    "Evaluation",
+    "FeatureLayout", "FittedState", "Interval", "MixedFold", "PopularityModel", "Residuals", "SplitUnavailable",
+    "TrainResult", "artist_grouped_folds", "artist_sample", "baseline_inputs", "budget_summary", "conformal_offsets",
+    "evaluate", "feature_label", "linear_predictions", "load_model", "mixed_folds", "mixed_holdout_folds",
+    "out_of_fold_artist_record", "random_folds", "reference_features", "reference_rf", "run_evaluation",
+    "sample_params", "save_model", "scores", "time_split", "train", "training_summary", "tune",
+]

@@ -1,0 +1,125 @@
+"""A model folder on disk: LightGBM text models, JSON preprocessing, the track-record table, a manifest.
+
+Nothing is pickled; every file is checksummed in ``manifest.json`` and verified before anything is trusted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from popdrivers import artifacts, schema
+from popdrivers.errors import ArtifactError
+from popdrivers.model._conformal import Interval
+from popdrivers.model._design import FeatureLayout
+from popdrivers.model._estimator import FittedState, PopularityModel
+
+TARGET = schema.TARGET
+KIND = "popularity-model"
+MODEL_FILE = "model.txt"
+NEW_ARTIST_MODEL_FILE = "model_new_artists.txt"
+PREPROCESSING_FILE = "preprocessing.json"
+ARTIST_TRACKS_FILE = "artist_tracks.csv.gz"
+METRICS_FILE = "metrics.json"
+
+
+def save_model(
+    model: PopularityModel, out_dir: str | os.PathLike[str], *, metrics: Mapping[str, Any] | None = None,
+    data_source: str | None = None, data_sha256: str | None = None, rows_used: int | None = None,
+    rows_dropped: int | None = None,
+) -> Path:
+    """Write ``model`` to ``out_dir`` atomically: LightGBM text model, JSON preprocessing, manifest.
+
+    Files: ``model.txt`` (LightGBM native; ``model_new_artists.txt`` for the new-artist booster),
+    ``preprocessing.json`` (features, categories, reference date, track-record settings, interval offsets,
+    training summary), ``artist_tracks.csv.gz`` (training tracks' artist and popularity, when the track record
+    is used), ``metrics.json`` (when given) and ``manifest.json`` with the sha256 of every file.
+    """
+    state: FittedState = model.fitted_state
+    out_dir = Path(out_dir)
+    with artifacts.atomic_directory(out_dir) as tmp:
+        (tmp / MODEL_FILE).write_text(state.booster.model_to_string(), encoding="utf-8")
+        if state.new_artist_booster is not None:
+            (tmp / NEW_ARTIST_MODEL_FILE).write_text(state.new_artist_booster.model_to_string(), encoding="utf-8")
+        artifacts.write_json_atomic(tmp / PREPROCESSING_FILE, {
+            "params": model.get_params(),
+            "feature_names": list(state.layout.names),
+            "features_unavailable": dict(state.layout.unavailable),
+            "categories": {k: list(v) for k, v in state.layout.categories.items()},
+            "reference_date": state.reference_date,
+            "target": TARGET,
+            "target_mean": state.target_mean,
+            "n_train_rows": state.n_train_rows,
+            "artist_tracks": ARTIST_TRACKS_FILE if state.artist_tracks is not None else None,
+            "new_artist_model": NEW_ARTIST_MODEL_FILE if state.new_artist_booster is not None else None,
+            "interval": {"level": state.interval.level,
+                         "offsets": {k: list(v) for k, v in state.interval.offsets.items()},
+                         "calibration_size": dict(state.interval.sizes), "method": state.interval.method},
+            "training_summary": dict(state.training_summary),
+        })
+        if state.artist_tracks is not None:
+            state.artist_tracks.to_csv(tmp / ARTIST_TRACKS_FILE, index=False, compression="gzip")
+        if metrics is not None:
+            artifacts.write_json_atomic(tmp / METRICS_FILE, dict(metrics))
+        artifacts.write_manifest(
+            tmp, KIND, data_source=data_source, data_sha256=data_sha256,
+            rows_used=rows_used if rows_used is not None else state.n_train_rows, rows_dropped=rows_dropped,
+            features=list(state.layout.names), target=TARGET, model_format="lightgbm-text",
+            interval_level=state.interval.level,
+        )
+    return out_dir
+
+
+def _read_booster(path: Path):
+    import lightgbm as lgb
+
+    try:
+        return lgb.Booster(model_str=path.read_text(encoding="utf-8"))
+    except (lgb.basic.LightGBMError, OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not a readable LightGBM model ({exc}); rebuild it with popdrivers train") \
+            from exc
+
+
+def load_model(model_dir: str | os.PathLike[str]) -> PopularityModel:
+    """Load a model saved by :func:`save_model`, after verifying every file against the manifest.
+
+    Raises
+    ------
+    ArtifactError
+        When the folder is missing, incomplete, from another format version, or a file was modified.
+    """
+    model_dir = Path(model_dir)
+    manifest = artifacts.verify_manifest(model_dir, kind=KIND)
+    prep = artifacts.read_json(model_dir / PREPROCESSING_FILE)
+    booster = _read_booster(model_dir / MODEL_FILE)
+    new_artist_booster = _read_booster(model_dir / prep["new_artist_model"]) if prep.get("new_artist_model") else None
+    if booster.feature_name() != prep["feature_names"]:
+        raise ArtifactError(f"{model_dir}: the model's features {booster.feature_name()} do not match "
+                            f"{PREPROCESSING_FILE} {prep['feature_names']}; rebuild it with popdrivers train")
+    valid = set(PopularityModel().get_params())
+    model = PopularityModel(**{k: v for k, v in prep["params"].items() if k in valid})
+    offsets = {k: (float(v[0]), float(v[1])) for k, v in prep["interval"]["offsets"].items()}
+    interval = Interval(level=float(prep["interval"].get("level", model.interval_level)),
+                        method=prep["interval"].get("method") or ("cross" if offsets else "none"),
+                        offsets=offsets, sizes=dict(prep["interval"].get("calibration_size", {})))
+    artist_tracks = None
+    if prep.get("artist_tracks"):
+        artist_tracks = pd.read_csv(model_dir / prep["artist_tracks"], compression="gzip",
+                                    dtype={"track_id": "string", "artist_id": "string"})
+        artist_tracks[TARGET] = artist_tracks[TARGET].astype("int16")
+    layout = FeatureLayout(names=tuple(prep["feature_names"]),
+                           categories={k: tuple(v) for k, v in prep["categories"].items()},
+                           unavailable=dict(prep.get("features_unavailable", {})))
+    model.set_fitted(FittedState(
+        layout=layout, booster=booster, new_artist_booster=new_artist_booster,
+        reference_date=prep["reference_date"], target_mean=float(prep["target_mean"]),
+        n_train_rows=int(prep["n_train_rows"]), artist_tracks=artist_tracks, interval=interval,
+        training_summary=prep.get("training_summary", {})))
+    model.manifest_ = manifest
+    metrics_path = model_dir / METRICS_FILE
+    model.metrics_ = artifacts.read_json(metrics_path) if metrics_path.exists() else None
+    return model

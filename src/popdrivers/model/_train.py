@@ -1,0 +1,166 @@
+"""``train``: tune within the budget, evaluate honestly, fit the final model, all in about ``budget_seconds``.
+
+How the budget is split: the evaluation (K mixed folds + the time split, fitted side by side) and the final fit
+must happen; their cost is estimated from the cost of a fit measured during tuning, and tuning gets whatever the
+budget leaves. The final model's interval reuses the evaluation's out-of-fold residuals (the same folds and
+parameters its own calibration would refit), so calibrating it costs nothing more.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from popdrivers import schema
+from popdrivers.model._estimator import PopularityModel
+from popdrivers.model._evaluate import EVALUATION_ROWS, run_evaluation
+from popdrivers.model._tune import TUNING_ROWS, tree_units, tune
+from popdrivers.progress import ProgressCallback, null_progress
+
+# Besides the model, each held-out fit of the evaluation fits the audio-only baseline and the linear one and
+# predicts the test rows; measured on catalog-2022 that adds about a third of a fit.
+EVALUATION_FIT_OVERHEAD = 1.35
+# Estimates are rough (a shared machine, early stopping, feature building): keep a margin.
+SAFETY = 1.2
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A fitted model, its evaluation (``metrics.json`` schema) and how it was made."""
+
+    model: PopularityModel
+    metrics: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _after_tuning_seconds(params: Mapping[str, Any], unit_seconds: float, *, rows: int, n_splits: int,
+                          workers: int, evaluate_model: bool, max_eval_rows: int) -> float:
+    """Expected seconds of the evaluation and the final fit for ``params`` (cost per row x tree measured)."""
+    fit_all = unit_seconds * tree_units(params) * rows
+    seconds = fit_all * 0.6  # the final fit: its two boosters side by side
+    if evaluate_model:
+        eval_rows = min(rows, max_eval_rows)
+        fit = unit_seconds * tree_units(params) * eval_rows
+        jobs = [0.76 * EVALUATION_FIT_OVERHEAD * fit] * n_splits + [(0.8 + 0.71) * EVALUATION_FIT_OVERHEAD * fit]
+        rounds = math.ceil(len(jobs) / max(workers, 1))
+        seconds += max(sum(jobs) / max(workers, 1), max(jobs)) if rounds > 1 else max(jobs)
+    return SAFETY * seconds + 1.0
+
+
+def train(
+    tracks: pd.DataFrame, *, budget_seconds: float = 60, n_trials: int | None = None, seed: int = 0,
+    reference: bool = False, progress: ProgressCallback | None = None, n_splits: int = 5,
+    evaluate_model: bool = True, params: Mapping[str, Any] | None = None,
+    reference_params: Mapping[str, Any] | None = None, max_eval_rows: int = EVALUATION_ROWS,
+    clock_start: float | None = None,
+) -> TrainResult:
+    """Tune within the budget, evaluate honestly, and fit the final model on all tracks.
+
+    Parameters
+    ----------
+    tracks
+        Canonical track table with popularity (validated here).
+    budget_seconds
+        About how long the whole call may take: the evaluation and the final fit are estimated and the
+        search gets the rest (none if nothing is left). 0: no search, default hyperparameters. The split is
+        reported in ``info["budget"]``.
+    n_trials
+        Run exactly this many search trials instead of filling the budget (reproducible: same seed, same
+        model). 0: no search.
+    seed
+        Seed of the search, the folds and the model.
+    reference
+        Include the original project's random forest in the evaluation (slow; not in the budget).
+    progress
+        Called with (done, total, message) during tuning, evaluation and the final fit.
+    n_splits
+        Mixed folds of the evaluation (random and unseen-artist splits).
+    evaluate_model
+        False skips the evaluation (``metrics`` then only records that).
+    params
+        Fixed :class:`PopularityModel` parameters (e.g. ``n_jobs``, small trees in tests); tuned values
+        override the hyperparameters among them.
+    reference_params
+        Overrides for the reference forest (see :func:`popdrivers.model.evaluate`).
+    max_eval_rows
+        Above this many tracks the evaluation runs on a fixed sample of whole artists (said in the metrics).
+    clock_start
+        ``time.perf_counter()`` value the budget counts from (the CLI passes its start, so reading counts).
+    """
+    progress = progress or null_progress
+    start = time.perf_counter() if clock_start is None else clock_start
+    clean, report = schema.check_tracks(tracks, require_popularity=True)
+    if len(clean) < 10:
+        # Said before tuning and evaluation, whose folds would otherwise report a fold's smaller count.
+        raise schema.SchemaError([schema.Problem("*", f"has {len(clean)} tracks, too few to fit a model",
+                                                 fix="provide at least 10 tracks (hundreds to be useful)")])
+    base = dict(params or {})
+    workers = int(base.get("n_jobs", 2))
+
+    def reserve(candidate: Mapping[str, Any], unit_seconds: float) -> float:
+        return _after_tuning_seconds(candidate, unit_seconds, rows=len(clean), n_splits=n_splits, workers=workers,
+                                     evaluate_model=evaluate_model, max_eval_rows=max_eval_rows)
+
+    tuning_start = time.perf_counter()
+    tuning_budget = max(budget_seconds - (tuning_start - start), 0.0) if budget_seconds > 0 else 0.0
+    best, tuning = tune(clean, budget_seconds=tuning_budget, n_trials=n_trials, seed=seed, base=base,
+                        progress=progress, reserve=reserve, n_jobs=workers)
+    tuning_seconds = time.perf_counter() - tuning_start
+    final_params = {**base, **best, "random_state": seed}
+
+    evaluation = None
+    eval_start = time.perf_counter()
+    if evaluate_model:
+        evaluation = run_evaluation(clean, reference=reference, n_splits=n_splits, seed=seed, progress=progress,
+                                    params=final_params, reference_params=reference_params, max_rows=max_eval_rows,
+                                    n_jobs=workers)
+        metrics = evaluation.metrics
+    else:
+        metrics = {"splits": {}, "interval": {"level": final_params.get("interval_level", 0.8), "coverage": None},
+                   "note": "evaluation skipped"}
+    eval_seconds = time.perf_counter() - eval_start
+
+    progress(0, 1, "final fit")
+    fit_start = time.perf_counter()
+    model = PopularityModel(**final_params)
+    reuse = evaluation is not None and evaluation.residuals is not None and \
+        model.calibration_method(len(clean)) == "cross"
+    model.fit(clean, oof_residuals=evaluation.residuals if reuse else None)
+    fit_seconds = time.perf_counter() - fit_start
+    progress(1, 1, "final fit done")
+    total = time.perf_counter() - start
+    budget = {"budget_seconds": budget_seconds, "n_trials": n_trials, "trials": tuning["trials"],
+              "before_training_seconds": round(tuning_start - start, 2), "tuning_seconds": round(tuning_seconds, 2),
+              "evaluation_seconds": round(eval_seconds, 2), "final_fit_seconds": round(fit_seconds, 2),
+              "seconds": round(total, 2), "interval_from_evaluation": reuse}
+    info = {
+        "params": model.get_params(), "tuning": tuning, "budget": budget, "rows_in": report.rows_in,
+        "rows_used": report.rows_out, "rows_dropped": report.rows_in - report.rows_out,
+        "validation": report.to_dict(), "features": list(model.feature_names_),
+        "features_unavailable": dict(model.features_unavailable_), "interval": model.calibration_description(),
+        "fit_seconds": round(fit_seconds, 2), "seconds": round(total, 2),
+        "evaluation_sample": metrics.get("sample"), "tuning_rows_limit": TUNING_ROWS,
+    }
+    return TrainResult(model=model, metrics=metrics, info=info)
+
+
+def budget_summary(info: Mapping[str, Any]) -> str:
+    """One line saying how the time went (for the CLI and logs)."""
+    budget = info["budget"]
+    trials = budget["trials"]
+    if budget["n_trials"] is not None:
+        how = f"{trials} search trial(s) as asked (--n-trials)"
+    elif budget["budget_seconds"] > 0:
+        how = f"budget {budget['budget_seconds']:g} s: {trials} search trial(s)"
+    else:
+        how = "no search (budget 0: default hyperparameters)"
+    parts = [f"{how} in {budget['tuning_seconds']:.1f} s", f"evaluation {budget['evaluation_seconds']:.1f} s",
+             f"final fit {budget['final_fit_seconds']:.1f} s"]
+    if budget["before_training_seconds"] >= 0.05:
+        parts.insert(0, f"reading {budget['before_training_seconds']:.1f} s")
+    return "; ".join(parts) + f"; total {budget['seconds']:.1f} s"

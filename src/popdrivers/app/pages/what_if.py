@@ -5,6 +5,7 @@ import math
 import streamlit as st
 
 from popdrivers import explain
+from popdrivers import report as figures
 from popdrivers.app import services, state
 from popdrivers.features import BINARY_DRIVERS, DRIVER_UNITS
 
@@ -60,11 +61,14 @@ with left, st.container(border=True):
     st.caption("What the model predicts for a track with these features. It mixes cause with everything that "
                "travels with the features across artists (reach, style, genre).")
 with right, st.container(border=True):
-    st.markdown("#### Causal estimate (within-artist effects)")
+    design = figures.design_label(report.design)
+    st.markdown(f"#### Causal estimate ({design} effects)")
     st.metric("Implied change in popularity", f"{result.causal_change:+.1f}",
-              help="Sum over edited drivers of effect x change, from the within-artist double ML estimates.")
-    st.caption(f"95% CI {result.causal_low:+.1f} to {result.causal_high:+.1f}. What changing these features "
-               "of this artist's track would do on average, holding the artist fixed.")
+              help=f"Sum over edited drivers of effect x change, from the {design} double ML estimates.")
+    st.caption(f"95% CI {result.causal_low:+.1f} to {result.causal_high:+.1f}, from the joint covariance of the "
+               "estimates (drivers estimated from the same tracks have correlated errors). What changing these "
+               "features of this track would do on average, holding its "
+               f"{'album' if report.design == 'within_album' else 'artist'} and release fixed.")
 if result.changes:
     st.caption("Edits: " + ", ".join(f"{d} {v:+.3g}" for d, v in result.changes.items()))
 else:

@@ -417,3 +417,19 @@ def test_installed_console_script_inspects_a_dataset():
     bad = subprocess.run([*command, "inspect", str(FIXTURES / "nope.csv")], capture_output=True, text=True,
                          timeout=120, env=env)
     assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_inspect_names_every_layout_the_readers_know():
+    from popdrivers.cli.inspect import FORMAT_NAMES
+    from popdrivers.sources.files import FORMATS
+
+    assert tuple(FORMATS) == FORMAT_NAMES
+
+
+def test_the_cli_starts_without_pandas():
+    import subprocess
+    import sys
+
+    code = "import sys, popdrivers.cli; print('pandas' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
+        == "False"

@@ -155,3 +155,9 @@ def test_a_hidden_confounder_fools_even_the_within_album_comparison(default):
     tracks, truth = simulate_catalog(300, 60, seed=11, structure=structure)
     within_album = _within_estimates(tracks, "album_id", track_controls=True)
     assert within_album["loudness"] - truth.effects["loudness"] > 0.5
+
+
+def test_cli_names_every_switch_of_the_structure():
+    from popdrivers.cli.simulate import SWITCHES
+
+    assert tuple(f.name for f in dataclasses.fields(CatalogStructure)) == SWITCHES

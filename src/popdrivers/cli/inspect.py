@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -13,8 +13,13 @@ from rich.text import Text
 
 from popdrivers.cli._app import app, console, user_errors
 from popdrivers.errors import PopdriversError
-from popdrivers.features import release_structure_summary
-from popdrivers.sources.files import FORMATS, ReadReport, column_ranges, read_tracks_with_report, write_tracks
+
+if TYPE_CHECKING:
+    from popdrivers.sources.files import ReadReport
+
+# The layouts popdrivers.sources.files reads (its FORMATS; a test keeps the two equal). Named here so that the
+# CLI starts without importing pandas.
+FORMAT_NAMES = ("canonical", "relational", "tidytuesday", "genre-tracks", "kaggle-114k", "kaggle-600k")
 
 
 def _number(value: float | int | str | None) -> str:
@@ -27,6 +32,8 @@ def _number(value: float | int | str | None) -> str:
 
 def _read(path: Path, format: str) -> tuple[Any, ReadReport, bool]:
     """Read as training data; a file with no popularity column at all is read as prediction input instead."""
+    from popdrivers.sources.files import read_tracks_with_report
+
     try:
         tracks, report = read_tracks_with_report(path, format)
         return tracks, report, True
@@ -56,6 +63,8 @@ def _print_structure(structure: dict[str, Any]) -> None:
 
 
 def _print_report(report: ReadReport, ranges: dict[str, Any], trainable: bool, structure: dict[str, Any]) -> None:
+    from popdrivers.sources.files import FORMATS
+
     _print(f"{report.source}  format: {report.format} ({FORMATS[report.format].description})")
     if not trainable:
         _print("no popularity column: usable as input to `popdrivers predict` (new tracks to score), not to train")
@@ -102,7 +111,7 @@ def inspect(
     path: Path = typer.Argument(..., help="A CSV (any common encoding or delimiter), Parquet or .xlsx file, or a "
                                 "relational crawl folder."),
     format: str = typer.Option("auto", "--format", "-f",
-                               help=f"Layout to read it as: auto or one of {', '.join(FORMATS)}."),
+                               help=f"Layout to read it as: auto or one of {', '.join(FORMAT_NAMES)}."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables (on failure: "
                                  "{\"error\": ...} and exit code 2)."),
     out: Path | None = typer.Option(None, "--out", help="Also write the canonical table read from PATH to this "
@@ -118,6 +127,9 @@ def inspect(
 
 @user_errors
 def _inspect_text(path: Path, format: str, out: Path | None) -> None:
+    from popdrivers.features import release_structure_summary
+    from popdrivers.sources.files import column_ranges, write_tracks
+
     tracks, report, trainable = _read(path, format)
     _print_report(report, column_ranges(tracks), trainable, release_structure_summary(tracks))
     if out is not None:
@@ -125,6 +137,9 @@ def _inspect_text(path: Path, format: str, out: Path | None) -> None:
 
 
 def _inspect_json(path: Path, format: str, out: Path | None) -> None:
+    from popdrivers.features import release_structure_summary
+    from popdrivers.sources.files import column_ranges, write_tracks
+
     try:
         tracks, report, trainable = _read(path, format)
         if out is not None:

@@ -10,10 +10,11 @@ import typer
 
 from popdrivers.cli._app import app, console, user_errors
 from popdrivers.errors import InputError
-from popdrivers.sources.files import write_tracks
-from popdrivers.sources.simulate import CatalogStructure, simulate_catalog
 
-SWITCHES = tuple(f.name for f in dataclasses.fields(CatalogStructure))
+# The switches of popdrivers.sources.simulate.CatalogStructure (a test keeps the two equal), named here so that
+# the CLI starts without importing numpy and pandas.
+SWITCHES = ("unequal_artists", "albums", "singles", "track_position", "versions", "featured_artists",
+            "clean_duplicates", "deluxe_editions", "correlated_features", "hidden_confounder")
 
 
 def truth_path_for(out: Path) -> Path:
@@ -37,6 +38,8 @@ def simulate(
 ) -> None:
     """Simulate a catalogue whose true causal effects are known (the embedded default)."""
     from popdrivers.artifacts import write_json_atomic
+    from popdrivers.sources.files import write_tracks
+    from popdrivers.sources.simulate import CatalogStructure, simulate_catalog
 
     if out.suffix.lower() not in {".parquet", ".pq", ".csv"}:
         raise InputError(f"--out {out}: use a .parquet or .csv file name")

@@ -428,6 +428,39 @@ def summarize(session: CrawlSession, exported: ExportedTables, *, source: str, a
 
 
 # ----- small helpers both collectors use to read artist lists and JSON replies
+# A long crawl rewrites its tables this often, so a folder read mid-crawl holds what was collected so far.
+REWRITE_EVERY_SECONDS = 20.0
+
+
+def crawl_artists(session: CrawlSession, queries: Sequence[str], *, resolve: Callable[[str], str | None],
+                  crawl_artist: Callable[[str], None], export: Callable[[list[str]], Any],
+                  finish: Callable[[bool], CrawlSummary], resolved: list[str], out: str | os.PathLike[str],
+                  progress: ProgressCallback | None) -> CrawlSummary:
+    """The loop every collector runs: resolve each artist, crawl it, rewrite the tables now and then, finish.
+
+    ``resolved`` collects the artist ids as they resolve (``finish`` reads it). When the API stays unavailable
+    the crawl finishes as incomplete (its tables written) and :class:`ApiUnavailable` says a rerun resumes.
+    """
+    last_write = time.monotonic()
+    try:
+        session.start_progress(progress, len(queries))
+        for done, query in enumerate(queries, start=1):
+            artist_id = resolve(query)
+            if artist_id is not None:
+                resolved.append(artist_id)
+                crawl_artist(artist_id)
+            session.advance(done)
+            if time.monotonic() - last_write > REWRITE_EVERY_SECONDS:
+                export(resolved)
+                last_write = time.monotonic()
+    except ApiUnavailable as exc:
+        session.log({"event": "stopped", "reason": str(exc)})
+        finish(False)
+        raise ApiUnavailable(f"{exc}. What was collected is written to {Path(out)}; rerun the same command "
+                             "later to resume where it stopped") from None
+    return finish(True)
+
+
 def read_artist_list(path: str | os.PathLike[str]) -> list[str]:
     """Artist names/ids/links of a text file, one per line; blank lines and ``#`` comments are ignored."""
     path = Path(path)

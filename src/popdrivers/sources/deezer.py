@@ -31,7 +31,6 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,7 +40,6 @@ from popdrivers.errors import InputError
 from popdrivers.progress import ProgressCallback
 from popdrivers.sources.crawl import (
     ApiError,
-    ApiUnavailable,
     CrawlSession,
     CrawlSummary,
     EventSink,
@@ -53,6 +51,7 @@ from popdrivers.sources.crawl import (
     as_float,
     as_int,
     as_text,
+    crawl_artists,
     export_tables,
     normal_name,
     padded_release,
@@ -76,7 +75,6 @@ SEARCH_MAX_RESULTS = 300  # stop looking for an exact name after this many searc
 RELEASE_TYPES = {"album": "album", "single": "single", "ep": "ep"}  # Deezer record_type -> canonical album_type
 RANK_CEILING = 1_000_000  # about the rank of the most played tracks: maps to popularity 100
 QUOTA_ERROR, SERVICE_BUSY, NO_DATA = 4, 700, 800  # Deezer error codes (inside HTTP 200 replies)
-REWRITE_EVERY_SECONDS = 20.0
 POPULARITY_NOTE = (
     "popularity of this Deezer crawl is derived from Deezer's rank, not Spotify popularity: popularity = "
     "round(100 * log10(1 + rank) / log10(1 + 1,000,000)), clipped to 0..100 (monotone, the same for every crawl). "
@@ -509,7 +507,6 @@ def collect(
         log({"event": "start", "source": "deezer", "artists": len(queries), "since": since, "refresh": refresh,
              "api_base": base, "resumed": session.store.count("resolution") > 0})
         resolved: list[str] = []
-        last_write = time.monotonic()
 
         def finish(complete: bool) -> CrawlSummary:
             with session.store.transaction():
@@ -526,23 +523,10 @@ def collect(
                                   else None)
             return summary
 
-        try:
-            session.start_progress(progress, len(queries))
-            for done, query in enumerate(queries, start=1):
-                artist_id = crawler.resolve(query)
-                if artist_id is not None:
-                    resolved.append(artist_id)
-                    crawler.crawl_artist(artist_id)
-                session.advance(done)
-                if time.monotonic() - last_write > REWRITE_EVERY_SECONDS:
-                    export_tables(session, resolved, "deezer", _deezer_popularity, popularity, audio)
-                    last_write = time.monotonic()
-        except ApiUnavailable as exc:
-            log({"event": "stopped", "reason": str(exc)})
-            finish(False)
-            raise ApiUnavailable(f"{exc}. What was collected is written to {Path(out)}; rerun the same command "
-                                 "later to resume where it stopped") from None
-        summary = finish(True)
+        summary = crawl_artists(
+            session, queries, resolve=crawler.resolve, crawl_artist=crawler.crawl_artist,
+            export=lambda ids: export_tables(session, ids, "deezer", _deezer_popularity, popularity, audio),
+            finish=finish, resolved=resolved, out=out, progress=progress)
         log({"event": "finished", "tracks": summary.tracks, "requests": summary.requests,
              "retries": summary.retries, "skipped": summary.skipped_replies})
         return summary

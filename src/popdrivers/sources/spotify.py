@@ -30,14 +30,12 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from popdrivers.errors import CredentialsError, InputError
 from popdrivers.progress import ProgressCallback
 from popdrivers.sources.crawl import (
     ApiError,
-    ApiUnavailable,
     CrawlSession,
     CrawlSummary,
     MalformedReply,
@@ -45,6 +43,7 @@ from popdrivers.sources.crawl import (
     as_float,
     as_int,
     as_text,
+    crawl_artists,
     export_tables,
     normal_name,
     padded_release,
@@ -64,7 +63,6 @@ DEV_PAGE = 10  # the most a Development Mode app may ask for (search: since Feb 
 TRACK_BATCH = 50  # /tracks?ids= accepts at most 50 ids
 AUDIO_BATCH = 100  # /audio-features?ids= accepts at most 100 ids
 SEARCH_MAX_OFFSET = 1000  # Spotify refuses search offsets beyond this
-REWRITE_EVERY_SECONDS = 20.0  # rewrite the CSVs after an artist at most this often (they grow with the crawl)
 AUDIO_FORBIDDEN_MESSAGE = (
     "Spotify answered 403 Forbidden to audio-features: applications created after 27 Nov 2024 are not "
     "allowed to read audio features. Stopped asking; everything else is still collected (audio.csv keeps the "
@@ -622,7 +620,6 @@ def collect(
         log({"event": "start", "source": "spotify", "artists": len(queries), "market": market, "since": since,
              "refresh": refresh, "api_base": base, "resumed": session.store.count("resolution") > 0})
         resolved: list[str] = []
-        last_write = time.monotonic()
 
         def finish(complete: bool) -> CrawlSummary:
             with session.store.transaction():
@@ -644,25 +641,13 @@ def collect(
             return summary
 
         try:
-            session.start_progress(progress, len(queries))
-            for done, query in enumerate(queries, start=1):
-                artist_id = crawler.resolve(query)
-                if artist_id is not None:
-                    resolved.append(artist_id)
-                    crawler.crawl_artist(artist_id)
-                session.advance(done)
-                if time.monotonic() - last_write > REWRITE_EVERY_SECONDS:
-                    export_tables(session, resolved, "spotify", _spotify_popularity, popularity, audio)
-                    last_write = time.monotonic()
-        except ApiUnavailable as exc:
-            log({"event": "stopped", "reason": str(exc)})
-            finish(False)
-            raise ApiUnavailable(f"{exc}. What was collected is written to {Path(out)}; rerun the same command "
-                                 "later to resume where it stopped") from None
+            summary = crawl_artists(
+                session, queries, resolve=crawler.resolve, crawl_artist=crawler.crawl_artist,
+                export=lambda ids: export_tables(session, ids, "spotify", _spotify_popularity, popularity, audio),
+                finish=finish, resolved=resolved, out=out, progress=progress)
         except CredentialsError as exc:
             log({"event": "credentials_rejected", "reason": str(exc)})
             raise
-        summary = finish(True)
         log({"event": "finished", "tracks": summary.tracks, "requests": summary.requests,
              "retries": summary.retries, "skipped": summary.skipped_replies, "access_level": summary.access_level,
              "popularity": summary.popularity})

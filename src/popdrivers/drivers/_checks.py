@@ -89,8 +89,8 @@ def permutation_placebo(residuals: dict[str, tuple[np.ndarray, np.ndarray]], eff
             shuffled = d_res[perms]                                    # count x n
             theta = shuffled @ y_res / denom
             influence = (y_res[None, :] - theta[:, None] * shuffled) * shuffled / (denom / n)
-            scores = clusters.sums(influence)                          # count x clusters
-            se = np.sqrt(clusters.correction * np.sum(scores**2, axis=1)) / n
+            scores = clusters.sums(influence) * clusters.leverage_factors(shuffled)   # count x clusters
+            se = np.sqrt(np.sum(scores**2, axis=1)) / n
             rejected[driver] += int(np.sum(np.abs(theta) > q * se))
             thetas[driver].append(theta)
         done += count

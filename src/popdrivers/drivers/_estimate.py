@@ -423,7 +423,8 @@ def estimate_drivers(
         "popularity_source": popularity_source(tracks),
         "controls": {r.name: list(r.controls) for r in results},
         "nuisance_features": "demeaned controls and their group means (Mundlak), log group size",
-        "standard_errors": "clustered by artist" if sample.has_artists else "heteroskedasticity-robust (no artist id)",
+        "standard_errors": ("clustered by artist (CR2 leverage correction)" if sample.has_artists
+                            else "heteroskedasticity-robust, CR2 (no artist id)"),
         "ci": "95%, Student t with (clusters - 1) df; simultaneous band: max-t multiplier bootstrap over artists",
         "multiplicity": "Holm over the drivers of a design; Benjamini-Hochberg over genre and era effects",
         "placebo": f"{n_permutations} within-group shuffles of the driver residual" if refute else "not run",

@@ -117,23 +117,39 @@ def test_placebo_shuffles_are_rejected_at_the_nominal_rate(report):
         assert r.placebo_sd == pytest.approx(r.se, rel=0.5), r.feature
 
 
-def test_placebo_catches_confidence_intervals_that_are_too_narrow():
-    """One giant artist and correlated errors within it: clustered CIs with few clusters are too narrow, and
-    the placebo's rejection rate says so."""
+def test_placebo_tells_honest_clustered_errors_from_naive_ones():
+    """One giant artist and 30 small ones, errors shared by runs of 50 tracks inside the giant: with the plain
+    G/(G-1) factor and G-1 degrees of freedom the shuffled driver looks significant far too often (the placebo
+    warns); with CR2 and the effective number of artists it does not."""
+    from popdrivers.drivers._checks import PLACEBO_WARNING_RATE, permutation_placebo
+    from popdrivers.drivers._inference import ClusterSums
+
     rng = np.random.default_rng(5)
     sizes = [1500] + [4] * 30
     artist = np.repeat(np.arange(len(sizes)), sizes)
-    album = np.repeat(np.arange(len(sizes) * 100), 1)[: len(artist)] // 2
+    album = np.arange(len(artist)) // 2
     n = len(artist)
-    shock = rng.normal(size=n // 50 + 1)[np.arange(n) // 50]  # errors shared by runs of 50 tracks
-    loudness = -8 + rng.normal(size=n) + 2 * shock
-    popularity = np.clip(np.round(40 + 10 * shock + rng.normal(size=n)), 0, 100)
-    table = pd.DataFrame({"track_id": [f"t{i}" for i in range(n)], "artist_id": [f"a{a}" for a in artist],
-                          "album_id": [f"b{b}" for b in album], "popularity": popularity, "loudness": loudness,
-                          "tempo": 120 + rng.normal(size=n)})
-    report = estimate_drivers(table, ["loudness", "tempo"], design="within_artist", compare=False,
-                              by_genre=False, n_rep=1, n_permutations=200, n_jobs=1)
-    assert report["loudness"].placebo_rejection_rate > 0.1
+    shock = rng.normal(size=n // 50 + 1)[np.arange(n) // 50]
+    d = rng.normal(size=n) + 2 * shock
+    y = 10 * shock + rng.normal(size=n)
+
+    def demean(values: np.ndarray) -> np.ndarray:
+        return values - pd.Series(values).groupby(album).transform("mean").to_numpy()
+
+    residuals = {"loudness": (demean(y), demean(d))}
+
+    class PlainClusters(ClusterSums):
+        def leverage_factors(self, d_res):
+            return np.full(self.n_clusters, np.sqrt(self.n_clusters / (self.n_clusters - 1)))
+
+        def effective_dof(self, d_res):
+            return float(self.n_clusters - 1)
+
+    honest = permutation_placebo(residuals, {"loudness": 0.0}, album, ClusterSums(artist), 200, seed=1)
+    plain = permutation_placebo(residuals, {"loudness": 0.0}, album, PlainClusters(artist), 200, seed=1)
+    assert plain["loudness"].rejection_rate > PLACEBO_WARNING_RATE
+    assert honest["loudness"].rejection_rate <= PLACEBO_WARNING_RATE
+    assert honest["loudness"].sd == pytest.approx(plain["loudness"].sd)  # the same shuffles
 
 
 def test_multiplicity_adjustments_and_simultaneous_band(report):

@@ -75,7 +75,6 @@ def permutation_placebo(residuals: dict[str, tuple[np.ndarray, np.ndarray]], eff
     n = len(groups)
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_permutations, max_cells // max(n, 1)))
-    q = float(stats.t.ppf(0.5 + level / 2, max(clusters.n_clusters - 1, 1)))
     thetas: dict[str, list[np.ndarray]] = {d: [] for d in residuals}
     rejected: dict[str, int] = dict.fromkeys(residuals, 0)
     done = 0
@@ -86,6 +85,7 @@ def permutation_placebo(residuals: dict[str, tuple[np.ndarray, np.ndarray]], eff
             denom = float(d_res @ d_res)
             if denom <= 1e-12:
                 continue
+            q = float(stats.t.ppf(0.5 + level / 2, clusters.effective_dof(d_res)))
             shuffled = d_res[perms]                                    # count x n
             theta = shuffled @ y_res / denom
             influence = (y_res[None, :] - theta[:, None] * shuffled) * shuffled / (denom / n)

@@ -141,7 +141,8 @@ class _DesignRun:
         ses = np.array([[s.se for s in rep] for rep in self.stages]).T
         effect, se = aggregate_repetitions(effects, ses)
         clusters = self.clusters.n_clusters
-        intervals = [t_interval(e, s, clusters) for e, s in zip(effect, se, strict=True)]
+        dof = np.array([np.median([rep[j].dof for rep in self.stages]) for j in range(len(drivers))])
+        intervals = [t_interval(e, s, k) for e, s, k in zip(effect, se, dof, strict=True)]
         p = np.array([iv[2] for iv in intervals])
         p_adjusted = holm(p)
         covariance = joint_covariance(self.stages, se)
@@ -151,7 +152,7 @@ class _DesignRun:
                            ci_low=intervals[i][0], ci_high=intervals[i][1], p_value=float(p[i]),
                            p_adjusted=float(p_adjusted[i]), simultaneous_ci_low=float(effect[i] - critical * se[i]),
                            simultaneous_ci_high=float(effect[i] + critical * se[i]), n=len(m.y),
-                           rep_effects=tuple(float(v) for v in effects[i]))
+                           dof=float(dof[i]), rep_effects=tuple(float(v) for v in effects[i]))
             for i, d in enumerate(drivers))
         result = DesignResult(
             name=m.name, rows=len(m.y), artists=clusters if has_artists else 0, groups=m.n_groups,
@@ -169,13 +170,13 @@ def _group_effects(run: _DesignRun, kind: str, driver: str, masks: list[tuple[st
         if not stages:
             continue
         effect, se = aggregate_repetitions(np.array([s.effect for s in stages]), np.array([s.se for s in stages]))
-        low, high, p = t_interval(float(effect), float(se), stages[0].clusters)
+        low, high, p = t_interval(float(effect), float(se), float(np.median([s.dof for s in stages])))
         if np.isfinite(effect):
             out.append((label, float(effect), low, high, p, int(mask.sum()), stages[0].clusters))
     return out
 
 
-def _sensitivity(run: _DesignRun, drivers: list[str], effects: np.ndarray, ses: np.ndarray) \
+def _sensitivity(run: _DesignRun, drivers: list[str], effects: np.ndarray, ses: np.ndarray, dofs: np.ndarray) \
         -> dict[str, tuple[float, float, float, tuple[SensitivityBound, ...]]]:
     """Per driver: partial R2, RV, RV at 5%, and bounds against the design's benchmarks."""
     m = run.matrices
@@ -202,7 +203,7 @@ def _sensitivity(run: _DesignRun, drivers: list[str], effects: np.ndarray, ses: 
                 adjusted = adjusted_estimate(effects[j], classical_se, dof, r2dz, r2yz)
                 # The CI keeps the clustered SE, scaled as the confounder would scale it.
                 scaled_se = adjusted_se(ses[j], dof, r2dz, r2yz)
-                low, high, _ = t_interval(adjusted, scaled_se, run.clusters.n_clusters)
+                low, high, _ = t_interval(adjusted, scaled_se, dofs[j])
                 bounds.append(SensitivityBound(benchmark, k, float(r2dz), float(r2yz), adjusted, float(low),
                                                float(high)))
         out[driver] = (partial_r2(t, dof), robustness_value(t, dof), robustness_value(t, dof, alpha=0.05),
@@ -383,13 +384,13 @@ def estimate_drivers(
     sensitivity = {}
     if refute:
         if n_permutations > 0:
-            # Shuffle within the comparison groups; the naive design has none, so within artists (or all rows).
+            # Shuffle within the comparison groups; the naive design compares across them, so across all tracks.
             m = primary_run.matrices
-            shuffle_groups = m.groups if m.name != "naive" else (
-                m.clusters if sample.has_artists else np.zeros(len(m.y), dtype=np.int64))
+            shuffle_groups = m.groups if m.name != "naive" else np.zeros(len(m.y), dtype=np.int64)
             placebo = permutation_placebo(primary_run.residuals, dict(zip(chosen, effects, strict=True)),
                                           shuffle_groups, primary_run.clusters, n_permutations, seed + 7)
-        sensitivity = _sensitivity(primary_run, chosen, effects, primary_ses)
+        sensitivity = _sensitivity(primary_run, chosen, effects, primary_ses,
+                                   np.array([e.dof for e in primary_result.estimates]))
     group_rows = {kind: {d: _group_effects(primary_run, kind, d, masks) for d in chosen}
                   for kind, masks in group_masks_by_kind.items()}
     flat = [(kind, d, i) for kind, per in group_rows.items() for d, rows_ in per.items() for i in range(len(rows_))]
@@ -407,7 +408,7 @@ def estimate_drivers(
         r2, rv, rv_ci, bounds = sensitivity.get(d, (math.nan, math.nan, math.nan, ()))
         driver_results.append(DriverResult(
             feature=d, unit=estimate.unit, effect=estimate.effect, se=estimate.se, ci_low=estimate.ci_low,
-            ci_high=estimate.ci_high, p_value=estimate.p_value, p_adjusted=estimate.p_adjusted,
+            ci_high=estimate.ci_high, p_value=estimate.p_value, p_adjusted=estimate.p_adjusted, dof=estimate.dof,
             simultaneous_ci_low=estimate.simultaneous_ci_low, simultaneous_ci_high=estimate.simultaneous_ci_high,
             n=estimate.n,
             placebo_effect=check.effect if check else math.nan, placebo_sd=check.sd if check else math.nan,
@@ -425,7 +426,8 @@ def estimate_drivers(
         "nuisance_features": "demeaned controls and their group means (Mundlak), log group size",
         "standard_errors": ("clustered by artist (CR2 leverage correction)" if sample.has_artists
                             else "heteroskedasticity-robust, CR2 (no artist id)"),
-        "ci": "95%, Student t with (clusters - 1) df; simultaneous band: max-t multiplier bootstrap over artists",
+        "ci": "95%, Student t with the effective number of artists - 1 df (Bell-McCaffrey); simultaneous band: "
+              "max-t multiplier bootstrap over artists",
         "multiplicity": "Holm over the drivers of a design; Benjamini-Hochberg over genre and era effects",
         "placebo": f"{n_permutations} within-group shuffles of the driver residual" if refute else "not run",
         "sensitivity": "Cinelli-Hazlett partial R2 and robustness values of the final stage (classical t); bounds "

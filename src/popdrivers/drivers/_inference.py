@@ -31,6 +31,7 @@ class FinalStage:
     clusters: int
     residual_ss: float           # sum of squared final-stage residuals (classical SE, sensitivity)
     driver_ss: float             # sum of squared driver residuals
+    dof: float = math.nan        # degrees of freedom of its t intervals (effective number of clusters - 1)
 
     def classical_t(self, dof: int) -> float:
         """t statistic with the homoskedastic SE: what Cinelli & Hazlett's partial R2 is defined from."""
@@ -64,9 +65,25 @@ class ClusterSums:
         own residuals and would look less noisy than it is. With equal clusters it is about G / (G - 1); with a
         few dominant artists (real catalogues) it widens the CIs where the plain factor would not.
         """
+        return 1.0 / np.sqrt(1.0 - np.clip(self.leverage(d_res), 0.0, 0.99))
+
+    def leverage(self, d_res: np.ndarray) -> np.ndarray:
+        """Each cluster's share ``h_g`` of the driver's sum of squares (rows of a 2-D input separately)."""
         total = np.sum(d_res**2, axis=-1, keepdims=d_res.ndim > 1)
-        share = self.sums(d_res**2) / np.where(total > 0, total, 1.0)
-        return 1.0 / np.sqrt(1.0 - np.clip(share, 0.0, 0.99))
+        return self.sums(d_res**2) / np.where(total > 0, total, 1.0)
+
+    def effective_dof(self, d_res: np.ndarray) -> float:
+        """Degrees of freedom for the t quantile: the effective number of clusters ``1 / sum(h_g^2)`` minus one.
+
+        The Bell-McCaffrey / Imbens-Kolesar approximation for one regressor: the CR2 variance is a weighted sum
+        of one chi-square per cluster with weights h_g, so its degrees of freedom are ``(sum h)^2 / sum h^2``.
+        With equal clusters this is G - 1 as before; when a few artists hold most of a driver's variation it is
+        much less, and the interval widens accordingly.
+        """
+        h = self.leverage(d_res)
+        concentration = float(np.sum(h**2))
+        effective = 1.0 / concentration if concentration > 0 else float(self.n_clusters)
+        return float(max(1.0, min(self.n_clusters - 1.0, effective - 1.0)))
 
 
 def final_stage(y_res: np.ndarray, d_res: np.ndarray, clusters: ClusterSums) -> FinalStage:
@@ -83,14 +100,15 @@ def final_stage(y_res: np.ndarray, d_res: np.ndarray, clusters: ClusterSums) -> 
     scores = clusters.sums(influence) * clusters.leverage_factors(d_res)
     var = float(scores @ scores) / n**2
     se = math.sqrt(var) if var > 0 else math.nan
-    return FinalStage(theta, se, scores, n, clusters.n_clusters, float(residual @ residual), driver_ss)
+    return FinalStage(theta, se, scores, n, clusters.n_clusters, float(residual @ residual), driver_ss,
+                      clusters.effective_dof(d_res))
 
 
-def t_interval(effect: float, se: float, clusters: int, level: float = LEVEL) -> tuple[float, float, float]:
-    """(ci_low, ci_high, p_value) from Student t with (clusters - 1) degrees of freedom."""
+def t_interval(effect: float, se: float, dof: float, level: float = LEVEL) -> tuple[float, float, float]:
+    """(ci_low, ci_high, p_value) from Student t with ``dof`` degrees of freedom (see ``effective_dof``)."""
     if not (np.isfinite(effect) and np.isfinite(se) and se > 0):
         return math.nan, math.nan, math.nan
-    df = max(clusters - 1, 1)
+    df = max(float(dof), 1.0) if np.isfinite(dof) else 1.0
     q = float(stats.t.ppf(0.5 + level / 2, df))
     p = float(2 * stats.t.sf(abs(effect / se), df))
     return effect - q * se, effect + q * se, p

@@ -116,6 +116,7 @@ class DesignEstimate:
     simultaneous_ci_low: float
     simultaneous_ci_high: float
     n: int
+    dof: float = math.nan
     rep_effects: tuple[float, ...] = ()
 
     @property
@@ -148,6 +149,7 @@ class DriverResult:
     simultaneous_ci_low: float
     simultaneous_ci_high: float
     n: int
+    dof: float = math.nan
     placebo_effect: float = math.nan
     placebo_sd: float = math.nan
     placebo_rejection_rate: float = math.nan

@@ -116,7 +116,9 @@ def null_study(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int) -
         report = estimate_drivers(tracks, seed=seed, compare=False, by_genre=False, n_rep=n_rep)
         for r in report.drivers:
             rows.append({"seed": seed, "driver": r.feature, "truth": truth.effects[r.feature], "estimate": r.effect,
-                         "p_value": r.p_value, "p_adjusted": r.p_adjusted,
+                         "se": r.se, "dof": r.dof, "p_value": r.p_value, "p_adjusted": r.p_adjusted,
+                         "simultaneous_ci_low": r.simultaneous_ci_low,
+                         "simultaneous_ci_high": r.simultaneous_ci_high,
                          "band_covered": r.simultaneous_ci_low <= truth.effects[r.feature] <= r.simultaneous_ci_high,
                          "placebo_rejection_rate": r.placebo_rejection_rate, "placebo_p": r.placebo_p})
         if (seed + 1) % 10 == 0:

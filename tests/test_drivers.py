@@ -153,11 +153,22 @@ def test_placebo_tells_honest_clustered_errors_from_naive_ones():
 
 
 def test_multiplicity_adjustments_and_simultaneous_band(report):
+    from scipy import stats
+
+    from popdrivers.drivers._inference import simultaneous_multiplier
+
     for r in report.drivers:
         assert r.p_value <= r.p_adjusted <= 1
         assert r.simultaneous_ci_low < r.ci_low and r.ci_high < r.simultaneous_ci_high
     critical = report.design_result().critical_value
     assert 2.2 < critical < 3.5  # between one t and a Bonferroni bound for twelve
+    for e in report.design_result().estimates:
+        # The band's multiplier is the critical value on the driver's t scale: wider with few artists.
+        multiplier = (e.simultaneous_ci_high - e.effect) / e.se
+        assert multiplier == pytest.approx(simultaneous_multiplier(critical, e.dof))
+        assert critical < multiplier < critical * 1.5
+    assert simultaneous_multiplier(2.7, 1e6) == pytest.approx(2.7, abs=1e-4)
+    assert simultaneous_multiplier(2.7, 10) == pytest.approx(stats.t.ppf(stats.norm.cdf(2.7), 10))
     genre = [g for r in report.drivers for g in r.by_genre]
     assert genre and all(g.p_value <= g.q_value <= 1 for g in genre)
 

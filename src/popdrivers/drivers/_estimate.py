@@ -50,6 +50,7 @@ from popdrivers.drivers._inference import (
     holm,
     joint_covariance,
     simultaneous_critical_value,
+    simultaneous_multiplier,
     t_interval,
 )
 from popdrivers.drivers._results import (
@@ -147,11 +148,12 @@ class _DesignRun:
         p_adjusted = holm(p)
         covariance = joint_covariance(self.stages, se)
         critical = simultaneous_critical_value(self.stages, LEVEL, n_bootstrap, seed)
+        band = np.array([simultaneous_multiplier(critical, k) for k in dof]) * se
         estimates = tuple(
             DesignEstimate(design=m.name, feature=d, unit=DRIVER_UNITS[d], effect=float(effect[i]), se=float(se[i]),
                            ci_low=intervals[i][0], ci_high=intervals[i][1], p_value=float(p[i]),
-                           p_adjusted=float(p_adjusted[i]), simultaneous_ci_low=float(effect[i] - critical * se[i]),
-                           simultaneous_ci_high=float(effect[i] + critical * se[i]), n=len(m.y),
+                           p_adjusted=float(p_adjusted[i]), simultaneous_ci_low=float(effect[i] - band[i]),
+                           simultaneous_ci_high=float(effect[i] + band[i]), n=len(m.y),
                            dof=float(dof[i]), rep_effects=tuple(float(v) for v in effects[i]))
             for i, d in enumerate(drivers))
         result = DesignResult(

@@ -170,6 +170,20 @@ def simultaneous_critical_value(stages: list[list[FinalStage]], level: float = L
     return float(np.median(values)) if values else math.nan
 
 
+def simultaneous_multiplier(critical: float, dof: float) -> float:
+    """The band's multiplier for one driver: the bootstrap critical value moved to that driver's t scale.
+
+    The multiplier bootstrap draws Gaussian weights, so its max-|t| quantile ``critical`` is on the normal scale; with
+    few effective clusters that band is too narrow (the null study missed a zero in 7.5% of catalogues at 95%). The
+    per-driver level ``Phi(critical)`` is kept and read off Student t with the driver's effective degrees of freedom,
+    as its pointwise interval is: a Sidak-style mapping that reduces to ``critical`` when the dof are large.
+    """
+    if not np.isfinite(critical):
+        return math.nan
+    df = max(float(dof), 1.0) if np.isfinite(dof) else 1.0
+    return float(stats.t.ppf(stats.norm.cdf(critical), df))
+
+
 def holm(p_values: np.ndarray) -> np.ndarray:
     """Holm-adjusted p-values (statsmodels ``multipletests``); NaN stays NaN."""
     from statsmodels.stats.multitest import multipletests

@@ -188,7 +188,8 @@ class DesignResult:
 
     ``groups`` counts the comparison groups (albums for within-album, artists for within-artist, tracks for
     naive); ``covariance`` is the joint covariance of the estimates, in ``estimates`` order, clustered by
-    artist; ``critical_value`` is the multiplier of the simultaneous band (max-t bootstrap over artists).
+    artist; ``critical_value`` is the max-t bootstrap critical value of the simultaneous band (over artists, normal
+    scale; each driver's band moves it to its t scale, see ``simultaneous_multiplier``).
     """
 
     name: str

@@ -461,6 +461,41 @@ def crawl_artists(session: CrawlSession, queries: Sequence[str], *, resolve: Cal
     return finish(True)
 
 
+class ArtistCrawler:
+    """What every collector's crawl shares: the session's store and log, and how the resolution of a line of the
+    artists file is cached, logged and told (a subclass resolves the line against its API in ``resolve``)."""
+
+    def __init__(self, session: CrawlSession, notify: Callable[[str], None]):
+        self.session, self.notify = session, notify
+        self.store, self.log = session.store, session.log
+        # Items skipped in this run are not asked for again until the next run.
+        self.skip_tracks: set[str] = set()
+
+    def cached_resolution(self, query: str) -> tuple[bool, str | None]:
+        """(decided in an earlier run, its artist id); an earlier "not found" or "ambiguous" is told again."""
+        cached = self.store.resolution(query)
+        if cached is None:
+            return False, None
+        status, artist_id, detail = cached
+        if status != "resolved":
+            self.tell_resolution(status, query, detail)
+        return True, artist_id if status == "resolved" else None
+
+    def record_resolution(self, query: str, status: str, artist_id: str | None, detail: str | None) -> str | None:
+        """Keep the decision (so a resumed crawl does not search again), log and tell it; the artist id if found."""
+        with self.store.transaction():
+            self.store.set_resolution(query, status, artist_id, detail)
+            self.session.checkpoint_stats()
+        self.log({"event": status, "query": query, "artist_id": artist_id, "detail": detail})
+        self.tell_resolution(status, query, detail)
+        return artist_id if status == "resolved" else None
+
+    def tell_resolution(self, status: str, query: str, detail: str | None) -> None:
+        if status in ("ambiguous", "not_found"):
+            verdict = "is ambiguous" if status == "ambiguous" else "was not found"
+            self.notify(f"artist '{query}' {verdict}" + (f": {detail}" if detail else ""))
+
+
 def read_artist_list(path: str | os.PathLike[str]) -> list[str]:
     """Artist names/ids/links of a text file, one per line; blank lines and ``#`` comments are ignored."""
     path = Path(path)

@@ -40,6 +40,7 @@ from popdrivers.errors import InputError
 from popdrivers.progress import ProgressCallback
 from popdrivers.sources.crawl import (
     ApiError,
+    ArtistCrawler,
     CrawlSession,
     CrawlSummary,
     EventSink,
@@ -201,13 +202,12 @@ def _id(value: Any) -> str | None:
     return str(number) if number is not None else as_text(value)
 
 
-class _Crawler:
+class _Crawler(ArtistCrawler):
     """One run of :func:`collect` against Deezer."""
 
     def __init__(self, api: DeezerApi, session: CrawlSession, since: str | None, notify: Callable[[str], None]):
-        self.api, self.session, self.since, self.notify = api, session, since, notify
-        self.store, self.log = session.store, session.log
-        self.skip_tracks: set[str] = set()
+        super().__init__(session, notify)
+        self.api, self.since = api, since
 
     # ----- paging
     def _all_pages(self, what: str, path: str, params: Mapping[str, Any], skip_kind: str,
@@ -232,11 +232,9 @@ class _Crawler:
 
     # ----- resolving a line of the artists file
     def resolve(self, query: str) -> str | None:
-        cached = self.store.resolution(query)
-        if cached is not None:
-            if cached[0] != "resolved":
-                self._tell(cached[0], query, cached[2])
-            return cached[1] if cached[0] == "resolved" else None
+        decided, known_id = self.cached_resolution(query)
+        if decided:  # decided in an earlier run: do not search again
+            return known_id
         kind, artist_id = parse_artist_ref(query)
         try:
             if artist_id is not None:
@@ -255,17 +253,7 @@ class _Crawler:
             return None  # not cached: the next run tries again
         except ApiError as exc:
             status, artist_id, detail = "not_found", None, str(exc)
-        with self.store.transaction():
-            self.store.set_resolution(query, status, artist_id, detail)
-            self.session.checkpoint_stats()
-        self.log({"event": status, "query": query, "artist_id": artist_id, "detail": detail})
-        self._tell(status, query, detail)
-        return artist_id if status == "resolved" else None
-
-    def _tell(self, status: str, query: str, detail: str | None) -> None:
-        if status in ("ambiguous", "not_found"):
-            verdict = "is ambiguous" if status == "ambiguous" else "was not found"
-            self.notify(f"artist '{query}' {verdict}" + (f": {detail}" if detail else ""))
+        return self.record_resolution(query, status, artist_id, detail)
 
     def _search(self, query: str) -> tuple[str, str | None, str | None]:
         """Exact-name match among search results (every page until matches stop); two or more: ambiguous."""

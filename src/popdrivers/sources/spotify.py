@@ -36,6 +36,7 @@ from popdrivers.errors import CredentialsError, InputError
 from popdrivers.progress import ProgressCallback
 from popdrivers.sources.crawl import (
     ApiError,
+    ArtistCrawler,
     CrawlSession,
     CrawlSummary,
     MalformedReply,
@@ -137,15 +138,13 @@ def _refuses_limit(exc: ApiError) -> bool:
     return exc.status == 400 and "limit" in exc.message.lower()
 
 
-class _Crawler:
+class _Crawler(ArtistCrawler):
     """One run of :func:`collect` (state shared by the steps)."""
 
     def __init__(self, api: SpotifyApi, session: CrawlSession, market: str, since: str | None,
                  notify: Callable[[str], None]):
-        self.api, self.session, self.market, self.since, self.notify = api, session, market, since, notify
-        self.store, self.log = session.store, session.log
-        # Items skipped in this run are not asked for again until the next run.
-        self.skip_tracks: set[str] = set()
+        super().__init__(session, notify)
+        self.api, self.market, self.since = api, market, since
         self.audio_forbidden = self.store.get_meta("audio_features") == "forbidden"
         self.told_development = False
         if self.development_mode:
@@ -206,11 +205,9 @@ class _Crawler:
 
     # ----- resolving a line of the artists file
     def resolve(self, query: str) -> str | None:
-        cached = self.store.resolution(query)
-        if cached is not None:
-            if cached[0] != "resolved":  # decided in an earlier run: say it again, do not search again
-                self._tell(cached[0], query, cached[2])
-            return cached[1] if cached[0] == "resolved" else None
+        decided, known_id = self.cached_resolution(query)
+        if decided:  # decided in an earlier run: do not search again
+            return known_id
         kind, artist_id = parse_artist_ref(query)
         status, detail = "not_found", None
         try:
@@ -235,17 +232,7 @@ class _Crawler:
             return None  # not cached: the next run tries again
         except ApiError as exc:
             status, artist_id, detail = "not_found", None, str(exc)
-        with self.store.transaction():
-            self.store.set_resolution(query, status, artist_id, detail)
-            self.session.checkpoint_stats()
-        self.log({"event": status, "query": query, "artist_id": artist_id, "detail": detail})
-        self._tell(status, query, detail)
-        return artist_id if status == "resolved" else None
-
-    def _tell(self, status: str, query: str, detail: str | None) -> None:
-        if status in ("ambiguous", "not_found"):
-            verdict = "is ambiguous" if status == "ambiguous" else "was not found"
-            self.notify(f"artist '{query}' {verdict}" + (f": {detail}" if detail else ""))
+        return self.record_resolution(query, status, artist_id, detail)
 
     def _search(self, query: str) -> tuple[str, str | None, str | None]:
         """Page through artist search results until the exact name (case-insensitive) shows up.

@@ -104,11 +104,16 @@ def final_stage(y_res: np.ndarray, d_res: np.ndarray, clusters: ClusterSums) -> 
                       clusters.effective_dof(d_res))
 
 
+def _usable_dof(dof: float) -> float:
+    """Degrees of freedom for Student t: at least 1, and 1 when unknown (the most cautious reading)."""
+    return max(float(dof), 1.0) if np.isfinite(dof) else 1.0
+
+
 def t_interval(effect: float, se: float, dof: float, level: float = LEVEL) -> tuple[float, float, float]:
     """(ci_low, ci_high, p_value) from Student t with ``dof`` degrees of freedom (see ``effective_dof``)."""
     if not (np.isfinite(effect) and np.isfinite(se) and se > 0):
         return math.nan, math.nan, math.nan
-    df = max(float(dof), 1.0) if np.isfinite(dof) else 1.0
+    df = _usable_dof(dof)
     q = float(stats.t.ppf(0.5 + level / 2, df))
     p = float(2 * stats.t.sf(abs(effect / se), df))
     return effect - q * se, effect + q * se, p
@@ -180,7 +185,7 @@ def simultaneous_multiplier(critical: float, dof: float) -> float:
     """
     if not np.isfinite(critical):
         return math.nan
-    df = max(float(dof), 1.0) if np.isfinite(dof) else 1.0
+    df = _usable_dof(dof)
     return float(stats.t.ppf(stats.norm.cdf(critical), df))
 
 

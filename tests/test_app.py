@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from popdrivers import explain, pipeline
+from popdrivers import explain, pipeline, schema
 from popdrivers.app import MAIN_SCRIPT, services
 from popdrivers.app.state import artifacts_dir_from
 
@@ -84,7 +84,9 @@ def test_predict_defaults_are_the_training_medians(app: AppTest, artifacts: pipe
     assert app.slider(key="predict_loudness").value == pytest.approx(tracks["loudness"].median(), abs=0.06)
     assert app.number_input(key="predict_artist_followers").value == round(tracks["artist_followers"].median())
     loudness = app.slider(key="predict_loudness")
-    assert (loudness.min, loudness.max) == (-60.0, 5.0) and "dB" in loudness.label
+    # The page offers exactly what validation accepts (they once disagreed: -60..5 against -70..10).
+    assert (loudness.min, loudness.max) == (schema.SPECS["loudness"].low, schema.SPECS["loudness"].high)
+    assert "dB" in loudness.label
     assert all(w.help for w in app.slider), "every slider explains its feature"
 
 

@@ -24,7 +24,7 @@ from popdrivers.drivers import (
     save_drivers,
 )
 from popdrivers.errors import ArtifactError, InputError
-from popdrivers.features import DRIVERS
+from popdrivers.registry import driver_names
 from popdrivers.sources.simulate import simulate_catalog
 
 # Small and quick: fewer folds, trees and shuffles than the defaults, one process.
@@ -45,7 +45,7 @@ def test_within_album_is_primary_and_every_design_runs_on_the_same_tracks(report
     assert report.design == "within_album"
     assert "albums with two or more tracks" in report.design_reason
     assert report.design_names == ("within_album", "within_artist", "naive")
-    assert report.features == DRIVERS
+    assert report.features == driver_names()
     assert {d.rows for d in report.designs} == {report.rows}
     album = report.design_result("within_album")
     assert album.groups > report.artists > 100
@@ -352,7 +352,8 @@ def test_drivers_json_round_trips_and_keeps_the_primary_contract(report):
                 "simultaneous_ci_high", "placebo_p", "placebo_rejection_rate", "robustness_value",
                 "robustness_value_ci", "sensitivity", "by_genre", "by_era"} <= set(driver)
     assert set(data["designs"]) == {"within_album", "within_artist", "naive"}
-    assert data["covariance"]["features"] == list(DRIVERS) and len(data["covariance"]["matrix"]) == len(DRIVERS)
+    assert data["covariance"]["features"] == list(driver_names())
+    assert len(data["covariance"]["matrix"]) == len(driver_names())
     assert DriverReport.from_dict(data) == report
     data["schema_version"] = 1
     with pytest.raises(ValueError, match="schema version"):

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from popdrivers import simulate_catalog, validate
-from popdrivers.features import DRIVERS, add_release_structure, build_features
-from popdrivers.sources.simulate import STRUCTURAL_EFFECTS, CatalogStructure, CausalTruth
+from popdrivers.features import add_release_structure, build_features
+from popdrivers.sources.simulate import DRIVERS, STRUCTURAL_EFFECTS, CatalogStructure, CausalTruth
 
 DRIVER_COLUMNS = ["danceability", "energy", "loudness", "speechiness", "acousticness", "instrumentalness", "liveness",
                   "valence", "tempo", "duration_min", "explicit_int", "mode"]

@@ -22,15 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from popdrivers import registry
 from popdrivers.errors import InputError
-from popdrivers.features import (
-    ARTIST_RECORD,
-    BINARY_DRIVERS,
-    DRIVER_COLUMNS,
-    DRIVERS,
-    build_features,
-    feature_label,
-)
+from popdrivers.features import ARTIST_RECORD, build_features, feature_label
 from popdrivers.model import PopularityModel
 
 ASSOCIATION_NOTE = ("SHAP values show what the model learned from associations in the data, "
@@ -158,6 +152,10 @@ def explain_track(model: PopularityModel, row_df: pd.DataFrame) -> tuple[float, 
 # Display helpers
 
 
+# Model columns that hold a registered feature's categories under another name.
+_CHOICE_COLUMNS = frozenset({"explicit_int", "key_cat"})
+
+
 def format_value(feature: str, value: Any) -> str:
     """A feature value as shown beside its contribution ('unknown' for missing)."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
@@ -166,15 +164,13 @@ def format_value(feature: str, value: Any) -> str:
         return f"{10 ** float(value) - 1:,.0f} followers"
     if feature == "track_age_days":
         return f"{float(value):,.0f} days"
-    if feature == "explicit_int":
-        return "yes" if float(value) >= 0.5 else "no"
-    if feature == "mode":
-        return "major" if float(value) >= 0.5 else "minor"
-    if feature == "key_cat":
-        from popdrivers.features import KEY_NAMES
-
-        key = int(value)
-        return KEY_NAMES[key] if 0 <= key < 12 else "not detected"
+    choices = registry.spec(feature).choices if registry.is_registered(feature) or feature in _CHOICE_COLUMNS else ()
+    if choices:
+        number = float(value)
+        # Binary flags are stored as 0/1 floats; the registry names each value.
+        match = next((text for choice, text in choices if float(choice) == round(number)), None)
+        if match is not None:
+            return match
     if isinstance(value, int | float | np.integer | np.floating):
         return f"{float(value):.3g}"
     return str(value)
@@ -286,21 +282,15 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
 # What-if: a real track with its drivers edited; the model's new prediction beside the causally implied change
 
 
-# The range each driver is explored over (units of popdrivers.features.DRIVER_UNITS).
-DRIVER_RANGES: dict[str, tuple[float, float, float]] = {
-    "danceability": (0.0, 1.0, 0.01), "energy": (0.0, 1.0, 0.01), "speechiness": (0.0, 1.0, 0.01),
-    "acousticness": (0.0, 1.0, 0.01), "instrumentalness": (0.0, 1.0, 0.01), "liveness": (0.0, 1.0, 0.01),
-    "valence": (0.0, 1.0, 0.01), "loudness": (-60.0, 5.0, 0.1), "tempo": (30.0, 250.0, 1.0),
-    "duration_min": (0.5, 15.0, 0.05), "explicit": (0.0, 1.0, 1.0), "mode": (0.0, 1.0, 1.0),
-}
+def driver_values(row: pd.DataFrame, drivers: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Current value of each driver of a one-row canonical table, in the driver's unit (NaN if unknown).
 
-
-def driver_values(row: pd.DataFrame, drivers: tuple[str, ...] = DRIVERS) -> dict[str, float]:
-    """Current value of each driver of a one-row canonical table, in the driver's unit (NaN if unknown)."""
+    ``drivers`` defaults to every registered driver (:func:`popdrivers.registry.driver_names`).
+    """
     feats = build_features(row)
     values = {}
-    for driver in drivers:
-        column = DRIVER_COLUMNS[driver]
+    for driver in drivers if drivers is not None else registry.driver_names():
+        column = registry.spec(driver).column
         values[driver] = float(feats[column].iloc[0]) if column in feats.columns else math.nan
     return values
 
@@ -309,14 +299,16 @@ def with_driver_values(row: pd.DataFrame, values: Mapping[str, float]) -> pd.Dat
     """A copy of a canonical row with drivers set to ``values`` (driver units, written back to canonical columns)."""
     out = row.copy()
     for driver, value in values.items():
-        if driver == "duration_min":
-            out["duration_ms"] = float(round(float(value) * 60000.0))  # the schema counts whole ms
-        elif driver == "explicit":
+        feature = registry.spec(driver)
+        if feature.canonical == "explicit":
             out["explicit"] = bool(round(value))
-        elif driver in BINARY_DRIVERS:
-            out[driver] = float(round(value))
+        elif feature.binary:
+            out[feature.canonical] = float(round(value))
+        elif feature.canonical_scale != 1.0:
+            # Stored on another scale (duration: minutes -> whole milliseconds, as the schema counts them).
+            out[feature.canonical] = float(round(float(value) * feature.canonical_scale))
         else:
-            out[driver] = float(value)
+            out[feature.canonical] = float(value)
     return out
 
 
@@ -377,15 +369,16 @@ def feature_curve(model: PopularityModel, row: pd.DataFrame, driver: str, tracks
     The range is the driver's natural range, narrowed to the training data's 1st-99th percentile when the
     data is given (the model has seen nothing outside it), and always including the track's own value.
     """
-    if driver not in DRIVER_RANGES:
-        raise InputError(f"unknown driver {driver!r}: choose from {', '.join(DRIVER_RANGES)}")
-    low, high, _ = DRIVER_RANGES[driver]
+    if driver not in registry.driver_names():
+        raise InputError(f"unknown driver {driver!r}: choose from {', '.join(registry.driver_names())}")
+    feature = registry.spec(driver)
+    low, high = registry.input_range(driver)
     current = driver_values(row, (driver,))[driver]
-    if driver in BINARY_DRIVERS:
+    if feature.binary:
         grid = np.array([0.0, 1.0])
     else:
         if tracks is not None:
-            column = DRIVER_COLUMNS[driver]
+            column = feature.column
             values = build_features(tracks)[column] if column not in tracks.columns else tracks[column]
             values = pd.to_numeric(values, errors="coerce").dropna()
             if len(values):

@@ -25,6 +25,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from popdrivers import registry
+
 # Families, in the order rules are tried: the first family whose pattern matches a genre wins, so
 # "pop rap" is hip hop, "latin pop" is latin, "country pop" is country, "pop punk" is rock, "dance pop" and
 # "electropop" are pop.
@@ -48,7 +50,6 @@ GENRE_FAMILY_RULES: tuple[tuple[str, str], ...] = (
 )
 GENRE_FAMILIES: tuple[str, ...] = tuple(name for name, _ in GENRE_FAMILY_RULES) + ("other", "unknown")
 _COMPILED = tuple((name, re.compile(pattern)) for name, pattern in GENRE_FAMILY_RULES)
-KEY_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 DERIVED_COLUMNS = (
     "track_age_days", "release_year", "duration_min", "log_followers", "genre_family", "key_cat", "explicit_int",
 )
@@ -138,32 +139,9 @@ def build_features(df: pd.DataFrame, *, at: pd.Timestamp | str | None = None) ->
     return out
 
 
-# The drivers whose causal effect popdrivers estimates, with the unit "+1" means for each.
-# duration is in minutes (a derived column) because "+1 ms" is not a change anyone makes.
-DRIVER_UNITS: dict[str, str] = {
-    "danceability": "+1.0 on the 0-1 scale",
-    "energy": "+1.0 on the 0-1 scale",
-    "loudness": "+1 dB",
-    "speechiness": "+1.0 on the 0-1 scale",
-    "acousticness": "+1.0 on the 0-1 scale",
-    "instrumentalness": "+1.0 on the 0-1 scale",
-    "liveness": "+1.0 on the 0-1 scale",
-    "valence": "+1.0 on the 0-1 scale",
-    "tempo": "+1 BPM",
-    "duration_min": "+1 minute",
-    "explicit": "explicit vs not (0 -> 1)",
-    "mode": "major vs minor (0 -> 1)",
-}
-DRIVERS: tuple[str, ...] = tuple(DRIVER_UNITS)
-# The same units in a word, for narrow tables.
-DRIVER_SHORT_UNITS: dict[str, str] = {
-    "danceability": "0-1", "energy": "0-1", "loudness": "dB", "speechiness": "0-1", "acousticness": "0-1",
-    "instrumentalness": "0-1", "liveness": "0-1", "valence": "0-1", "tempo": "BPM", "duration_min": "minute",
-    "explicit": "0/1", "mode": "0/1",
-}
-BINARY_DRIVERS: frozenset[str] = frozenset({"explicit", "mode"})
-# Column of build_features' output that holds each driver as a number.
-DRIVER_COLUMNS: dict[str, str] = {name: name for name in DRIVERS} | {"explicit": "explicit_int"}
+def driver_columns() -> dict[str, str]:
+    """Column of :func:`build_features`' output that holds each driver as a number (from the registry)."""
+    return {name: registry.spec(name).column for name in registry.driver_names()}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -379,17 +357,11 @@ FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
     "genre_family": ("artist_genres", "genre"),
     ARTIST_RECORD: ("artist_id",),
 }
-FEATURE_LABELS: dict[str, str] = {
-    "key_cat": "key", "duration_min": "duration (min)", "explicit_int": "explicit",
-    "log_followers": "artist followers", "track_age_days": "days since release",
-    "genre_family": "genre family", ARTIST_RECORD: "artist's other tracks (mean popularity)",
-    "time_signature": "time signature", "tempo": "tempo (BPM)", "loudness": "loudness (dB)",
-}
 
 
 def feature_label(name: str) -> str:
-    """Human-readable name of a model feature, for tables and plots."""
-    return FEATURE_LABELS.get(name, name)
+    """Human-readable name of a model feature, for tables and plots (from the registry)."""
+    return registry.label(name)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -15,23 +15,21 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from popdrivers import registry
 from popdrivers.drivers import DESIGN_LABELS, PLACEBO_WARNING_RATE, DriverReport, DriverResult
 
 DESIGN_COLOURS = {"within_album": "#1f77b4", "within_artist": "#9467bd", "naive": "#ff7f0e"}
 DESIGN_SYMBOLS = {"within_album": "circle", "within_artist": "square", "naive": "diamond"}
 TRUTH_COLOUR = "#2ca02c"
 
-# A typical within-artist change of each driver: what the effects plot multiplies effects by.
-TYPICAL_CHANGE: dict[str, float] = {
-    "danceability": 0.1, "energy": 0.1, "loudness": 1.0, "speechiness": 0.1, "acousticness": 0.1,
-    "instrumentalness": 0.1, "liveness": 0.1, "valence": 0.1, "tempo": 10.0, "duration_min": 1.0,
-    "explicit": 1.0, "mode": 1.0,
-}
-CHANGE_LABELS: dict[str, str] = {
-    "danceability": "+0.1", "energy": "+0.1", "loudness": "+1 dB", "speechiness": "+0.1", "acousticness": "+0.1",
-    "instrumentalness": "+0.1", "liveness": "+0.1", "valence": "+0.1", "tempo": "+10 BPM",
-    "duration_min": "+1 min", "explicit": "explicit", "mode": "major",
-}
+
+def typical_change(feature: str) -> float:
+    """The change of a driver the effects plot and summaries show (registry; +1 for unregistered names)."""
+    return registry.spec(feature).typical_change if registry.is_registered(feature) else 1.0
+
+
+def change_label(feature: str) -> str:
+    return registry.spec(feature).change_label if registry.is_registered(feature) else "+1"
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -47,7 +45,7 @@ def _p(value: float) -> str:
 
 
 def _label(feature: str) -> str:
-    return f"{feature} ({CHANGE_LABELS.get(feature, '+1')})"
+    return f"{feature} ({change_label(feature)})"
 
 
 def design_label(name: str) -> str:
@@ -67,7 +65,7 @@ def effects_figure(report: DriverReport, truth: dict[str, float] | None = None) 
     fig = go.Figure()
     for design in designs:
         estimates = [design[f] for f in features if f in design.features]
-        scale = [TYPICAL_CHANGE.get(e.feature, 1.0) for e in estimates]
+        scale = [typical_change(e.feature) for e in estimates]
         ys = [features.index(e.feature) + offsets[design.name] for e in estimates]
         primary = design.name == report.design
         name = design_label(design.name) + (" (primary)" if primary else "")
@@ -93,7 +91,7 @@ def effects_figure(report: DriverReport, truth: dict[str, float] | None = None) 
     if truth:
         known = [f for f in features if f in truth]
         fig.add_trace(go.Scatter(
-            x=[truth[f] * TYPICAL_CHANGE.get(f, 1.0) for f in known], y=[features.index(f) for f in known],
+            x=[truth[f] * typical_change(f) for f in known], y=[features.index(f) for f in known],
             mode="markers", name="true effect (simulation)",
             marker={"color": TRUTH_COLOUR, "size": 13, "symbol": "x"}, text=[_label(f) for f in known],
             hovertemplate="%{text}: true %{x:.3g} points<extra></extra>"))
@@ -201,13 +199,13 @@ def plain_reading(report: DriverReport, truth: dict[str, float] | None = None) -
                      "style goes with their appeal, which followers measure only roughly.")
     clear = [r for r in report.drivers if r.distinguishable]
     unclear = [r for r in report.drivers if not r.distinguishable]
-    for r in sorted(clear, key=lambda r: -abs(r.effect * TYPICAL_CHANGE.get(r.feature, 1.0))):
-        scale = TYPICAL_CHANGE.get(r.feature, 1.0)
+    for r in sorted(clear, key=lambda r: -abs(r.effect * typical_change(r.feature))):
+        scale = typical_change(r.feature)
         direction = "raises" if r.effect > 0 else "lowers"
         rv = r.robustness_value
         robust = ("of unknown robustness" if not math.isfinite(rv) else "robust" if rv >= 0.1
                   else "moderately robust" if rv >= 0.03 else "fragile")
-        text = (f"{r.feature} ({CHANGE_LABELS.get(r.feature, '+1')}) {direction} popularity by about "
+        text = (f"{r.feature} ({change_label(r.feature)}) {direction} popularity by about "
                 f"{abs(r.effect * scale):.2g} points (95% CI {r.ci_low * scale:.2g} to {r.ci_high * scale:.2g}, "
                 f"Holm-adjusted p {_p(r.p_adjusted)}); {robust}: a hidden confounder explaining {100 * rv:.1f}% of the "
                 f"residual variance of both {r.feature} and popularity would erase it")

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from popdrivers import registry
 from popdrivers.errors import PopdriversError
 
 Kind = Literal["id", "text", "int", "float", "bool", "date", "list", "category"]
@@ -42,6 +43,23 @@ class ColumnSpec:
     choices: tuple[str, ...] = ()
 
 
+def feature_column(name: str, kind: Kind, *, dtype: str = "float32", unknown_marker: float | None = None,
+                   canonical_unit: str | None = None) -> ColumnSpec:
+    """The canonical spec of a registered feature's column: meaning, unit and range come from the registry.
+
+    A feature stored on another scale (duration in minutes, stored in ms) gets its range scaled and names its
+    storage unit with ``canonical_unit``.
+    """
+    feature = registry.spec(name)
+    scale = feature.canonical_scale
+
+    def scaled(bound: float | None) -> float | None:
+        return None if bound is None else bound * scale
+
+    return ColumnSpec(feature.canonical, kind, f"{feature.label}: {feature.help}", canonical_unit or feature.unit,
+                      scaled(feature.low), scaled(feature.high), unknown_marker=unknown_marker, dtype=dtype)
+
+
 # Order is the order columns are written in.
 COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("track_id", "id", "Spotify track id (or any unique id)"),
@@ -61,24 +79,25 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("disc_number", "int", "Disc of the release the track is on (1 = first)", "disc", 1, None),
     ColumnSpec("n_artists", "int", "Number of artists credited on the track", "artists", 1, None),
     ColumnSpec("isrc", "id", "International Standard Recording Code (the same recording across releases)"),
-    ColumnSpec("explicit", "bool", "Explicit lyrics flag"),
-    ColumnSpec("artist_followers", "int", "Followers of the primary artist", "followers", 0, None, dtype="float64"),
+    feature_column("explicit", "bool"),
+    feature_column("artist_followers", "int", dtype="float64"),
     ColumnSpec("artist_genres", "list", "Spotify genres of the primary artist"),
     ColumnSpec("genre", "text", "Dataset or playlist genre of the track"),
-    ColumnSpec("danceability", "float", "How suitable for dancing (Spotify audio feature)", "0-1", 0, 1),
-    ColumnSpec("energy", "float", "Perceived intensity and activity", "0-1", 0, 1),
-    ColumnSpec("key", "int", "Pitch class, 0 = C ... 11 = B, -1 = not detected", "pitch class", -1, 11),
-    ColumnSpec("loudness", "float", "Average loudness", "dB", -70, 10),
-    ColumnSpec("mode", "int", "1 = major, 0 = minor", "0/1", 0, 1),
-    ColumnSpec("speechiness", "float", "Presence of spoken words", "0-1", 0, 1),
-    ColumnSpec("acousticness", "float", "Confidence the track is acoustic", "0-1", 0, 1),
-    ColumnSpec("instrumentalness", "float", "Likelihood of no vocals", "0-1", 0, 1),
-    ColumnSpec("liveness", "float", "Presence of an audience", "0-1", 0, 1),
-    ColumnSpec("valence", "float", "Musical positiveness", "0-1", 0, 1),
-    ColumnSpec("tempo", "float", "Estimated tempo", "BPM", 0, 300, unknown_marker=0.0),
-    ColumnSpec("time_signature", "int", "Beats per bar (3 = 3/4 ... 7 = 7/4)", "beats", 0, 7),
+    # Audio features: meaning, unit and range from the feature registry (popdrivers.registry).
+    feature_column("danceability", "float"),
+    feature_column("energy", "float"),
+    feature_column("key", "int"),
+    feature_column("loudness", "float"),
+    feature_column("mode", "int"),
+    feature_column("speechiness", "float"),
+    feature_column("acousticness", "float"),
+    feature_column("instrumentalness", "float"),
+    feature_column("liveness", "float"),
+    feature_column("valence", "float"),
+    feature_column("tempo", "float", unknown_marker=0.0),
+    feature_column("time_signature", "int"),
     # A length of 0 ms is Spotify's "unknown" (rows with no audio analysis in public datasets).
-    ColumnSpec("duration_ms", "int", "Track length", "ms", 1, None, unknown_marker=0.0),
+    feature_column("duration_min", "int", unknown_marker=0.0, canonical_unit="ms"),
     # Provenance: popularity and audio features may come from elsewhere than Spotify (Deezer, a merged file).
     ColumnSpec("deezer_rank", "int", "Deezer's rank of the track (not Spotify popularity)", "rank", 0, None,
                dtype="float64"),

@@ -14,14 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from popdrivers import registry
 from popdrivers.errors import PopdriversError
-from popdrivers.features import (
-    DRIVER_UNITS,
-    KEY_NAMES,
-    build_features,
-    genre_family_of_genre,
-    reference_date,
-)
+from popdrivers.features import build_features, genre_family_of_genre, reference_date
 from popdrivers.schema import SchemaError
 
 # --------------------------------------------------------------------------------------------------------------
@@ -48,20 +43,6 @@ class InputSpec:
     unit: str = ""
     options: tuple[Any, ...] = ()
     labels: dict[Any, str] = field(default_factory=dict)
-
-
-_UNIT_HELP = {
-    "danceability": "How suitable the track is for dancing, from tempo, rhythm stability and beat strength "
-                    "(Spotify audio feature, 0 = least, 1 = most danceable).",
-    "energy": "Perceived intensity and activity: fast, loud, noisy tracks score high (0-1).",
-    "speechiness": "Presence of spoken words: above 0.66 is almost all speech, 0.33-0.66 mixes music and "
-                   "speech such as rap, below 0.33 is mostly music (0-1).",
-    "acousticness": "Confidence that the track is acoustic (0-1).",
-    "instrumentalness": "Likelihood the track has no vocals; above 0.5 is probably instrumental (0-1).",
-    "liveness": "Presence of an audience in the recording; above 0.8 is probably live (0-1).",
-    "valence": "Musical positiveness: high is happy, cheerful, euphoric; low is sad, angry, tense (0-1).",
-}
-TIME_SIGNATURES = (1, 3, 4, 5, 6, 7)
 
 
 def _median(tracks: pd.DataFrame, column: str, fallback: float) -> float:
@@ -100,6 +81,43 @@ def model_reference_date(model: Any, tracks: pd.DataFrame) -> pd.Timestamp:
     return ref if ref is not None else pd.Timestamp.today().normalize()
 
 
+# Inputs about the artist and the release, asked before the track's own features.
+_CONTEXT_INPUTS = ("artist_followers", "genre_family", "track_age_days")
+
+
+def _feature_input(name: str, tracks: pd.DataFrame) -> InputSpec:
+    """A Predict input for one registered feature: label, help, unit, range and step from the registry."""
+    feature = registry.spec(name)
+    canonical = feature.canonical
+    if feature.choices:
+        options = tuple(value for value, _ in feature.choices)
+        common = _most_common(tracks, canonical, options[0])
+        default = next((o for o in options if o == common), options[0])
+        if feature.kind == "binary" and set(options) == {False, True}:
+            return InputSpec(name, feature.label, "toggle", feature.help, bool(default))
+        return InputSpec(name, feature.label, "select", feature.help, default, options=options,
+                         labels=dict(feature.choices))
+    low, high = driver_input_range(name, tracks)
+    step = feature.step or 0.01
+    digits = max(0, -int(np.floor(np.log10(step)))) if step < 1 else 0
+    default = _median(tracks, canonical, feature.canonical_scale * (low + high) / 2) / feature.canonical_scale
+    return InputSpec(name, feature.label, "slider", feature.help, round(feature.clip(default), digits),
+                     low, high, step, feature.unit)
+
+
+def driver_input_range(driver: str, tracks: pd.DataFrame) -> tuple[float, float]:
+    """The span a driver's slider offers: its valid range, open ends closed by the tracks' values."""
+    feature = registry.spec(driver)
+    observed = (pd.to_numeric(tracks[feature.canonical], errors="coerce") / feature.canonical_scale
+                if feature.canonical in tracks.columns else None)
+    return registry.input_range(driver, observed)
+
+
+def input_features() -> list[str]:
+    """The registered features the Predict page asks for (besides artist and release), in registry order."""
+    return [f.name for f in registry.features() if f.name not in _CONTEXT_INPUTS]
+
+
 def predict_inputs(tracks: pd.DataFrame, model: Any = None) -> list[InputSpec]:
     """The Predict page's inputs, each defaulting to the training data's median (most common value for labels)."""
     ref = model_reference_date(model, tracks)
@@ -107,57 +125,20 @@ def predict_inputs(tracks: pd.DataFrame, model: Any = None) -> list[InputSpec]:
     max_age = int(np.nanmax(ages)) if ages is not None and ages.notna().any() else 36500
     followers_max = max(_median(tracks, "artist_followers", 0) * 1000, 150_000_000)
     genres = genre_choices(tracks)
-    top_genre = genres[0]
+    followers, family, age = (registry.spec(name) for name in _CONTEXT_INPUTS)
     specs = [
-        InputSpec("artist_followers", "Artist followers", "number",
-                  "Followers of the artist on Spotify (the model uses log10 of it: reach, not quality).",
-                  int(round(_median(tracks, "artist_followers", 100_000))), 0, float(followers_max), 1000),
+        InputSpec(followers.name, followers.label, "number", followers.help,
+                  int(round(_median(tracks, "artist_followers", 100_000))), 0, float(followers_max), followers.step),
         InputSpec("genre", "Genre", "select",
-                  "A Spotify genre of the artist; the model uses its genre family (shown in brackets).",
-                  top_genre, options=tuple(genres),
+                  f"A Spotify genre of the artist; the model uses its {family.label.lower()} (shown in brackets).",
+                  genres[0], options=tuple(genres),
                   labels={g: g if genre_family_of_genre(g) == g else f"{g} ({genre_family_of_genre(g)})"
                           for g in genres}),
-        InputSpec("age_days", "Time since release", "number",
-                  f"Days from release to the data's reference date ({ref.date()}); older tracks have "
-                  "lost popularity.", int(round(float(np.nanmedian(ages)))) if ages is not None else 365,
-                  0, float(max(max_age, 1)), 30, "days"),
-        InputSpec("duration_min", "Duration", "slider", "Track length in minutes.",
-                  round(_median(tracks, "duration_ms", 210_000) / 60000, 2), 0.5, 15.0, 0.05, "minutes"),
+        InputSpec(age.name, age.label, "number", f"{age.help} Reference date: {ref.date()}.",
+                  int(round(float(np.nanmedian(ages)))) if ages is not None else 365,
+                  0, float(max(max_age, 1)), age.step, age.unit),
     ]
-    for name in ("danceability", "energy"):
-        specs.append(InputSpec(name, name.capitalize(), "slider", _UNIT_HELP[name],
-                               round(_median(tracks, name, 0.5), 2), 0.0, 1.0, 0.01, "0-1"))
-    specs += [
-        InputSpec("key", "Key", "select", "Pitch class the track is in (-1: no key detected).",
-                  int(_most_common(tracks, "key", 0)), options=tuple(range(-1, 12)),
-                  labels={-1: "not detected"} | {i: KEY_NAMES[i] for i in range(12)}),
-        InputSpec("loudness", "Loudness", "slider",
-                  "Average loudness of the track in dB (LUFS-like; most commercial tracks sit between -14 and -4).",
-                  round(_median(tracks, "loudness", -7.0), 1), -60.0, 5.0, 0.1, "dB"),
-        InputSpec("mode", "Mode", "select", "Modality: major or minor.",
-                  int(_most_common(tracks, "mode", 1)), options=(1, 0), labels={1: "major", 0: "minor"}),
-    ]
-    for name in ("speechiness", "acousticness", "instrumentalness", "liveness", "valence"):
-        specs.append(InputSpec(name, name.capitalize(), "slider", _UNIT_HELP[name],
-                               round(_median(tracks, name, 0.1), 3), 0.0, 1.0, 0.001 if name == "instrumentalness"
-                               else 0.01, "0-1"))
-    ts_default = int(_most_common(tracks, "time_signature", 4))
-    specs += [
-        InputSpec("time_signature", "Time signature", "select",
-                  "Estimated beats per bar (4 = 4/4, 3 = 3/4 ...).",
-                  ts_default if ts_default in TIME_SIGNATURES else 4, options=TIME_SIGNATURES,
-                  labels={t: f"{t}/4" for t in TIME_SIGNATURES}),
-        InputSpec("tempo", "Tempo", "slider", "Estimated tempo in beats per minute.",
-                  round(_median(tracks, "tempo", 120.0)), 30.0, 250.0, 1.0, "BPM"),
-        InputSpec("explicit", "Explicit lyrics", "toggle", "Whether the track is flagged as explicit.",
-                  bool(_most_common(tracks, "explicit", False))),
-    ]
-    return specs
-
-
-# The model feature each Predict input feeds (the others feed the feature of the same name).
-INPUT_FEATURES = {"artist_followers": "log_followers", "genre": "genre_family", "age_days": "track_age_days",
-                  "key": "key_cat", "explicit": "explicit_int"}
+    return specs + [_feature_input(name, tracks) for name in input_features()]
 
 
 def used_inputs(specs: list[InputSpec], model: Any) -> tuple[list[InputSpec], list[InputSpec]]:
@@ -165,7 +146,7 @@ def used_inputs(specs: list[InputSpec], model: Any) -> tuple[list[InputSpec], li
     names = set(getattr(model, "feature_names_", ()) or ())
     if not names:
         return list(specs), []
-    used = [s for s in specs if INPUT_FEATURES.get(s.name, s.name) in names]
+    used = [s for s in specs if registry.spec("genre_family" if s.name == "genre" else s.name).column in names]
     return used, [s for s in specs if s not in used]
 
 
@@ -177,18 +158,24 @@ def track_from_inputs(values: dict[str, Any], reference: pd.Timestamp) -> pd.Dat
         "track_name": "Your track",
         "artist_id": "predict-input-artist",
         "artist_name": "Your artist",
-        "release_date": pd.Timestamp(reference) - pd.Timedelta(days=int(values["age_days"])),
+        "release_date": pd.Timestamp(reference) - pd.Timedelta(days=int(values["track_age_days"])),
         "release_date_precision": "day",
         "collected_at": pd.Timestamp(reference),
-        "explicit": bool(values["explicit"]),
         "artist_followers": float(values["artist_followers"]),
         "artist_genres": [genre],
         "genre": genre,
-        "duration_ms": float(round(float(values["duration_min"]) * 60000.0)),
     }
-    for name in ("danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
-                 "instrumentalness", "liveness", "valence", "tempo", "time_signature"):
-        row[name] = float(values[name])
+    for name in input_features():
+        if name not in values:
+            continue
+        feature = registry.spec(name)
+        value = values[name]
+        if feature.canonical == "explicit":
+            row["explicit"] = bool(value)
+        elif feature.canonical_scale != 1.0:
+            row[feature.canonical] = float(round(float(value) * feature.canonical_scale))
+        else:
+            row[feature.canonical] = float(value)
     return pd.DataFrame([row])
 
 
@@ -206,12 +193,6 @@ def waterfall_range(explanation: Any, top: int = 12) -> tuple[float, float]:
 # --------------------------------------------------------------------------------------------------------------
 # What-if: a real track, its drivers edited, the model's new prediction beside the causally implied change.
 # --------------------------------------------------------------------------------------------------------------
-
-DRIVER_LABELS: dict[str, str] = {
-    "duration_min": "Duration (minutes)", "loudness": "Loudness (dB)", "tempo": "Tempo (BPM)",
-    "explicit": "Explicit (0/1)", "mode": "Mode (1 major, 0 minor)",
-}
-
 
 def search_tracks(tracks: pd.DataFrame, query: str, limit: int = 50) -> pd.DataFrame:
     """Tracks whose name or artist contains ``query`` (case-insensitive), most popular first."""
@@ -251,7 +232,7 @@ def curve_figure(curve: pd.DataFrame, driver: str, current: float, current_predi
                                 marker={"size": 12, "symbol": "diamond", "color": "crimson"}))
     figure.update_layout(
         title=f"Predicted popularity as {driver} changes (model association)",
-        xaxis_title=f"{driver} ({DRIVER_UNITS[driver].removeprefix('+1.0 on the ').removeprefix('+1 ')})",
+        xaxis_title=registry.spec(driver).axis_title,
         yaxis_title="predicted popularity", height=360, margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
     return figure
@@ -261,8 +242,9 @@ def curve_figure(curve: pd.DataFrame, driver: str, current: float, current_predi
 # Data: summary, EDA tables, and uploads.
 # --------------------------------------------------------------------------------------------------------------
 
-EDA_COLUMNS = ("popularity", "log_followers", "track_age_days", "duration_min", "danceability", "energy",
-               "loudness", "speechiness", "acousticness", "instrumentalness", "liveness", "valence", "tempo")
+def eda_columns() -> tuple[str, ...]:
+    """Popularity and the continuous registered features, as columns of the derived table."""
+    return ("popularity", *(f.column for f in registry.features() if f.kind == "continuous"))
 
 
 def dataset_summary(tracks: pd.DataFrame) -> dict[str, Any]:
@@ -284,7 +266,7 @@ def dataset_summary(tracks: pd.DataFrame) -> dict[str, Any]:
 def eda_frame(tracks: pd.DataFrame) -> pd.DataFrame:
     """The numeric columns the Data page explores (derived columns included), as floats."""
     features = build_features(tracks)
-    columns = [c for c in EDA_COLUMNS if c in features.columns]
+    columns = [c for c in eda_columns() if c in features.columns]
     return features[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
 
 

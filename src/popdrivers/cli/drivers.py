@@ -46,8 +46,8 @@ def drivers(
     n_rep: int = typer.Option(3, "--n-rep", min=1, help="Repetitions of the cross-fitting fold draw (median)."),
 ) -> None:
     """Estimate what causally drives popularity: within-album double ML beside within-artist and naive."""
+    from popdrivers import registry
     from popdrivers.drivers import estimate_drivers, save_drivers
-    from popdrivers.features import DRIVER_SHORT_UNITS
     from popdrivers.progress import rich_progress
     from popdrivers.report import design_label, drivers_report_html
     from popdrivers.schema import popularity_source
@@ -84,7 +84,7 @@ def drivers(
     if truth:
         table.add_column("truth", justify="right")
     for r in report.drivers:
-        row = [r.feature, DRIVER_SHORT_UNITS.get(r.feature, ""), _num(r.effect),
+        row = [r.feature, registry.spec(r.feature).unit if registry.is_registered(r.feature) else "", _num(r.effect),
                f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
                "<0.001" if r.p_adjusted < 0.001 else _num(r.p_adjusted, 2)]
         row += [_num(o[r.feature].effect) if r.feature in o.features else "–" for o in others]

@@ -1,8 +1,8 @@
 """Causal drivers of popularity: double/debiased ML within album, within artist and across artists.
 
-What is estimated: for each driver (``features.DRIVERS``) the average effect on popularity points of +1 unit of
-it, holding the other track features and the track's place in its release fixed: ``theta`` of the partially
-linear model ``popularity = theta * driver + g(controls) + group effect + noise``. See docs/drivers.md.
+What is estimated: for each driver (``popdrivers.registry.driver_names()``) the average effect on popularity
+points of +1 unit of it, holding the other track features and the track's place in its release fixed: ``theta``
+of the partially linear model ``popularity = theta * driver + g(controls) + group effect + noise``. See docs/drivers.md.
 
 Modules: ``_designs`` (who is compared with whom), ``_crossfit`` (folds and nuisance learners), ``_inference``
 (final stage, covariance, multiplicity), ``_checks`` (placebo, sensitivity, heterogeneity), ``_estimate`` (the

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from popdrivers.features import DRIVER_COLUMNS, DRIVERS, VERSIONS
+from popdrivers import registry
+from popdrivers.features import VERSIONS
 
 DESIGNS = ("within_album", "within_artist", "naive")
 # A within-group comparison needs enough groups with two or more tracks, and enough artists to cluster on.
@@ -164,7 +165,8 @@ def prepare_sample(df: pd.DataFrame, drivers: list[str], track_controls: bool) -
     """Complete cases of outcome, drivers and group ids; returns the sample and how many rows were dropped."""
     notes: list[str] = []
     y = pd.to_numeric(df["popularity"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    treatments = {d: pd.to_numeric(df[DRIVER_COLUMNS[d]], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    treatments = {d: pd.to_numeric(df[registry.spec(d).column], errors="coerce").to_numpy(dtype="float64",
+                                                                                          na_value=np.nan)
                   for d in drivers}
     blocks = control_blocks(df, track_controls, notes)
     has_artists = "artist_id" in df.columns and df["artist_id"].notna().any()
@@ -360,7 +362,7 @@ def build_design(name: str, sample: Sample, track_controls: bool = True) -> Desi
 
 def driver_support(sample: Sample, requested: list[str] | None) -> tuple[list[str], list[str]]:
     """Drivers to estimate (requested or every one with variation) and the reasons others were skipped."""
-    chosen = requested if requested is not None else list(DRIVERS)
+    chosen = requested if requested is not None else list(registry.driver_names())
     kept, skipped = [], []
     for name in chosen:
         values = sample.drivers.get(name)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from popdrivers import registry
 from popdrivers.drivers._checks import (
     BENCHMARK_MULTIPLES,
     BENCHMARKS,
@@ -62,7 +63,7 @@ from popdrivers.drivers._results import (
     SensitivityBound,
 )
 from popdrivers.errors import InputError
-from popdrivers.features import DRIVER_UNITS, DRIVERS, add_release_structure, build_features
+from popdrivers.features import add_release_structure, build_features
 from popdrivers.progress import ProgressCallback
 from popdrivers.schema import popularity_source
 
@@ -150,7 +151,8 @@ class _DesignRun:
         critical = simultaneous_critical_value(self.stages, LEVEL, n_bootstrap, seed)
         band = np.array([simultaneous_multiplier(critical, k) for k in dof]) * se
         estimates = tuple(
-            DesignEstimate(design=m.name, feature=d, unit=DRIVER_UNITS[d], effect=float(effect[i]), se=float(se[i]),
+            DesignEstimate(design=m.name, feature=d, unit=registry.spec(d).effect_unit, effect=float(effect[i]),
+                           se=float(se[i]),
                            ci_low=intervals[i][0], ci_high=intervals[i][1], p_value=float(p[i]),
                            p_adjusted=float(p_adjusted[i]), simultaneous_ci_low=float(effect[i] - band[i]),
                            simultaneous_ci_high=float(effect[i] + band[i]), n=len(m.y),
@@ -257,7 +259,7 @@ def estimate_drivers(
     tracks
         A canonical track table (``schema.validate`` output); derived columns are added.
     drivers
-        Names from ``features.DRIVERS``; default: every driver present with variation.
+        Names from ``popdrivers.registry.driver_names()``; default: every driver present with variation.
     design
         ``"auto"`` (within album if the table has enough albums with two or more tracks, else within artist,
         else naive; the reason is in ``design_reason``) or a design name (falls back the same way, with a
@@ -304,10 +306,11 @@ def estimate_drivers(
     if "popularity" not in tracks.columns:
         raise InputError("the table has no popularity column: causal drivers need the outcome (add popularity, "
                          "or merge it from a dataset that has it)")
+    known = registry.driver_names()
     if drivers is not None:
-        unknown = [d for d in drivers if d not in DRIVERS]
+        unknown = [d for d in drivers if d not in known]
         if unknown:
-            raise InputError(f"unknown driver(s) {', '.join(unknown)}: choose from {', '.join(DRIVERS)}")
+            raise InputError(f"unknown driver(s) {', '.join(unknown)}: choose from {', '.join(known)}")
     warnings: list[str] = []
     df = add_release_structure(build_features(tracks))
     if max_rows is not None and len(df) > max_rows:
@@ -315,14 +318,14 @@ def estimate_drivers(
         warnings.append(f"max_rows={max_rows:,}: estimated on a random subset of {len(df):,} of {len(tracks):,} "
                         "tracks (whole artists)")
     requested = list(dict.fromkeys(drivers)) if drivers is not None else None
-    present = [d for d in (requested or DRIVERS) if d in DRIVER_UNITS and _driver_column_ok(df, d)]
+    present = [d for d in (requested or known) if _driver_column_ok(df, d)]
     missing = [d for d in (requested or []) if d not in present]
     if missing:
         raise InputError(f"cannot estimate driver(s) {', '.join(missing)}: their columns are missing or nearly "
                          "empty in this table; drop them from the driver list")
     if not present:
-        raise InputError(f"no driver can be estimated: the table has none of {', '.join(DRIVERS)} with values")
-    warnings += [f"driver '{d}' skipped: its column is missing or nearly empty" for d in DRIVERS
+        raise InputError(f"no driver can be estimated: the table has none of {', '.join(known)} with values")
+    warnings += [f"driver '{d}' skipped: its column is missing or nearly empty" for d in known
                  if requested is None and d not in present]
     sample, dropped = prepare_sample(df, present, track_controls)
     if dropped:
@@ -443,9 +446,7 @@ def estimate_drivers(
 
 
 def _driver_column_ok(df: pd.DataFrame, driver: str) -> bool:
-    from popdrivers.features import DRIVER_COLUMNS
-
-    column = DRIVER_COLUMNS[driver]
+    column = registry.spec(driver).column
     if column not in df.columns:
         return False
     values = pd.to_numeric(df[column], errors="coerce")

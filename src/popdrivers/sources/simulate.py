@@ -48,18 +48,26 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from popdrivers import registry
 from popdrivers.errors import InputError
-from popdrivers.features import BINARY_DRIVERS, DRIVER_UNITS, DRIVERS
 
 COLLECTED_AT = pd.Timestamp("2022-06-01")
 
-# Structural effects on latent popularity, points per unit (see DRIVER_UNITS). Zeros are real: energy,
+# Structural effects on latent popularity, points per unit (units: popdrivers.registry). Zeros are real: energy,
 # valence, tempo and mode do nothing, so any estimate far from 0 for them is confounding or noise.
 STRUCTURAL_EFFECTS: dict[str, float] = {
     "danceability": 10.0, "energy": 0.0, "loudness": 0.6, "speechiness": -5.0, "acousticness": -4.0,
     "instrumentalness": -8.0, "liveness": -6.0, "valence": 0.0, "tempo": 0.0, "duration_min": -1.5,
     "explicit": 3.0, "mode": 0.0,
 }
+# The drivers the simulation generates (its own fixed set: a driver registered later is not simulated).
+DRIVERS: tuple[str, ...] = tuple(STRUCTURAL_EFFECTS)
+BINARY_DRIVERS = frozenset({"explicit", "mode"})
+
+
+def driver_units() -> dict[str, str]:
+    """What "+1" means for each simulated driver (from the feature registry)."""
+    return {d: registry.spec(d).effect_unit for d in DRIVERS}
 # Danceability pays more in the families built for dancing: the heterogeneity GATEs should find.
 DANCEABILITY_BONUS = {"hip hop": 6.0, "latin": 6.0, "electronic": 6.0}
 
@@ -204,7 +212,7 @@ class CausalTruth:
     effects: dict[str, float]
     structural: dict[str, float]
     effects_by_family: dict[str, dict[str, float]] = field(default_factory=dict)
-    units: dict[str, str] = field(default_factory=lambda: dict(DRIVER_UNITS))
+    units: dict[str, str] = field(default_factory=driver_units)
     seed: int | None = None
     structure: dict[str, bool] = field(default_factory=dict)
 
@@ -218,7 +226,7 @@ class CausalTruth:
     def from_dict(cls, data: dict[str, Any]) -> CausalTruth:
         return cls(effects=dict(data["effects"]), structural=dict(data["structural"]),
                    effects_by_family={k: dict(v) for k, v in data.get("effects_by_family", {}).items()},
-                   units=dict(data.get("units", DRIVER_UNITS)), seed=data.get("seed"),
+                   units=dict(data.get("units") or driver_units()), seed=data.get("seed"),
                    structure=dict(data.get("structure", {})))
 
 

@@ -4,10 +4,9 @@ import math
 
 import streamlit as st
 
-from popdrivers import explain
+from popdrivers import explain, registry
 from popdrivers import report as figures
 from popdrivers.app import services, state
-from popdrivers.features import BINARY_DRIVERS, DRIVER_UNITS
 
 artifacts = state.current()
 tracks, model, report = artifacts.tracks, artifacts.model, artifacts.drivers
@@ -38,18 +37,19 @@ st.subheader("Edit the track")
 new_values = {}
 columns = st.columns(4)
 for i, driver in enumerate(editable):
-    low, high, step = explain.DRIVER_RANGES[driver]
+    feature = registry.spec(driver)
+    low, high = services.driver_input_range(driver, tracks)
+    step = feature.step or 0.01
     value = min(max(current[driver], low), high)
-    label = services.DRIVER_LABELS.get(driver, driver.capitalize())
     key = f"whatif_{track_id}_{driver}"
     with columns[i % 4]:
-        if driver in BINARY_DRIVERS:
+        if feature.binary:
             start = float(round(value))
-            chosen = float(st.toggle(label, bool(start), key=key, help=DRIVER_UNITS[driver]))
+            chosen = float(st.toggle(feature.label, bool(start), key=key, help=feature.effect_unit))
         else:
             start = float(round(value / step) * step)
-            chosen = st.slider(label, low, high, start, step, key=key,
-                               help=f"Causal effect is per {DRIVER_UNITS[driver]}")
+            chosen = st.slider(feature.axis_title, low, high, start, step, key=key,
+                               help=f"{feature.help} Causal effect is per {feature.effect_unit}.")
         # An untouched widget keeps the track's exact value (the slider grid would otherwise be an "edit").
         new_values[driver] = chosen if chosen != start else current[driver]
 result = explain.what_if(model, report, row, new_values)

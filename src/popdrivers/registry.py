@@ -1,0 +1,260 @@
+"""The feature registry: what each feature and causal driver means, written once.
+
+``schema.py`` says how a canonical column is stored and validated; this module says what a *feature* is to a
+person and to the stages that use it: its plain-words label and help, its unit and valid range, whether it is
+binary, the size of change the plots show, where its values can come from (Spotify's API, popdrivers' own audio
+analysis, metadata), and whether the causal drivers estimate its effect. The schema builds the canonical specs of
+these columns from here, and the CLI table, the HTML report, the app's inputs and ``drivers.json`` all read it, so a
+feature added here appears in every one of them.
+
+Modules read the registry when they run (:func:`spec`, :func:`driver_names`), never a copy taken at import, so a
+feature registered later (:func:`register`) is seen everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FeatureKind = Literal["continuous", "binary", "category"]
+# Where a feature's values can come from. "spotify": Spotify's Web API (audio features deprecated since Nov 2024);
+# "audio": measured by popdrivers.audio from the sound; "metadata": the release, the artist, the file's columns.
+SOURCES = ("spotify", "audio", "metadata", "reccobeats")
+KEY_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One feature: what it means, its unit and range, and how the stages use it.
+
+    Parameters
+    ----------
+    name
+        The name users, drivers.json and the app use (``duration_min``, not ``duration_ms``).
+    label
+        Plain words for tables and widgets ("Danceability", "Loudness").
+    unit
+        A short unit for narrow tables ("0-1", "dB", "BPM", "min", "0/1").
+    help
+        One or two sentences a person can act on (shown under inputs and in reports).
+    kind
+        "continuous", "binary" (0/1; effects compare 1 with 0) or "category" (a label, never a quantity).
+    low, high
+        Valid range in ``unit`` (``None``: open); validation refuses values outside it, inputs offer it.
+    step
+        Resolution of an input widget.
+    per_unit
+        What an effect of "+1" means ("+1.0 on the 0-1 scale", "+1 dB", "explicit vs not (0 -> 1)").
+    typical_change, change_label
+        The change the effects plots and plain-words summaries use (0.1 of a 0-1 feature, 10 BPM, ...).
+    sources
+        Where values can come from (:data:`SOURCES`).
+    driver
+        Whether the causal drivers estimate its effect by default.
+    model_column
+        Column of ``features.build_features``' output holding the value as a number (default: ``name``).
+    canonical_column, canonical_scale
+        Canonical column the value is stored in and its scale: canonical = value x scale (duration: ms = min x
+        60000). Default: ``name``, 1.
+    choices
+        For "category" and "binary" features: (value, label) pairs, in the order inputs list them.
+    """
+
+    name: str
+    label: str
+    unit: str
+    help: str
+    kind: FeatureKind = "continuous"
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    per_unit: str = ""
+    typical_change: float = 1.0
+    change_label: str = "+1"
+    sources: tuple[str, ...] = ("spotify",)
+    driver: bool = False
+    model_column: str | None = None
+    canonical_column: str | None = None
+    canonical_scale: float = 1.0
+    choices: tuple[tuple[Any, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.sources if s not in SOURCES]
+        if unknown:
+            raise ValueError(f"feature {self.name!r}: unknown source(s) {unknown}; expected some of {SOURCES}")
+        if self.kind not in ("continuous", "binary", "category"):
+            raise ValueError(f"feature {self.name!r}: kind {self.kind!r} is not continuous, binary or category")
+
+    @property
+    def column(self) -> str:
+        """Column of the derived table that holds the value as a number."""
+        return self.model_column or self.name
+
+    @property
+    def canonical(self) -> str:
+        """Canonical column the value is stored in."""
+        return self.canonical_column or self.name
+
+    @property
+    def binary(self) -> bool:
+        return self.kind == "binary"
+
+    @property
+    def effect_unit(self) -> str:
+        """What "+1" of an effect means, in words."""
+        return self.per_unit or f"+1 {self.unit}"
+
+    @property
+    def axis_title(self) -> str:
+        """Label with its unit, for plot axes ("Loudness (dB)")."""
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+    def clip(self, value: float) -> float:
+        """``value`` inside the valid range."""
+        low = -math.inf if self.low is None else self.low
+        high = math.inf if self.high is None else self.high
+        return min(max(value, low), high)
+
+
+_UNIT_SCALE = "+1.0 on the 0-1 scale"
+
+
+def _unit_interval(name: str, label: str, help: str, *, driver: bool = True) -> FeatureSpec:
+    return FeatureSpec(name, label, "0-1", help, low=0.0, high=1.0, step=0.01, per_unit=_UNIT_SCALE,
+                       typical_change=0.1, change_label="+0.1", driver=driver)
+
+
+# Order: the order of the drivers in tables and of the app's inputs.
+_BUILT_IN: tuple[FeatureSpec, ...] = (
+    _unit_interval("danceability", "Danceability",
+                   "How suitable the track is for dancing, from tempo, rhythm stability and beat strength "
+                   "(Spotify audio feature, 0 = least, 1 = most danceable)."),
+    _unit_interval("energy", "Energy",
+                   "Perceived intensity and activity: fast, loud, noisy tracks score high (Spotify, 0-1)."),
+    FeatureSpec("loudness", "Loudness", "dB",
+                "Average loudness of the track in dB (Spotify: typically -60 to 0; most commercial tracks sit "
+                "between -14 and -4).", low=-70.0, high=10.0, step=0.1, per_unit="+1 dB", typical_change=1.0,
+                change_label="+1 dB", sources=("spotify", "audio"), driver=True),
+    _unit_interval("speechiness", "Speechiness",
+                   "Presence of spoken words: above 0.66 is almost all speech, 0.33-0.66 mixes music and speech "
+                   "such as rap, below 0.33 is mostly music (Spotify, 0-1)."),
+    _unit_interval("acousticness", "Acousticness", "Confidence that the track is acoustic (Spotify, 0-1)."),
+    FeatureSpec("instrumentalness", "Instrumentalness", "0-1",
+                "Likelihood the track has no vocals; above 0.5 is probably instrumental (Spotify, 0-1).",
+                low=0.0, high=1.0, step=0.001, per_unit=_UNIT_SCALE, typical_change=0.1, change_label="+0.1",
+                driver=True),
+    _unit_interval("liveness", "Liveness",
+                   "Presence of an audience in the recording; above 0.8 is probably live (Spotify, 0-1)."),
+    _unit_interval("valence", "Valence",
+                   "Musical positiveness: high is happy, cheerful, euphoric; low is sad, angry, tense (Spotify, "
+                   "0-1)."),
+    FeatureSpec("tempo", "Tempo", "BPM", "Estimated tempo in beats per minute.", low=0.0, high=300.0, step=1.0,
+                per_unit="+1 BPM", typical_change=10.0, change_label="+10 BPM", sources=("spotify", "audio"),
+                driver=True),
+    FeatureSpec("duration_min", "Duration", "min", "Track length in minutes.", low=0.0, high=None, step=0.05,
+                per_unit="+1 minute", typical_change=1.0, change_label="+1 min",
+                sources=("spotify", "audio", "metadata"), driver=True, canonical_column="duration_ms",
+                canonical_scale=60000.0),
+    FeatureSpec("explicit", "Explicit lyrics", "0/1", "Whether the track is flagged as explicit.", kind="binary",
+                low=0.0, high=1.0, step=1.0, per_unit="explicit vs not (0 -> 1)", change_label="explicit",
+                sources=("spotify", "metadata"), driver=True, model_column="explicit_int",
+                choices=((False, "no"), (True, "yes"))),
+    FeatureSpec("mode", "Mode", "0/1", "Modality: 1 = major, 0 = minor.", kind="binary", low=0.0, high=1.0,
+                step=1.0, per_unit="major vs minor (0 -> 1)", change_label="major", sources=("spotify", "audio"),
+                driver=True, choices=((1, "major"), (0, "minor"))),
+    FeatureSpec("key", "Key", "pitch class", "Pitch class the track is in (0 = C ... 11 = B; -1: no key detected).",
+                kind="category", low=-1.0, high=11.0, step=1.0, sources=("spotify", "audio"), model_column="key_cat",
+                choices=((-1, "not detected"), *((i, KEY_NAMES[i]) for i in range(12)))),
+    FeatureSpec("time_signature", "Time signature", "beats",
+                "Estimated beats per bar (4 = 4/4, 3 = 3/4 ...; 0 = not measured).", kind="category", low=0.0,
+                high=7.0, step=1.0, sources=("spotify", "audio"),
+                choices=tuple((t, f"{t}/4") for t in (1, 3, 4, 5, 6, 7))),
+    FeatureSpec("artist_followers", "Artist followers", "followers",
+                "Followers of the artist on Spotify (the model uses log10 of it: reach, not quality).", low=0.0,
+                step=1000.0, sources=("spotify", "metadata"), model_column="log_followers"),
+    FeatureSpec("track_age_days", "Time since release", "days",
+                "Days from release to the data's reference date; older tracks have lost popularity.", low=0.0,
+                step=30.0, sources=("metadata",), canonical_column="release_date"),
+    FeatureSpec("genre_family", "Genre family", "",
+                "About twelve families grouping the artist's Spotify genres (or the dataset's genre).",
+                kind="category", sources=("spotify", "metadata"), canonical_column="artist_genres"),
+)
+_REGISTRY: dict[str, FeatureSpec] = {s.name: s for s in _BUILT_IN}
+# Model columns are named after the feature they hold; these are the exceptions (and derived-only labels).
+_COLUMN_LABELS = {"log_followers": "artist followers", "explicit_int": "explicit", "key_cat": "key",
+                  "artist_track_record": "artist's other tracks (mean popularity)"}
+
+
+def register(feature: FeatureSpec, *, replace: bool = False) -> FeatureSpec:
+    """Add a feature to the registry (or replace one with ``replace=True``); returns it."""
+    if feature.name in _REGISTRY and not replace:
+        raise ValueError(f"feature {feature.name!r} is already registered; pass replace=True to change it")
+    _REGISTRY[feature.name] = feature
+    return feature
+
+
+def unregister(name: str) -> None:
+    """Remove a feature (tests that register one clean up with this)."""
+    _REGISTRY.pop(name, None)
+
+
+def features() -> Iterator[FeatureSpec]:
+    """Every registered feature, in registry order."""
+    return iter(tuple(_REGISTRY.values()))
+
+
+def spec(name: str) -> FeatureSpec:
+    """The spec of a feature by name, or by its model column (``explicit_int`` -> ``explicit``)."""
+    found = _REGISTRY.get(name)
+    if found is None:
+        found = next((s for s in _REGISTRY.values() if s.column == name), None)
+    if found is None:
+        raise KeyError(f"unknown feature {name!r}: registered are {', '.join(_REGISTRY)}")
+    return found
+
+
+def is_registered(name: str) -> bool:
+    return name in _REGISTRY
+
+
+def driver_names() -> tuple[str, ...]:
+    """The features whose causal effect the drivers estimate by default, in registry order."""
+    return tuple(s.name for s in _REGISTRY.values() if s.driver)
+
+
+def binary_drivers() -> frozenset[str]:
+    return frozenset(s.name for s in _REGISTRY.values() if s.driver and s.binary)
+
+
+def label(name: str) -> str:
+    """Plain-words name of a feature or a model column (the name itself when unknown)."""
+    if name in _REGISTRY:
+        found = _REGISTRY[name]
+        return f"{found.label.lower()} ({found.unit})" if found.unit in ("dB", "BPM", "min") else found.label.lower()
+    if name in _COLUMN_LABELS:
+        return _COLUMN_LABELS[name]
+    by_column = next((s for s in _REGISTRY.values() if s.column == name), None)
+    return by_column.label.lower() if by_column is not None else name
+
+
+def input_range(name: str, observed: Any = None) -> tuple[float, float]:
+    """The span an input or a curve offers for a feature: its valid range, open ends closed by the data.
+
+    ``observed`` (values in the feature's unit, NaN allowed) closes an open bound at its 0.5th / 99.5th
+    percentile; without data an open upper bound is 20 typical changes above the lower one.
+    """
+    import numpy as np
+
+    feature = spec(name)
+    values = np.asarray(observed, dtype="float64") if observed is not None else np.array([])
+    values = values[np.isfinite(values)]
+    low = feature.low if feature.low is not None else (float(np.quantile(values, 0.005)) if values.size else 0.0)
+    if feature.high is not None:
+        high = feature.high
+    elif values.size:
+        high = max(float(np.quantile(values, 0.995)), low + feature.typical_change)
+    else:
+        high = low + 20 * feature.typical_change
+    return float(low), float(high)

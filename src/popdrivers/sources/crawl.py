@@ -19,8 +19,9 @@ import json
 import os
 import time
 import unicodedata
+from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -461,7 +462,7 @@ def crawl_artists(session: CrawlSession, queries: Sequence[str], *, resolve: Cal
     return finish(True)
 
 
-class ArtistCrawler:
+class ArtistCrawler(ABC):
     """What every collector's crawl shares: the session's store and log, and how the resolution of a line of the
     artists file is cached, logged and told (a subclass resolves the line against its API in ``resolve``)."""
 
@@ -494,6 +495,81 @@ class ArtistCrawler:
         if status in ("ambiguous", "not_found"):
             verdict = "is ambiguous" if status == "ambiguous" else "was not found"
             self.notify(f"artist '{query}' {verdict}" + (f": {detail}" if detail else ""))
+
+    # ----- one artist: the steps every source runs; a subclass fills in how each talks to its API
+    def crawl_artist(self, artist_id: str) -> None:
+        """Artist, its album list, each album's tracks, the track details, then whatever the source adds.
+
+        Each step is checkpointed in the store, so a resumed crawl starts at the first step not done; a bad reply
+        for the artist or its album list skips the artist (logged) and the crawl goes on.
+        """
+        state = self.store.artist_state(artist_id)
+        try:
+            if state is None:
+                artist = self.fetch_artist(artist_id)
+                with self.store.transaction():
+                    self.store.put_artist(artist)
+                    self.session.checkpoint_stats()
+                state = (0, 0)
+            if not state[0]:
+                self.list_albums(artist_id)
+        except (MalformedReply, ApiError) as exc:
+            self.session.skip("artist", str(exc), artist_id=artist_id)
+            return
+        for album_id in self.store.albums_to_list(artist_id):
+            self.list_album_tracks(album_id, artist_id)
+        self.fetch_tracks(artist_id)
+        self.after_tracks(artist_id)
+        with self.store.transaction():
+            self.store.mark_artist_done(artist_id)
+            self.session.checkpoint_stats()
+        self.log({"event": "artist_done", "artist_id": artist_id})
+
+    @abstractmethod
+    def fetch_artist(self, artist_id: str) -> dict[str, Any]:
+        """The artist's row for the store (raises MalformedReply or ApiError)."""
+
+    @abstractmethod
+    def list_albums(self, artist_id: str) -> None:
+        """Store the artist's releases (raises MalformedReply or ApiError when the listing fails)."""
+
+    @abstractmethod
+    def list_album_tracks(self, album_id: str, artist_id: str) -> None:
+        """Store one release's tracks (a bad reply is skipped and logged inside)."""
+
+    @abstractmethod
+    def fetch_tracks(self, artist_id: str) -> None:
+        """Store the details of the artist's listed tracks."""
+
+    def after_tracks(self, artist_id: str) -> None:
+        """A source's extra step once the tracks are in (Spotify: audio features); nothing by default."""
+        return None
+
+    # ----- resolving a name: exact matches among search results
+    def exact_name_search(self, query: str, pages: Iterator[list[tuple[str, str]]], link: Callable[[str], str],
+                          fix: str) -> tuple[str, str | None, str | None]:
+        """("resolved" | "not_found" | "ambiguous", artist id, detail) from pages of (id, name) search results.
+
+        Results come by relevance, so all exact matches (case-insensitive, Unicode-normalised) sit together: once
+        one is found, paging goes on only while pages still hold exact matches. Two or more artists with the name
+        are ambiguous: none is picked, ``fix`` says what to write in the artists file instead.
+        """
+        target = normal_name(query)
+        matches: dict[str, str] = {}
+        seen = 0
+        for page in pages:
+            hits = {artist_id: name for artist_id, name in page if normal_name(name) == target}
+            if matches and not hits:
+                break
+            matches.update(hits)
+            seen += len(page)
+        if not matches:
+            return "not_found", None, f"no artist named exactly '{query}' among {seen} search results"
+        if len(matches) > 1:
+            links = ", ".join(link(i) for i in matches)
+            return "ambiguous", None, (f"{len(matches)} artists are named '{query}' ({links}): none was picked; put "
+                                       f"{fix} in the artists file")
+        return "resolved", next(iter(matches)), None
 
 
 def read_artist_list(path: str | os.PathLike[str]) -> list[str]:

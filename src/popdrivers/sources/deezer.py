@@ -29,7 +29,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,7 +54,6 @@ from popdrivers.sources.crawl import (
     as_text,
     crawl_artists,
     export_tables,
-    normal_name,
     padded_release,
     read_artist_list,
     since_date,
@@ -257,52 +256,24 @@ class _Crawler(ArtistCrawler):
 
     def _search(self, query: str) -> tuple[str, str | None, str | None]:
         """Exact-name match among search results (every page until matches stop); two or more: ambiguous."""
-        target = normal_name(query)
-        matches: dict[str, str] = {}
+        return self.exact_name_search(query, self._search_pages(query), lambda i: f"https://www.deezer.com/artist/{i}",
+                                      "the link of the one you mean")
+
+    def _search_pages(self, query: str) -> Iterator[list[tuple[str, str]]]:
         url: str | None = "search/artist"
         seen = 0
         while url is not None and seen < SEARCH_MAX_RESULTS:
             reply = self.api.get(f"search '{query}' from result {seen}", url,
                                  {"q": query, "limit": PAGE} if seen == 0 else None)
             data, url, _ = _page(reply)
-            hits = {_id(a.get("id")): a.get("name") for a in data
-                    if isinstance(a, dict) and _id(a.get("id")) and normal_name(a.get("name", "")) == target}
-            if matches and not hits:
-                break
-            matches.update(hits)  # type: ignore[arg-type]
+            yield [(_id(a.get("id")), str(a.get("name", ""))) for a in data if isinstance(a, dict) and _id(a.get("id"))]
             seen += len(data)
             if not data:
-                break
-        if not matches:
-            return "not_found", None, f"no artist named exactly '{query}' among {seen} search results"
-        if len(matches) > 1:
-            links = ", ".join(f"https://www.deezer.com/artist/{i}" for i in matches)
-            return "ambiguous", None, (f"{len(matches)} artists are named '{query}' ({links}): none was picked; put "
-                                       "the link of the one you mean in the artists file")
-        return "resolved", next(iter(matches)), None
+                return
 
-    # ----- one artist
-    def crawl_artist(self, artist_id: str) -> None:
-        state = self.store.artist_state(artist_id)
-        try:
-            if state is None:
-                artist = self._parse_artist(self.api.get(f"artist {artist_id}", f"artist/{artist_id}"))
-                with self.store.transaction():
-                    self.store.put_artist(artist)
-                    self.session.checkpoint_stats()
-                state = (0, 0)
-            if not state[0]:
-                self._list_albums(artist_id)
-        except (MalformedReply, ApiError) as exc:
-            self.session.skip("artist", str(exc), artist_id=artist_id)
-            return
-        for album_id in self.store.albums_to_list(artist_id):
-            self._list_album(album_id, artist_id)
-        self._fetch_tracks(artist_id)
-        with self.store.transaction():
-            self.store.mark_artist_done(artist_id)
-            self.session.checkpoint_stats()
-        self.log({"event": "artist_done", "artist_id": artist_id})
+    # ----- one artist (the steps: ArtistCrawler.crawl_artist)
+    def fetch_artist(self, artist_id: str) -> dict[str, Any]:
+        return self._parse_artist(self.api.get(f"artist {artist_id}", f"artist/{artist_id}"))
 
     @staticmethod
     def _parse_artist(reply: Mapping[str, Any]) -> dict[str, Any]:
@@ -314,7 +285,7 @@ class _Crawler(ArtistCrawler):
                 "image": as_text(reply.get("picture_xl")) or as_text(reply.get("picture")),
                 "homepage": as_text(reply.get("link")) or f"https://www.deezer.com/artist/{artist_id}"}
 
-    def _list_albums(self, artist_id: str) -> None:
+    def list_albums(self, artist_id: str) -> None:
         items, complete = self._all_pages(f"albums of {artist_id}", f"artist/{artist_id}/albums", {"limit": PAGE},
                                           "album page", {"artist_id": artist_id})
         albums: dict[str, dict[str, Any]] = {}
@@ -341,7 +312,7 @@ class _Crawler(ArtistCrawler):
             self.store.put_albums(artist_id, list(albums.values()), complete)
             self.session.checkpoint_stats()
 
-    def _list_album(self, album_id: str, artist_id: str) -> None:
+    def list_album_tracks(self, album_id: str, artist_id: str) -> None:
         """The album itself (genres, size, main artist), then its tracks (every page): one checkpoint."""
         try:
             album = self.api.get(f"album {album_id}", f"album/{album_id}")
@@ -381,7 +352,7 @@ class _Crawler(ArtistCrawler):
             self.store.put_album_tracks(album_id, stubs, complete)
             self.session.checkpoint_stats()
 
-    def _fetch_tracks(self, artist_id: str) -> None:
+    def fetch_tracks(self, artist_id: str) -> None:
         for track_id in [t for t in self.store.tracks_to_fetch(artist_id) if t not in self.skip_tracks]:
             try:
                 reply = self.api.get(f"track {track_id}", f"track/{track_id}")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -46,7 +46,6 @@ from popdrivers.sources.crawl import (
     as_text,
     crawl_artists,
     export_tables,
-    normal_name,
     padded_release,
     read_artist_list,
     since_date,
@@ -235,59 +234,28 @@ class _Crawler(ArtistCrawler):
         return self.record_resolution(query, status, artist_id, detail)
 
     def _search(self, query: str) -> tuple[str, str | None, str | None]:
-        """Page through artist search results until the exact name (case-insensitive) shows up.
+        """Page through artist search results until the exact name (case-insensitive) shows up."""
+        return self.exact_name_search(query, self._search_pages(query), lambda i: i,
+                                      "the id (or open.spotify.com link) of the one you mean")
 
-        Results are ordered by relevance, so all exact matches sit together: once found, paging continues only
-        while pages still hold exact matches. Two or more different artists with the name: ambiguous.
-        """
-        target = normal_name(query)
-        matches: dict[str, str] = {}
-        offset = seen = 0
+    def _search_pages(self, query: str) -> Iterator[list[tuple[str, str]]]:
+        offset = 0
         while offset < SEARCH_MAX_OFFSET:
             reply, _ = self._paged_call("search", f"search '{query}'", self.api.sp.search, q=query, type="artist",
                                         offset=offset, market=self.market)
             items, next_url, _ = _paging(reply, "artists")
-            hits = {a["id"]: a.get("name") for a in items
-                    if isinstance(a, dict) and as_text(a.get("id")) and normal_name(a.get("name", "")) == target}
-            if matches and not hits:
-                break
-            matches.update(hits)
-            seen += len(items)
+            yield [(a["id"], str(a.get("name", ""))) for a in items if isinstance(a, dict) and as_text(a.get("id"))]
             if not next_url or not items:
-                break
+                return
             offset += len(items)
-        if not matches:
-            return "not_found", None, f"no artist named exactly '{query}' among {seen} search results"
-        if len(matches) > 1:
-            ids = ", ".join(matches)
-            return "ambiguous", None, (f"{len(matches)} artists are named '{query}' ({ids}): none was picked; put "
-                                       "the id (or open.spotify.com link) of the one you mean in the artists file")
-        return "resolved", next(iter(matches)), None
 
-    # ----- one artist
-    def crawl_artist(self, artist_id: str) -> None:
-        state = self.store.artist_state(artist_id)
-        try:
-            if state is None:
-                artist = self._parse_artist(self.api.call(f"artist {artist_id}", self.api.sp.artist, artist_id))
-                with self.store.transaction():
-                    self.store.put_artist(artist)
-                    self.session.checkpoint_stats()
-                state = (0, 0)
-            if not state[0]:
-                self._list_albums(artist_id)
-        except (MalformedReply, ApiError) as exc:
-            self.session.skip("artist", str(exc), artist_id=artist_id)
-            return
-        for album_id in self.store.albums_to_list(artist_id):
-            self._list_album_tracks(album_id, artist_id)
-        self._fetch_tracks(artist_id)
+    # ----- one artist (the steps: ArtistCrawler.crawl_artist)
+    def fetch_artist(self, artist_id: str) -> dict[str, Any]:
+        return self._parse_artist(self.api.call(f"artist {artist_id}", self.api.sp.artist, artist_id))
+
+    def after_tracks(self, artist_id: str) -> None:
         if not self.audio_forbidden:
             self._fetch_audio(artist_id)
-        with self.store.transaction():
-            self.store.mark_artist_done(artist_id)
-            self.session.checkpoint_stats()
-        self.log({"event": "artist_done", "artist_id": artist_id})
 
     def _parse_artist(self, reply: Any) -> dict[str, Any]:
         if not isinstance(reply, dict) or not as_text(reply.get("id")) or not as_text(reply.get("name")):
@@ -328,7 +296,7 @@ class _Crawler(ArtistCrawler):
             offset += len(items)
         return collected, complete
 
-    def _list_albums(self, artist_id: str) -> None:
+    def list_albums(self, artist_id: str) -> None:
         items, complete = self._paged_items(
             "albums", f"albums of {artist_id}", self.api.sp.artist_albums, artist_id, include_groups="album,single",
             country=self.market, skip_kind="album page", skip_errors=(MalformedReply,),
@@ -364,7 +332,7 @@ class _Crawler(ArtistCrawler):
                 "image": _image(item), "homepage": _homepage(item, "album", item["id"]),
                 "album_type": album_type.lower() if album_type else None}
 
-    def _list_album_tracks(self, album_id: str, artist_id: str) -> None:
+    def list_album_tracks(self, album_id: str, artist_id: str) -> None:
         items, complete = self._paged_items(
             "album_tracks", f"tracks of album {album_id}", self.api.sp.album_tracks, album_id, market=self.market,
             skip_kind="album tracks", skip_errors=(MalformedReply, ApiError), context={"album_id": album_id})
@@ -386,7 +354,7 @@ class _Crawler(ArtistCrawler):
                 "track_number": as_int(item.get("track_number")), "artist_id": lead, "artist_name": lead_name,
                 "n_artists": len(credited) or None}
 
-    def _fetch_tracks(self, artist_id: str) -> None:
+    def fetch_tracks(self, artist_id: str) -> None:
         pending = [t for t in self.store.tracks_to_fetch(artist_id) if t not in self.skip_tracks]
         start = 0
         while start < len(pending) and not self.batch_refused:

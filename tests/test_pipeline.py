@@ -42,7 +42,8 @@ def test_loaded_artifacts_are_the_simulated_catalogue_with_its_truth(small_artif
     assert art.truth is not None and art.truth.effects == pytest.approx(truth.effects)
     assert set(art.drivers.features) <= set(truth.effects)
     predictions = art.model.predict(art.tracks)
-    assert predictions.shape == (len(tracks),) and np.all((predictions >= 0) & (predictions <= 100))
+    assert predictions.shape == (len(tracks),)
+    assert np.corrcoef(predictions, tracks["popularity"])[0, 1] > 0.5, "the built model has learned something"
     assert art.importance is not None and {"feature", "mean_abs_shap"} <= set(art.importance.columns)
     assert "splits" in art.metrics
 

@@ -29,3 +29,11 @@ class InputError(PopdriversError, ValueError):
     Also a :class:`ValueError`, so library callers that catch ``ValueError`` keep working; the CLI turns
     only :class:`PopdriversError` into exit code 2, so a ``ValueError`` from a real bug still shows its traceback.
     """
+
+
+class SplitUnavailable(PopdriversError):
+    """An evaluation split cannot be made from this data (no artist ids, no release dates, too few groups)."""
+
+
+class ApiUnavailable(PopdriversError):
+    """Retries are exhausted (rate limited, server errors, no connection): stop; a rerun resumes."""

@@ -12,13 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from popdrivers.errors import PopdriversError
+from popdrivers.errors import SplitUnavailable
 
 Fold = tuple[np.ndarray, np.ndarray]
-
-
-class SplitUnavailable(PopdriversError):
-    """An evaluation split cannot be made from this data (no artist ids, no release dates, too few groups)."""
 
 
 def artist_groups(tracks: pd.DataFrame) -> np.ndarray:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from popdrivers.artifacts import utc_now, write_json_atomic
-from popdrivers.errors import InputError, PopdriversError
+from popdrivers.errors import ApiUnavailable, InputError, PopdriversError
 from popdrivers.progress import ProgressCallback
 from popdrivers.sources.crawl_merge import MergeReport, TrackMatcher, merge_audio_features, merge_popularity
 from popdrivers.sources.crawl_store import CrawlStore, write_tables
@@ -92,10 +92,6 @@ class ApiError(Exception):
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
         self.message = message
-
-
-class ApiUnavailable(PopdriversError):
-    """Retries are exhausted (rate limited, server errors, no connection): stop; a rerun resumes."""
 
 
 class Retry(Exception):

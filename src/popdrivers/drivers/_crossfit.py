@@ -88,8 +88,9 @@ class NuisanceLearner:
                 d_test[:, j] = test_design[:, cols] @ coef[:, 1]
             if self.kind == "linear":
                 return y_test, d_test
-        import lightgbm as lgb
+        from popdrivers.model import load_lightgbm
 
+        lgb = load_lightgbm()
         # num_threads=1: parallelism comes from fitting folds side by side (OpenMP inside each fit spins
         # badly when the machine is shared).
         params = {"objective": "regression", "num_leaves": self.num_leaves, "learning_rate": self.learning_rate,

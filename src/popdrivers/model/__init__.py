@@ -11,6 +11,7 @@ One concept per module:
 ``_tune``          search within a budget or a number of trials (:func:`tune`)
 ``_train``         :func:`train`: search, evaluation and final fit within one budget
 ``_persist``       :func:`save_model` / :func:`load_model`, manifest and checksums
+``_lightgbm``      :func:`load_lightgbm`: LightGBM loaded with passive OpenMP waiting (why: shared 2-core machines)
 =================  ===========================================================================================
 
 Other modules import from ``popdrivers.model`` only; tests may reach into the private modules.
@@ -31,6 +32,7 @@ from popdrivers.model._evaluate import (
     run_evaluation,
     scores,
 )
+from popdrivers.model._lightgbm import load_lightgbm
 from popdrivers.model._persist import KIND, METRICS_FILE, load_model, save_model
 from popdrivers.model._splits import (
     MixedFold,
@@ -50,7 +52,8 @@ __all__ = [
     "Evaluation",
     "FeatureLayout", "FittedState", "Interval", "MixedFold", "PopularityModel", "Residuals", "SplitUnavailable",
     "TrainResult", "artist_grouped_folds", "artist_sample", "baseline_inputs", "budget_summary", "conformal_offsets",
-    "evaluate", "feature_label", "linear_predictions", "load_model", "mixed_folds", "mixed_holdout_folds",
+    "evaluate", "feature_label", "linear_predictions", "load_lightgbm", "load_model", "mixed_folds",
+    "mixed_holdout_folds",
     "out_of_fold_artist_record", "random_folds", "reference_features", "reference_rf", "run_evaluation",
     "sample_params", "save_model", "scores", "time_split", "train", "training_summary", "tune",
 ]

@@ -18,37 +18,33 @@ training" vs "new artist".
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-# LightGBM's OpenMP threads spin while waiting by default; on a busy 2-core machine that makes a 2-thread
-# fit 10-40x slower than a 1-thread fit. Passive waiting costs nothing measurable when idle. setdefault: a
-# user's own OMP_WAIT_POLICY wins. Must happen before lightgbm's libgomp is loaded.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.base import BaseEstimator, RegressorMixin, clone  # noqa: E402
-
-from popdrivers import features, schema  # noqa: E402
-from popdrivers.errors import PopdriversError  # noqa: E402
-from popdrivers.features import ARTIST_RECORD, MONOTONE_INCREASING  # noqa: E402
-from popdrivers.model._conformal import Interval, Residuals  # noqa: E402
-from popdrivers.model._design import FEATURE_SETS, FeatureLayout  # noqa: E402
-from popdrivers.model._parallel import run_parallel  # noqa: E402
-from popdrivers.model._splits import mixed_folds  # noqa: E402
+from popdrivers import features, schema
+from popdrivers.errors import PopdriversError
+from popdrivers.features import ARTIST_RECORD, MONOTONE_INCREASING
+from popdrivers.model._calibration import (
+    CALIBRATIONS,
+    calibrated_state,
+    calibration_method,
+    describe_calibration,
+)
+from popdrivers.model._conformal import Interval, Residuals
+from popdrivers.model._design import FEATURE_SETS, FeatureLayout
+from popdrivers.model._lightgbm import load_lightgbm
+from popdrivers.model._parallel import run_parallel
+from popdrivers.model._splits import MIN_FIT_ROWS
 
 TARGET = schema.TARGET
-CALIBRATIONS = ("auto", "cross", "holdout_refit", "split")
-# The held-out part of the one-fit calibrations ("split", "holdout_refit"): fold 0 of this many mixed folds,
-# i.e. 10% of the artists whole plus 1% of the other tracks.
-HOLDOUT_FOLDS = 10
 # Below this many rows a LightGBM fit runs on one thread: two threads that wait passively for each other lose
 # more on every histogram than they gain (measured: 100k rows 4.5 s on one thread, 7.2 s on two).
 MULTITHREAD_FIT_ROWS = 2_000_000
-MIN_FIT_ROWS = 10
 # The new-artist booster's "auto" tree count: early stopping (patience AUTO_TREES_PATIENCE) on AUTO_HOLDOUT_SHARE of
 # the artists held out whole, at most AUTO_TREES_CAP trees, on a sample of whole artists of about AUTO_SAMPLE_ROWS
 # tracks for big tables; with fewer than AUTO_MIN_ARTISTS artists (nothing to hold out) it uses
@@ -215,11 +211,7 @@ class PopularityModel(RegressorMixin, BaseEstimator):
 
     def calibration_method(self, n_rows: int) -> str:
         """How a fit on ``n_rows`` tracks calibrates its interval: cross, holdout_refit, split or none."""
-        if not self.calibration_folds:
-            return "none"
-        if self.calibration == "auto":
-            return "split" if n_rows > self.split_calibration_rows else "cross"
-        return self.calibration
+        return calibration_method(self.calibration, self.calibration_folds, self.split_calibration_rows, n_rows)
 
     @property
     def record_hidden_share(self) -> float:
@@ -287,33 +279,16 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         ref = pd.Timestamp(self.reference_date) if self.reference_date is not None else \
             features.reference_date(tracks)
         reference_date = None if ref is None else ref.strftime("%Y-%m-%d")
-        method = self.calibration_method(len(tracks))
-        summary = training_summary(tracks)
-        if method in {"split", "holdout_refit"}:
-            fold = mixed_folds(tracks, HOLDOUT_FOLDS, seed=self.random_state + 1)[0]
-            part = self._fit_state(tracks.iloc[fold.train], reference_date, eval_tracks)
-            residuals = self._point_model(part).held_out_residuals(tracks.iloc[fold.test])
-            interval = Interval.from_residuals(residuals, self.interval_level, method)
-            if method == "split":
-                # The held-out tracks still join their artists' track record.
-                record_table = features.artist_track_table(tracks) if part.artist_tracks is not None else None
-                state = replace(part, artist_tracks=record_table, interval=interval)
-            else:
-                state = replace(self._fit_state(tracks, reference_date, eval_tracks), interval=interval)
-        else:
-            state = self._fit_state(tracks, reference_date, eval_tracks)
-            if method == "cross":
-                residuals = oof_residuals if oof_residuals is not None else \
-                    self._cross_residuals(tracks, reference_date)
-                state = replace(state, interval=Interval.from_residuals(residuals, self.interval_level, "cross"))
-        return self.set_fitted(replace(state, training_summary=summary))
+        state = calibrated_state(self, tracks, reference_date, eval_tracks=eval_tracks, oof_residuals=oof_residuals)
+        return self.set_fitted(replace(state, training_summary=training_summary(tracks)))
 
-    def _point_model(self, state: FittedState) -> PopularityModel:
+    def point_model(self, state: FittedState) -> PopularityModel:
+        """A copy of this model with ``state`` installed and no interval (what calibration measures)."""
         return clone(self).set_params(calibration_folds=0).set_fitted(state)
 
-    def _fit_state(self, tracks: pd.DataFrame, reference_date: str | None,
-                   eval_tracks: pd.DataFrame | None = None) -> FittedState:
-        """Fit the boosters (and the track-record table) on ``tracks``; no interval."""
+    def fit_boosters(self, tracks: pd.DataFrame, reference_date: str | None,
+                     eval_tracks: pd.DataFrame | None = None) -> FittedState:
+        """Fit the boosters (and the track-record table) on validated ``tracks``; no interval."""
         feats = features.build_features(tracks, at=reference_date)
         layout = FeatureLayout.choose(feats, feature_set=self.feature_set, artist_record=self.artist_record)
         y_values = tracks[TARGET].to_numpy(dtype="float64")
@@ -332,7 +307,7 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         evaluation = None
         if eval_tracks is not None and self.early_stopping_rounds:
             # Early-stopping rows as the fitted model will see them: track record from the training tracks.
-            probe = self._point_model(replace(state, booster=_NoBooster()))
+            probe = self.point_model(replace(state, booster=_NoBooster()))
             eval_tracks = schema.checked_tracks(eval_tracks, require_popularity=True)
             eval_matrix, _ = probe.design_matrix(eval_tracks)
             evaluation = (eval_matrix, eval_tracks[TARGET].to_numpy(dtype="float64"), probe.artist_seen(eval_tracks))
@@ -356,7 +331,7 @@ class PopularityModel(RegressorMixin, BaseEstimator):
     def _auto_new_artist_trees(self, matrix: np.ndarray, y: np.ndarray, layout: FeatureLayout, names: list[str],
                                artist_ids: pd.Series, threads: int) -> int:
         """Trees of the new-artist booster: early stopping on held-out artists, plus 10% for the refit on all."""
-        import lightgbm as lgb
+        lgb = load_lightgbm()
 
         codes, uniques = pd.factorize(artist_ids.astype("string"), use_na_sentinel=True)
         if len(uniques) < AUTO_MIN_ARTISTS:
@@ -384,7 +359,7 @@ class PopularityModel(RegressorMixin, BaseEstimator):
     def _fit_booster(self, matrix: np.ndarray, y: np.ndarray, layout: FeatureLayout, names: list[str], *,
                      new_artist: bool, threads: int, evaluation: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
                      trees: int | None = None):
-        import lightgbm as lgb
+        lgb = load_lightgbm()
 
         regressor = lgb.LGBMRegressor(**self.booster_params(names, new_artist=new_artist, n_rows=len(y),
                                                             threads=threads, trees=trees))
@@ -404,22 +379,6 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         regressor.fit(matrix, y, feature_name=names, categorical_feature=categorical or "auto", **fit_args)
         return regressor.booster_
 
-    def _cross_residuals(self, tracks: pd.DataFrame, reference_date: str | None) -> Residuals:
-        """Out-of-fold residuals on mixed folds, refitting until ``calibration_max_residuals`` are pooled."""
-        parts: list[Residuals] = []
-        sub = clone(self).set_params(calibration_folds=0, reference_date=reference_date)
-        for fold in mixed_folds(tracks, self.calibration_folds, seed=self.random_state + 1):
-            if len(fold.train) < MIN_FIT_ROWS or not len(fold.test):
-                continue
-            parts.append(clone(sub).fit(tracks.iloc[fold.train]).held_out_residuals(tracks.iloc[fold.test]))
-            if sum(p.size for p in parts) >= self.calibration_max_residuals:
-                break  # enough residuals for two quantiles per group; more folds would only cost refits
-        if not parts:
-            raise schema.SchemaError([schema.Problem(
-                "*", f"has {len(tracks)} tracks: too few to hold some out and calibrate the interval",
-                fix="provide more tracks, or fit with calibration_folds=0 (no interval)")])
-        return Residuals.pooled(parts)
-
     def held_out_residuals(self, held_out: pd.DataFrame) -> Residuals:
         """Signed residuals (actual - predicted) on tracks with popularity, by artist seen in training or not."""
         matrix, _ = self.design_matrix(held_out)
@@ -428,47 +387,85 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         return Residuals(resid[seen], resid[~seen])
 
     def set_fitted(self, state: FittedState) -> PopularityModel:
-        """Install a fitted state (from :meth:`fit`, :func:`popdrivers.model.load_model` or a Dask fit)."""
-        layout = state.layout
+        """Install a fitted state (from :meth:`fit`, :func:`popdrivers.model.load_model` or a Dask fit).
+
+        ``state_`` is the one fitted attribute; the others (``feature_names_``, ``booster_``, ...) read it.
+        """
         self.state_ = state
-        self.layout_ = layout
-        self.feature_names_ = list(layout.names)
-        self.categorical_features_ = {k: list(v) for k, v in layout.categories.items()}
-        self.features_unavailable_ = dict(layout.unavailable)
-        self.n_features_in_ = len(layout.names)
-        self.booster_ = state.booster
-        self.new_artist_booster_ = state.new_artist_booster
-        self.reference_date_ = state.reference_date
-        self.target_mean_ = float(state.target_mean)
-        self.n_train_rows_ = int(state.n_train_rows)
-        self.interval_ = state.interval
-        self.interval_offsets_ = {k: list(v) for k, v in state.interval.offsets.items()}
-        self.calibration_size_ = dict(state.interval.sizes)
-        self.calibration_method_ = state.interval.method
-        self.training_summary_ = dict(state.training_summary)
-        self.artist_tracks_ = state.artist_tracks
         if state.artist_tracks is not None:
             self._index_artist_tracks(state.artist_tracks)
         return self
 
+    # ---- learned attributes, all read from ``state_`` ------------------------------------------------
+
+    @property
+    def layout_(self) -> FeatureLayout:
+        return self.fitted_state.layout
+
+    @property
+    def feature_names_(self) -> list[str]:
+        return list(self.fitted_state.layout.names)
+
+    @property
+    def n_features_in_(self) -> int:
+        return len(self.fitted_state.layout.names)
+
+    @property
+    def categorical_features_(self) -> dict[str, list[Any]]:
+        return {k: list(v) for k, v in self.fitted_state.layout.categories.items()}
+
+    @property
+    def features_unavailable_(self) -> dict[str, str]:
+        return dict(self.fitted_state.layout.unavailable)
+
+    @property
+    def booster_(self) -> Any:
+        return self.fitted_state.booster
+
+    @property
+    def new_artist_booster_(self) -> Any | None:
+        return self.fitted_state.new_artist_booster
+
+    @property
+    def reference_date_(self) -> str | None:
+        return self.fitted_state.reference_date
+
+    @property
+    def target_mean_(self) -> float:
+        return float(self.fitted_state.target_mean)
+
+    @property
+    def n_train_rows_(self) -> int:
+        return int(self.fitted_state.n_train_rows)
+
+    @property
+    def interval_(self) -> Interval:
+        return self.fitted_state.interval
+
+    @property
+    def interval_offsets_(self) -> dict[str, list[float]]:
+        return {k: list(v) for k, v in self.fitted_state.interval.offsets.items()}
+
+    @property
+    def calibration_size_(self) -> dict[str, int]:
+        return dict(self.fitted_state.interval.sizes)
+
+    @property
+    def calibration_method_(self) -> str:
+        return self.fitted_state.interval.method
+
+    @property
+    def training_summary_(self) -> dict[str, Any]:
+        return dict(self.fitted_state.training_summary)
+
+    @property
+    def artist_tracks_(self) -> pd.DataFrame | None:
+        return self.fitted_state.artist_tracks
+
     def calibration_description(self) -> str:
         """One sentence on how the interval was calibrated and how many tracks the boosters were fitted on."""
         self._check_fitted()
-        sizes = ", ".join(f"{n:,} {g}-artist" for g, n in self.calibration_size_.items())
-        method = self.calibration_method_
-        if method == "split":
-            return (f"{self.interval_level:.0%} interval by split conformal on one held-out part ({sizes} residuals: "
-                    f"10% of artists whole, 1% of other tracks); the boosters were fitted once on the other "
-                    f"{self.n_train_rows_:,} tracks (above {self.split_calibration_rows:,} tracks no refit on all), "
-                    "and the held-out tracks still count in their artists' track record")
-        if method == "holdout_refit":
-            return (f"{self.interval_level:.0%} interval by split conformal on one held-out part ({sizes} "
-                    f"residuals) of a separate fit without it; the boosters were fitted on all {self.n_train_rows_:,} "
-                    "tracks")
-        if method == "cross":
-            return (f"{self.interval_level:.0%} interval from out-of-fold refits ({sizes} residuals); the boosters "
-                    f"were fitted on all {self.n_train_rows_:,} tracks")
-        return f"no interval (calibration_folds=0); the boosters were fitted on {self.n_train_rows_:,} tracks"
+        return describe_calibration(self.interval_, self.n_train_rows_, self.split_calibration_rows)
 
     # ---- features at prediction time ------------------------------------------------------------------
 
@@ -665,7 +662,7 @@ def _eval_api() -> bool:
     """LightGBM 4.6 renamed ``eval_set`` to ``eval_X`` / ``eval_y`` (and warns about the old name)."""
     import inspect
 
-    import lightgbm as lgb
+    lgb = load_lightgbm()
 
     return "eval_X" in inspect.signature(lgb.LGBMRegressor.fit).parameters
 

@@ -26,9 +26,16 @@ from sklearn.base import clone
 from popdrivers import features, schema
 from popdrivers.features import ARTIST_RECORD, CATEGORICAL_FEATURES
 from popdrivers.model._conformal import Interval, Residuals
-from popdrivers.model._estimator import MIN_FIT_ROWS, PopularityModel
+from popdrivers.model._estimator import PopularityModel
 from popdrivers.model._parallel import run_parallel
-from popdrivers.model._splits import SplitUnavailable, artist_groups, artist_sample, mixed_folds, time_split
+from popdrivers.model._splits import (
+    MIN_FIT_ROWS,
+    SplitUnavailable,
+    artist_groups,
+    artist_sample,
+    mixed_folds,
+    time_split,
+)
 from popdrivers.progress import ProgressCallback, null_progress
 
 TARGET = schema.TARGET

@@ -17,6 +17,7 @@ from popdrivers.errors import ArtifactError
 from popdrivers.model._conformal import Interval
 from popdrivers.model._design import FeatureLayout
 from popdrivers.model._estimator import FittedState, PopularityModel
+from popdrivers.model._lightgbm import load_lightgbm
 
 TARGET = schema.TARGET
 KIND = "popularity-model"
@@ -75,7 +76,7 @@ def save_model(
 
 
 def _read_booster(path: Path):
-    import lightgbm as lgb
+    lgb = load_lightgbm()
 
     try:
         return lgb.Booster(model_str=path.read_text(encoding="utf-8"))

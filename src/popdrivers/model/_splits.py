@@ -15,6 +15,8 @@ import pandas as pd
 from popdrivers.errors import SplitUnavailable
 
 Fold = tuple[np.ndarray, np.ndarray]
+# A fit needs at least this many tracks; folds whose training part is smaller are skipped.
+MIN_FIT_ROWS = 10
 
 
 def artist_groups(tracks: pd.DataFrame) -> np.ndarray:

@@ -24,7 +24,7 @@ from sklearn.base import clone
 from popdrivers import schema
 from popdrivers.model._estimator import AUTO_FALLBACK_TREES, PopularityModel
 from popdrivers.model._parallel import run_parallel
-from popdrivers.model._splits import artist_sample, mixed_folds
+from popdrivers.model._splits import MIN_FIT_ROWS, artist_sample, mixed_folds
 from popdrivers.progress import ProgressCallback, null_progress
 
 TARGET = schema.TARGET
@@ -172,7 +172,8 @@ def tune(
     sample, note = artist_sample(tracks, max_rows, seed)
     if note is not None:
         report["sample"] = note["note"]
-    folds = [f for f in mixed_folds(sample, TUNING_FOLDS, seed=seed + 2) if len(f.train) >= 10 and len(f.test)]
+    folds = [f for f in mixed_folds(sample, TUNING_FOLDS, seed=seed + 2)
+             if len(f.train) >= MIN_FIT_ROWS and len(f.test)]
     if not folds:
         report["note"] = f"no tuning: {len(sample)} tracks are too few to hold some out"
         return defaults, report

@@ -138,7 +138,7 @@ print(json.dumps({"read_s": round(read, 2), "train_s": round(trained, 2), "fit_s
 
 CLUSTER_CODE = """
 import json, sys, time
-from popdrivers.distributed import train_on_cluster
+from popdrivers.model import train_on_cluster
 from popdrivers.model import save_model
 start = time.perf_counter()
 model = train_on_cluster(sys.argv[1], sys.argv[3])

@@ -12,9 +12,9 @@ import types
 import numpy as np
 import pytest
 
-from popdrivers import distributed as popdask
 from popdrivers.errors import FormatError, PopdriversError
 from popdrivers.model import PopularityModel, load_model, save_model
+from popdrivers.model import _distributed as popdask
 from popdrivers.sources.files import write_tracks
 from popdrivers.sources.simulate import simulate_catalog
 

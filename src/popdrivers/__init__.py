@@ -29,7 +29,7 @@ _PUBLIC: dict[str, str] = {
     "PopularityModel": "popdrivers.model",
     "estimate_drivers": "popdrivers.drivers",
     "load_drivers": "popdrivers.drivers",
-    "train_on_cluster": "popdrivers.distributed",
+    "train_on_cluster": "popdrivers.model",
     "build_artifacts": "popdrivers.pipeline",
     "load_artifacts": "popdrivers.pipeline",
     "save_drivers": "popdrivers.drivers",

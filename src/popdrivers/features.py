@@ -375,6 +375,36 @@ def shrunk_mean(sums: np.ndarray, counts: np.ndarray, prior_mean: float, prior_w
     return np.where(counts > 0, value, np.nan)
 
 
+def artist_fold_sums(codes: np.ndarray, popularity: np.ndarray, folds: np.ndarray, n_artists: int,
+                     n_folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per artist and fold: sum of popularity and number of tracks, shape (n_artists, n_folds) each.
+
+    ``codes`` numbers each track's artist (negative: no artist, left out); ``folds`` is each track's fold.
+    Summed over folds they are the artist's totals; partitions of a table add up (the Dask fit sums them).
+    """
+    known = codes >= 0
+    flat = codes[known] * n_folds + folds[known]
+    size = n_artists * n_folds
+    sums = np.bincount(flat, weights=popularity[known], minlength=size).reshape(n_artists, n_folds)
+    counts = np.bincount(flat, minlength=size).astype("float64").reshape(n_artists, n_folds)
+    return sums, counts
+
+
+def out_of_fold_record(positions: np.ndarray, folds: np.ndarray, fold_sums: np.ndarray, fold_counts: np.ndarray,
+                       prior_mean: float, prior_weight: float) -> np.ndarray:
+    """Each track's shrunk mean popularity of its artist's tracks in the OTHER folds (NaN: artist unknown).
+
+    ``positions`` is each track's row in ``fold_sums`` / ``fold_counts`` (negative: no artist); ``folds`` its
+    fold. The one implementation the single-machine fit and the Dask fit share.
+    """
+    found = positions >= 0
+    rows = np.where(found, positions, 0)
+    outside_sums = fold_sums.sum(axis=1)[rows] - fold_sums[rows, folds]
+    outside_counts = fold_counts.sum(axis=1)[rows] - fold_counts[rows, folds]
+    record = shrunk_mean(outside_sums, outside_counts, prior_mean, prior_weight)
+    return np.where(found, record, np.nan)
+
+
 def out_of_fold_artist_record(
     artist_ids: pd.Series, popularity: np.ndarray, *, n_folds: int = 5, new_artist_share: float = 0.25,
     prior_weight: float = 3.0, seed: int = 0,
@@ -388,18 +418,13 @@ def out_of_fold_artist_record(
     rng = np.random.default_rng(seed)
     y = np.asarray(popularity, dtype="float64")
     codes, uniques = pd.factorize(artist_ids.astype("string"), use_na_sentinel=True)
-    n_artists = len(uniques)
-    known = codes >= 0
-    folds = rng.integers(0, max(n_folds, 2), len(y))
+    n_folds = max(n_folds, 2)
+    folds = rng.integers(0, n_folds, len(y))
     prior_mean = float(y.mean()) if len(y) else 0.0
-    record = np.full(len(y), np.nan)
-    for k in range(max(n_folds, 2)):
-        outside = known & (folds != k)
-        sums = np.bincount(codes[outside], weights=y[outside], minlength=n_artists)
-        counts = np.bincount(codes[outside], minlength=n_artists).astype("float64")
-        inside = known & (folds == k)
-        record[inside] = shrunk_mean(sums[codes[inside]], counts[codes[inside]], prior_mean, prior_weight)
-    hidden = rng.random(n_artists) < new_artist_share
+    fold_sums, fold_counts = artist_fold_sums(codes, y, folds, len(uniques), n_folds)
+    record = out_of_fold_record(codes, folds, fold_sums, fold_counts, prior_mean, prior_weight)
+    hidden = rng.random(len(uniques)) < new_artist_share
+    known = codes >= 0
     record[known & hidden[np.where(known, codes, 0)]] = np.nan
     return record
 

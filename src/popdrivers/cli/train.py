@@ -115,7 +115,7 @@ def train_command(
 
 def _train_on_cluster(data: Path, out: Path, cluster: str, seed: int) -> None:
     """`--cluster`: default hyperparameters (no tuning or evaluation on the cluster), same model folder."""
-    from popdrivers.distributed import quiet_lightgbm, require_dask, train_and_save_on_cluster
+    from popdrivers.model import quiet_lightgbm, require_dask, train_and_save_on_cluster
     from popdrivers.progress import rich_progress
 
     require_dask()

@@ -11,6 +11,8 @@ One concept per module:
 ``_tune``          search within a budget or a number of trials (:func:`tune`)
 ``_train``         :func:`train`: search, evaluation and final fit within one budget
 ``_persist``       :func:`save_model` / :func:`load_model`, manifest and checksums
+``_distributed``   :func:`train_on_cluster`: the same model fitted on a Dask cluster (optional extra)
+``_calibration``   how the interval is calibrated (cross, holdout_refit, split)
 ``_lightgbm``      :func:`load_lightgbm`: LightGBM loaded with passive OpenMP waiting (why: shared 2-core machines)
 =================  ===========================================================================================
 
@@ -20,6 +22,15 @@ Other modules import from ``popdrivers.model`` only; tests may reach into the pr
 from popdrivers.features import ARTIST_RECORD, feature_label, out_of_fold_artist_record
 from popdrivers.model._conformal import MIN_POOL, Interval, Residuals, conformal_offsets
 from popdrivers.model._design import FeatureLayout
+from popdrivers.model._distributed import (
+    DASK_EXTRA,
+    cluster_metrics,
+    parse_cluster,
+    quiet_lightgbm,
+    require_dask,
+    train_and_save_on_cluster,
+    train_on_cluster,
+)
 from popdrivers.model._estimator import AUTO_FALLBACK_TREES, FittedState, PopularityModel, training_summary
 from popdrivers.model._evaluate import (
     EVALUATION_ROWS,
@@ -39,21 +50,25 @@ from popdrivers.model._splits import (
     SplitUnavailable,
     artist_grouped_folds,
     artist_sample,
+    mixed_fold_test,
     mixed_folds,
     mixed_holdout_folds,
     random_folds,
     time_split,
+    track_fold_count,
 )
 from popdrivers.model._train import TrainResult, budget_summary, train
 from popdrivers.model._tune import DEFAULT_PARAMS, sample_params, tune
 
 __all__ = [
+    "DASK_EXTRA", "cluster_metrics", "parse_cluster", "quiet_lightgbm", "require_dask", "train_and_save_on_cluster",
+    "train_on_cluster",
     "ARTIST_RECORD", "AUTO_FALLBACK_TREES", "DEFAULT_PARAMS", "EVALUATION_ROWS", "KIND", "METRICS_FILE", "MIN_POOL",
     "Evaluation",
     "FeatureLayout", "FittedState", "Interval", "MixedFold", "PopularityModel", "Residuals", "SplitUnavailable",
     "TrainResult", "artist_grouped_folds", "artist_sample", "baseline_inputs", "budget_summary", "conformal_offsets",
     "evaluate", "feature_label", "linear_predictions", "load_lightgbm", "load_model", "mixed_folds",
-    "mixed_holdout_folds",
+    "mixed_fold_test", "mixed_holdout_folds", "track_fold_count",
     "out_of_fold_artist_record", "random_folds", "reference_features", "reference_rf", "run_evaluation",
     "sample_params", "save_model", "scores", "time_split", "train", "training_summary", "tune",
 ]

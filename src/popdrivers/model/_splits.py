@@ -145,13 +145,28 @@ def mixed_folds(tracks: pd.DataFrame, n_folds: int, seed: int = 0) -> list[Mixed
                 for k in range(n_folds)]
     n_folds = min(n_folds, n_groups)
     artist_fold = (rng.permutation(n_groups) % n_folds)[groups]
-    track_fold = rng.integers(0, max(n_folds, MIN_TRACK_FOLDS), n)
+    track_fold = rng.integers(0, track_fold_count(n_folds), n)
     folds = []
     for k in range(n_folds):
-        new = artist_fold == k
-        known = (artist_fold == (k + 1) % n_folds) & (track_fold == k)
+        new, known = mixed_fold_test(artist_fold, track_fold, k, n_folds)
         folds.append(MixedFold(np.flatnonzero(~(new | known)), np.flatnonzero(new), np.flatnonzero(known)))
     return folds
+
+
+def track_fold_count(n_folds: int) -> int:
+    """How many track folds the known-artist part of :func:`mixed_folds` samples from (at least 5)."""
+    return max(n_folds, MIN_TRACK_FOLDS)
+
+
+def mixed_fold_test(artist_fold: np.ndarray, track_fold: np.ndarray, k: int, n_folds: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of mixed fold ``k``'s test parts: (every track of artist fold k, track fold k of artist fold k+1).
+
+    The rule :func:`mixed_folds` and the Dask fit share (the Dask fit draws the folds by hashing ids instead).
+    """
+    new = artist_fold == k
+    known = (artist_fold == (k + 1) % n_folds) & (track_fold == k)
+    return new, known
 
 
 def mixed_holdout_folds(tracks: pd.DataFrame, n_folds: int, seed: int = 0) -> Iterator[Fold]:

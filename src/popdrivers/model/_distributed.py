@@ -37,12 +37,17 @@ import pandas as pd
 
 from popdrivers import features, schema
 from popdrivers.errors import FormatError, InputError, PopdriversError
+from popdrivers.features import AUDIO_MODEL_FEATURES, CONTEXT_FEATURES, FEATURE_SOURCES
+from popdrivers.model._conformal import Interval, Residuals
+from popdrivers.model._design import FeatureLayout
+from popdrivers.model._estimator import AUTO_FALLBACK_TREES, FittedState, PopularityModel, training_summary
+from popdrivers.model._lightgbm import load_lightgbm
+from popdrivers.model._persist import save_model
+from popdrivers.model._splits import mixed_fold_test, track_fold_count
 from popdrivers.progress import ProgressCallback, null_progress
 
 if TYPE_CHECKING:
     from distributed import Client
-
-    from popdrivers.model import FeatureLayout, PopularityModel
 
 DASK_EXTRA = "pip install 'popdrivers[dask]'"
 TARGET = schema.TARGET
@@ -64,6 +69,8 @@ def require_dask() -> None:
     try:
         import dask.dataframe  # noqa: F401
         import distributed  # noqa: F401
+
+        load_lightgbm()
         import lightgbm.dask  # noqa: F401
     except ImportError as exc:
         missing = getattr(exc, "name", None) or str(exc)
@@ -151,22 +158,23 @@ def _uniform(hashes: np.ndarray) -> np.ndarray:
 def _assignments(df: pd.DataFrame, seed: int, n_folds: int, calibration_folds: int) -> pd.DataFrame:
     """Per track: its track-record fold, and whether it is in the calibration's held-out part.
 
-    The held-out part mirrors fold 0 of :func:`popdrivers.model.mixed_folds`: every track of one artist fold
-    of artists, plus one track fold of the next artist fold.
+    The held-out part is fold 0 of :func:`popdrivers.model.mixed_folds` by the same rule
+    (:func:`popdrivers.model.mixed_fold_test`), its folds drawn by hashing ids so each partition draws alone.
     """
     track_hash = _hashes(df["track_id"], seed, 1)
     out = pd.DataFrame({"fold": (track_hash % np.uint64(n_folds)).astype("int8")}, index=df.index)
     if calibration_folds:
-        k = np.uint64(calibration_folds)
-        calib_track_fold = _hashes(df["track_id"], seed, 2) % k
+        calib_track_fold = _hashes(df["track_id"], seed, 2) % np.uint64(track_fold_count(calibration_folds))
         if "artist_id" in df.columns:
-            artist_fold = _hashes(df["artist_id"], seed, 3) % k
+            artist_fold = _hashes(df["artist_id"], seed, 3) % np.uint64(calibration_folds)
             # A track without an artist is its own group, as on one machine.
-            artist_fold = np.where(df["artist_id"].isna().to_numpy(), calib_track_fold, artist_fold)
+            own = _hashes(df["track_id"], seed, 5) % np.uint64(calibration_folds)
+            artist_fold = np.where(df["artist_id"].isna().to_numpy(), own, artist_fold)
         else:
-            artist_fold = calib_track_fold
-        held_out = (artist_fold == 0) | ((artist_fold == 1) & (calib_track_fold == 0))
-        out["held_out"] = held_out
+            artist_fold = calib_track_fold % np.uint64(calibration_folds)
+        new, known = mixed_fold_test(artist_fold.astype("int64"), calib_track_fold.astype("int64"), 0,
+                                     calibration_folds)
+        out["held_out"] = new | known
     else:
         out["held_out"] = False
     return out
@@ -221,22 +229,21 @@ def _partition_stats(df: pd.DataFrame, *, seed: int, n_folds: int, calibration_f
 
 def _record(df: pd.DataFrame, folds: np.ndarray, table: pd.DataFrame, *, out_of_fold: bool, hide: np.ndarray,
             prior_mean: float, prior_weight: float) -> np.ndarray:
-    """Shrunk mean popularity of each track's artist's tracks in ``table`` (outside the track's own fold)."""
-    artists = df["artist_id"].astype("string")
-    position = table.index.get_indexer(artists)
-    found = position >= 0
+    """Shrunk mean popularity of each track's artist's tracks in ``table`` (outside the track's own fold).
+
+    The same computation as one machine's (:func:`popdrivers.features.out_of_fold_record`), on per-artist sums
+    gathered from every partition. Without ``out_of_fold`` every fold counts (a track the table does not hold).
+    """
     n_folds = (table.shape[1] - 2) // 2
-    sums = np.zeros(len(df))
-    counts = np.zeros(len(df))
-    rows = position[found]
-    sums[found] = table["sum"].to_numpy()[rows]
-    counts[found] = table["count"].to_numpy()[rows]
-    if out_of_fold:
-        fold_sums = table[[f"sum_{k}" for k in range(n_folds)]].to_numpy()
-        fold_counts = table[[f"count_{k}" for k in range(n_folds)]].to_numpy()
-        sums[found] -= fold_sums[rows, folds[found]]
-        counts[found] -= fold_counts[rows, folds[found]]
-    record = features.shrunk_mean(sums, counts, prior_mean, prior_weight)
+    fold_sums = table[[f"sum_{k}" for k in range(n_folds)]].to_numpy()
+    fold_counts = table[[f"count_{k}" for k in range(n_folds)]].to_numpy()
+    positions = table.index.get_indexer(df["artist_id"].astype("string"))
+    if not out_of_fold:
+        # A fold of its own, empty for every artist: "outside it" is every track of the artist.
+        fold_sums = np.column_stack([fold_sums, np.zeros(len(table))])
+        fold_counts = np.column_stack([fold_counts, np.zeros(len(table))])
+        folds = np.full(len(df), n_folds)
+    record = features.out_of_fold_record(positions, folds, fold_sums, fold_counts, prior_mean, prior_weight)
     record[hide] = np.nan
     return record
 
@@ -366,7 +373,6 @@ def _fit_booster(client: Client, design: Any, model: PopularityModel, layout: Fe
     give LightGBM on one machine (:meth:`PopularityModel.booster_params`); returns the local booster."""
     from lightgbm.dask import DaskLGBMRegressor
 
-    from popdrivers.model import AUTO_FALLBACK_TREES
 
     # The new-artist booster's "auto" tree count needs a held-out fit of its own; on a cluster it is the fixed
     # count "auto" falls back to.
@@ -399,11 +405,9 @@ def _fit_boosters(client: Client, design: Any, model: PopularityModel, layout: F
 def quiet_lightgbm() -> None:
     """Send LightGBM's Python-side log ("Finding random open ports for workers" on every distributed fit) to a
     logger that shows errors only. The CLI runs it locally; ``train_on_cluster`` runs it on each worker."""
-    import lightgbm
-
     logger = logging.getLogger("popdrivers.lightgbm")
     logger.setLevel(logging.ERROR)
-    lightgbm.register_logger(logger)
+    load_lightgbm().register_logger(logger)
 
 
 def train_on_cluster(
@@ -448,7 +452,6 @@ def train_on_cluster(
     require_dask()
     import dask.dataframe as dd
 
-    from popdrivers.model import FeatureLayout, FittedState, Interval, PopularityModel, Residuals, training_summary
 
     progress = progress or null_progress
     total_steps = 7
@@ -556,7 +559,6 @@ def _delayed_clean(part: Any, source: str, index: int) -> Any:
 
 def _witness_columns() -> list[str]:
     """Model feature columns and the canonical columns they come from (the model checks both)."""
-    from popdrivers.features import AUDIO_MODEL_FEATURES, CONTEXT_FEATURES, FEATURE_SOURCES
 
     names = [*AUDIO_MODEL_FEATURES, *CONTEXT_FEATURES]
     for sources in FEATURE_SOURCES.values():
@@ -582,7 +584,6 @@ def train_and_save_on_cluster(
     params: Mapping[str, Any] | None = None, seed: int = 0, progress: ProgressCallback | None = None,
 ) -> PopularityModel:
     """:func:`train_on_cluster`, then :func:`popdrivers.model.save_model` into ``out_dir`` (what ``--cluster`` runs)."""
-    from popdrivers.model import save_model
 
     model = train_on_cluster(data_path, cluster, params=params, seed=seed, progress=progress)
     save_model(model, out_dir, metrics=cluster_metrics(model), data_source=os.fspath(data_path),

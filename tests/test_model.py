@@ -423,7 +423,7 @@ def test_cli_train_predict_explain_end_to_end(tmp_path, monkeypatch):
     result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "model"),
                                  "--budget-seconds", "0", "--n-jobs", "1"])
     assert result.exit_code == 0, result.output
-    assert "by_artist" in result.output and "RMSE" in result.output
+    assert "unseen artists" in result.output and "RMSE" in result.output
     # Not a terminal: progress comes as plain lines (stage, done/total), and the budget split is said.
     assert "training: evaluation:" in result.output and "/6 (" in result.output
     assert "no search (budget 0: default hyperparameters)" in " ".join(result.output.split())
@@ -437,7 +437,7 @@ def test_cli_train_predict_explain_end_to_end(tmp_path, monkeypatch):
                                  "--out", str(tmp_path / "preds.csv")])
     assert result.exit_code == 0, result.output
     preds = pd.read_csv(tmp_path / "preds.csv")
-    assert list(preds.columns) == ["track_id", "prediction", "lower", "upper"]
+    assert list(preds.columns) == ["track_id", "track_name", "artist_name", "prediction", "lower", "upper"]
     assert len(preds) == 30 and preds["prediction"].notna().all()
 
     track_id = tracks["track_id"].iloc[0]

@@ -299,17 +299,35 @@ def with_driver_values(row: pd.DataFrame, values: Mapping[str, float]) -> pd.Dat
     """A copy of a canonical row with drivers set to ``values`` (driver units, written back to canonical columns)."""
     out = row.copy()
     for driver, value in values.items():
-        feature = registry.spec(driver)
-        if feature.canonical == "explicit":
-            out["explicit"] = bool(round(value))
-        elif feature.binary:
-            out[feature.canonical] = float(round(value))
-        elif feature.canonical_scale != 1.0:
-            # Stored on another scale (duration: minutes -> whole milliseconds, as the schema counts them).
-            out[feature.canonical] = float(round(float(value) * feature.canonical_scale))
-        else:
-            out[feature.canonical] = float(value)
+        column, stored = registry.canonical_value(driver, value)
+        out[column] = stored
     return out
+
+
+def track_from_values(values: Mapping[str, Any], reference: pd.Timestamp | str) -> pd.DataFrame:
+    """One canonical track from values a person types (the Predict page, a song's analysis plus typed context).
+
+    ``values`` holds registered feature names in their own units (``duration_min`` in minutes, ``explicit``
+    0/1) plus the context: ``artist_followers``, ``genre`` (a Spotify genre) and ``track_age_days`` (counted back
+    from ``reference``). Features it lacks stay unknown. The track's artist is one the model has never seen.
+    """
+    reference = pd.Timestamp(reference)
+    row: dict[str, Any] = {"track_id": "your track", "track_name": "Your track",
+                           "artist_id": "predict-input-artist", "artist_name": "Your artist",
+                           "collected_at": reference, "release_date_precision": "day"}
+    if "track_age_days" in values:
+        row["release_date"] = reference - pd.Timedelta(days=int(values["track_age_days"]))
+    if "genre" in values:
+        row["artist_genres"] = [str(values["genre"])]
+        row["genre"] = str(values["genre"])
+    if "artist_followers" in values:
+        row["artist_followers"] = float(values["artist_followers"])
+    for name, value in values.items():
+        if name in ("track_age_days", "genre", "artist_followers") or not registry.is_registered(name):
+            continue
+        column, stored = registry.canonical_value(name, value)
+        row[column] = stored
+    return pd.DataFrame([row])
 
 
 @dataclass(frozen=True)

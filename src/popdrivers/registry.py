@@ -258,3 +258,19 @@ def input_range(name: str, observed: Any = None) -> tuple[float, float]:
     else:
         high = low + 20 * feature.typical_change
     return float(low), float(high)
+
+
+def canonical_value(name: str, value: Any) -> tuple[str, Any]:
+    """(canonical column, stored value) for a feature's value in its own unit.
+
+    Flags are stored as bools (explicit) or whole 0/1, scaled features on their storage scale (duration: minutes
+    -> whole milliseconds, as the schema counts them), the rest as floats.
+    """
+    feature = spec(name)
+    if feature.canonical == "explicit":
+        return "explicit", bool(round(float(value)))
+    if feature.binary:
+        return feature.canonical, float(round(float(value)))
+    if feature.canonical_scale != 1.0:
+        return feature.canonical, float(round(float(value) * feature.canonical_scale))
+    return feature.canonical, float(value)

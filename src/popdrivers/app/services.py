@@ -16,7 +16,7 @@ import pandas as pd
 
 from popdrivers import registry
 from popdrivers.errors import PopdriversError
-from popdrivers.features import build_features, genre_family_of_genre, reference_date
+from popdrivers.features import genre_family_of_genre, reference_date
 from popdrivers.schema import SchemaError
 
 # --------------------------------------------------------------------------------------------------------------
@@ -151,32 +151,10 @@ def used_inputs(specs: list[InputSpec], model: Any) -> tuple[list[InputSpec], li
 
 
 def track_from_inputs(values: dict[str, Any], reference: pd.Timestamp) -> pd.DataFrame:
-    """One canonical track row from the Predict page's inputs (ages are counted back from ``reference``)."""
-    genre = str(values["genre"])
-    row: dict[str, Any] = {
-        "track_id": "your track",
-        "track_name": "Your track",
-        "artist_id": "predict-input-artist",
-        "artist_name": "Your artist",
-        "release_date": pd.Timestamp(reference) - pd.Timedelta(days=int(values["track_age_days"])),
-        "release_date_precision": "day",
-        "collected_at": pd.Timestamp(reference),
-        "artist_followers": float(values["artist_followers"]),
-        "artist_genres": [genre],
-        "genre": genre,
-    }
-    for name in input_features():
-        if name not in values:
-            continue
-        feature = registry.spec(name)
-        value = values[name]
-        if feature.canonical == "explicit":
-            row["explicit"] = bool(value)
-        elif feature.canonical_scale != 1.0:
-            row[feature.canonical] = float(round(float(value) * feature.canonical_scale))
-        else:
-            row[feature.canonical] = float(value)
-    return pd.DataFrame([row])
+    """One canonical track row from the Predict page's inputs (:func:`popdrivers.explain.track_from_values`)."""
+    from popdrivers.explain import track_from_values
+
+    return track_from_values(values, reference)
 
 
 def waterfall_range(explanation: Any, top: int = 12) -> tuple[float, float]:
@@ -242,59 +220,6 @@ def curve_figure(curve: pd.DataFrame, driver: str, current: float, current_predi
 # Data: summary, EDA tables, and uploads.
 # --------------------------------------------------------------------------------------------------------------
 
-def eda_columns() -> tuple[str, ...]:
-    """Popularity and the continuous registered features, as columns of the derived table."""
-    return ("popularity", *(f.column for f in registry.features() if f.kind == "continuous"))
-
-
-def dataset_summary(tracks: pd.DataFrame) -> dict[str, Any]:
-    """Headline numbers of a track table."""
-    summary: dict[str, Any] = {"tracks": len(tracks)}
-    if "artist_id" in tracks.columns:
-        summary["artists"] = int(tracks["artist_id"].nunique())
-    if "popularity" in tracks.columns:
-        popularity = pd.to_numeric(tracks["popularity"], errors="coerce")
-        summary["mean popularity"] = round(float(popularity.mean()), 1)
-        summary["share at 0"] = f"{100 * float((popularity == 0).mean()):.1f}%"
-    if "release_date" in tracks.columns:
-        dates = pd.to_datetime(tracks["release_date"], errors="coerce").dropna()
-        if len(dates):
-            summary["released"] = f"{dates.min().year}-{dates.max().year}"
-    return summary
-
-
-def eda_frame(tracks: pd.DataFrame) -> pd.DataFrame:
-    """The numeric columns the Data page explores (derived columns included), as floats."""
-    features = build_features(tracks)
-    columns = [c for c in eda_columns() if c in features.columns]
-    return features[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
-
-
-def vif_table(tracks: pd.DataFrame) -> pd.DataFrame:
-    """Variance inflation factor of each explanatory column (above 5-10: collinear, effects hard to separate)."""
-    from statsmodels.stats.outliers_influence import variance_inflation_factor
-    from statsmodels.tools.tools import add_constant
-
-    frame = eda_frame(tracks).drop(columns=["popularity"], errors="ignore").dropna()
-    frame = frame.loc[:, frame.std() > 0]
-    if frame.shape[0] <= frame.shape[1] + 1 or frame.empty:
-        return pd.DataFrame(columns=["feature", "vif"])
-    design = add_constant(frame.to_numpy(), has_constant="add")
-    vif = [variance_inflation_factor(design, i + 1) for i in range(frame.shape[1])]
-    return (pd.DataFrame({"feature": frame.columns, "vif": vif})
-            .sort_values("vif", ascending=False, ignore_index=True))
-
-
-def popularity_by(tracks: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Mean, median and count of popularity per genre family (``by="genre_family"``) or release year."""
-    features = build_features(tracks)
-    if by not in features.columns or "popularity" not in features.columns:
-        return pd.DataFrame(columns=[by, "tracks", "mean", "median"])
-    grouped = features.groupby(by, observed=True)["popularity"]
-    table = pd.DataFrame({"tracks": grouped.size(), "mean": grouped.mean(), "median": grouped.median()})
-    return table.reset_index()
-
-
 @dataclass(frozen=True)
 class Upload:
     """An uploaded file after validation: the canonical table, or every problem as a readable message."""
@@ -341,56 +266,23 @@ def read_upload(content: bytes, filename: str, format: str = "auto") -> Upload:
     return Upload(name, tracks, (), tuple(notes))
 
 
-def score_tracks(model: Any, tracks: pd.DataFrame) -> pd.DataFrame:
-    """Predicted popularity with its 80% interval for every track, beside its id, name, artist and actual value."""
-    interval = model.predict_interval(tracks).reset_index(drop=True)
-    keep = [c for c in ("track_id", "track_name", "artist_name", "popularity") if c in tracks.columns]
-    out = tracks[keep].reset_index(drop=True).copy()
-    out["predicted_popularity"] = interval["prediction"].round(1)
-    out["lower_80"] = interval["lower"].round(1)
-    out["upper_80"] = interval["upper"].round(1)
-    return out
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Model card.
 # --------------------------------------------------------------------------------------------------------------
 
-SPLIT_NAMES = {"random": "random tracks", "by_artist": "unseen artists", "by_time": "newest releases"}
-
-
-def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Tidy metrics: one row per (split, predictor) with rmse, mae, r2; the model first in each split."""
-    rows = []
-    for split, content in (metrics.get("splits") or {}).items():
-        if not isinstance(content, dict):
-            continue
-        predictors: list[tuple[str, Any]] = [("popdrivers model", content.get("model"))]
-        predictors += [(f"baseline: {name}", value) for name, value in (content.get("baselines") or {}).items()]
-        for name, value in predictors:
-            if isinstance(value, dict):
-                rows.append({"split": SPLIT_NAMES.get(split, split), "predictor": name,
-                             **{k: value.get(k) for k in ("rmse", "mae", "r2")}})
-    return pd.DataFrame(rows, columns=["split", "predictor", "rmse", "mae", "r2"])
-
-
-def coverage_table(interval: dict[str, Any]) -> pd.DataFrame:
-    """Empirical coverage and mean width of the prediction interval on each evaluation split."""
-    rows = [{"split": SPLIT_NAMES.get(name, name), "coverage": f"{100 * v['coverage']:.1f}%",
-             "mean width (points)": round(float(v["mean_width"]), 1)}
-            for name, v in (interval.get("by_split") or {}).items() if v.get("coverage") is not None]
-    return pd.DataFrame(rows, columns=["split", "coverage", "mean width (points)"])
-
-
-def limitations(simulated: bool) -> list[str]:
-    """What the model and the effects cannot tell (shown on the model card)."""
+def limitations(simulated: bool, design: str = "within_album") -> list[str]:
+    """What the model and the effects cannot tell (shown on the model card); ``design`` is the drivers' primary
+    design (what the causal effects held fixed)."""
+    held = {"within_album": "tracks of the same album (the album's campaign, era and artist held fixed)",
+            "within_artist": "tracks of the same artist (artist appeal held fixed)",
+            "naive": "tracks across artists, adjusted for followers and the other features (associations)"}
     items = [
         "Popularity is Spotify's snapshot score at collection time: it rewards recent plays, so old tracks "
         "and tracks collected at different dates are not comparable one to one.",
         "Predictions are associations: the model learns what tracks like this one score, including through "
         "the artist's reach and style; the SHAP values explain the model, not the music industry.",
-        "Causal effects compare tracks of the same artist (artist appeal held fixed). They assume no other "
-        "track-level cause of both the feature and popularity (e.g. a label's promotion budget for the single).",
+        f"Causal effects compare {held.get(design, design)}. They assume no other track-level cause of both the "
+        "feature and popularity (e.g. a label's promotion budget for one track).",
         "Audio features are Spotify's model outputs, not measurements; their meaning drifts across versions.",
         "The prediction interval is 80% on average over tracks like the test set; for artists unlike the "
         "training artists (very small or very large) it is too narrow.",

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from popdrivers import pipeline
+from popdrivers import explore, pipeline
 from popdrivers.app import services
 from popdrivers.errors import PopdriversError
 
@@ -230,17 +230,17 @@ def predict_specs(path: str, stamp: str) -> list[services.InputSpec]:
 
 @st.cache_data(show_spinner=False)
 def eda_frame(path: str, stamp: str) -> pd.DataFrame:
-    return services.eda_frame(_load(path, stamp).tracks)
+    return explore.eda_frame(_load(path, stamp).tracks)
 
 
 @st.cache_data(show_spinner="Computing variance inflation factors ...")
 def vif_table(path: str, stamp: str) -> pd.DataFrame:
-    return services.vif_table(_load(path, stamp).tracks)
+    return explore.vif_table(_load(path, stamp).tracks)
 
 
 @st.cache_data(show_spinner=False)
 def popularity_by(path: str, stamp: str, by: str) -> pd.DataFrame:
-    return services.popularity_by(_load(path, stamp).tracks, by)
+    return explore.popularity_by(_load(path, stamp).tracks, by)
 
 
 @st.cache_data(show_spinner="Validating the upload ...", max_entries=8)

@@ -11,32 +11,28 @@ from rich.table import Table
 
 from popdrivers.cli._app import app, console, read_data, user_errors
 
-_METHODS = (("model", "model (LightGBM)"), ("mean", "baseline: mean"), ("linear", "baseline: linear"),
-            ("audio_only", "baseline: audio only"), ("reference_rf", "reference RF (original)"))
-
 
 def metrics_table(metrics: dict[str, Any], title: str = "Popularity model: held-out error") -> Table:
-    """Rich table of ``metrics.json``: one row per split and method, RMSE / MAE / R²."""
+    """Rich table of ``metrics.json`` (the model card's table): one row per split and method, RMSE / MAE / R²."""
+    from popdrivers.model import METHOD_LABELS, metrics_frame, split_label
+
     table = Table(title=title)
     for column, justify in (("split", "left"), ("method", "left"), ("RMSE", "right"), ("MAE", "right"),
                             ("R²", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for split, result in metrics.get("splits", {}).items():
-        if not result.get("available", True):
-            table.add_row(split, f"[dim]unavailable: {result.get('reason', '')}[/]", "", "", "")
-            continue
-        for key, label in _METHODS:
-            scores = result["model"] if key == "model" else result.get("baselines", {}).get(key)
-            if scores is None:
+    frame = metrics_frame(metrics)
+    for split, rows in frame.groupby("split", sort=False):
+        for row in rows.itertuples(index=False):
+            if row.note:
+                table.add_row(str(split), f"[dim]{row.note}[/]", "", "", "")
                 continue
-            style = "bold" if key == "model" else ""
-            table.add_row(split, label, f"{scores['rmse']:.2f}", f"{scores['mae']:.2f}", f"{scores['r2']:.3f}",
-                          style=style)
+            style = "bold" if row.method == METHOD_LABELS["model"] else ""
+            table.add_row(str(split), row.method, f"{row.rmse:.2f}", f"{row.mae:.2f}", f"{row.r2:.3f}", style=style)
         table.add_section()
     interval = metrics.get("interval", {})
     if interval.get("coverage") is not None:
         table.caption = (f"{interval['level']:.0%} interval: {interval['coverage']:.1%} of held-out tracks "
-                         f"covered ({interval.get('measured_on')} split), mean width "
+                         f"covered ({split_label(interval.get('measured_on'))} split), mean width "
                          f"{interval.get('mean_width', float('nan')):.1f} points")
     return table
 

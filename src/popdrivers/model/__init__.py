@@ -12,6 +12,7 @@ One concept per module:
 ``_train``         :func:`train`: search, evaluation and final fit within one budget
 ``_persist``       :func:`save_model` / :func:`load_model`, manifest and checksums
 ``_distributed``   :func:`train_on_cluster`: the same model fitted on a Dask cluster (optional extra)
+``_card``          the model card's tables (metrics, coverage) and the scored-file format
 ``_calibration``   how the interval is calibrated (cross, holdout_refit, split)
 ``_lightgbm``      :func:`load_lightgbm`: LightGBM loaded with passive OpenMP waiting (why: shared 2-core machines)
 =================  ===========================================================================================
@@ -20,6 +21,14 @@ Other modules import from ``popdrivers.model`` only; tests may reach into the pr
 """
 
 from popdrivers.features import ARTIST_RECORD, feature_label, out_of_fold_artist_record
+from popdrivers.model._card import (
+    METHOD_LABELS,
+    SPLIT_LABELS,
+    coverage_frame,
+    metrics_frame,
+    scored_table,
+    split_label,
+)
 from popdrivers.model._conformal import MIN_POOL, Interval, Residuals, conformal_offsets
 from popdrivers.model._design import FeatureLayout
 from popdrivers.model._distributed import (
@@ -61,6 +70,7 @@ from popdrivers.model._train import TrainResult, budget_summary, train
 from popdrivers.model._tune import DEFAULT_PARAMS, sample_params, tune
 
 __all__ = [
+    "METHOD_LABELS", "SPLIT_LABELS", "coverage_frame", "metrics_frame", "scored_table", "split_label",
     "DASK_EXTRA", "cluster_metrics", "parse_cluster", "quiet_lightgbm", "require_dask", "train_and_save_on_cluster",
     "train_on_cluster",
     "ARTIST_RECORD", "AUTO_FALLBACK_TREES", "DEFAULT_PARAMS", "EVALUATION_ROWS", "KIND", "METRICS_FILE", "MIN_POOL",

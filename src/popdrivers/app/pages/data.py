@@ -3,7 +3,9 @@
 import plotly.express as px
 import streamlit as st
 
-from popdrivers.app import services, state
+from popdrivers.app import state
+from popdrivers.explore import dataset_summary
+from popdrivers.model import scored_table
 from popdrivers.sources.files import FORMATS
 
 artifacts = state.current()
@@ -11,7 +13,7 @@ key = state.cache_key()
 st.title("The data")
 state.data_notice(artifacts)
 
-summary = services.dataset_summary(artifacts.tracks)
+summary = dataset_summary(artifacts.tracks)
 for column, (name, value) in zip(st.columns(len(summary)), summary.items(), strict=True):
     column.metric(name, f"{value:,}" if isinstance(value, int) else value)
 
@@ -54,7 +56,7 @@ with tabs[4]:
             st.dataframe(upload.tracks.head(20), key="data_upload_preview")
             if st.button(f"Score {len(upload.tracks):,} tracks", key="data_score", type="primary"):
                 st.session_state["scored_upload"] = (upload.filename,
-                                                     services.score_tracks(artifacts.model, upload.tracks))
+                                                     scored_table(artifacts.model, upload.tracks))
             scored = st.session_state["scored_upload"]
             if scored is not None and scored[0] == upload.filename:
                 st.dataframe(scored[1], hide_index=True, key="data_scored")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from popdrivers.app import services, state
+from popdrivers.model import coverage_frame, metrics_frame, split_label
 
 artifacts = state.current()
 st.title("Model card")
@@ -11,7 +12,7 @@ state.data_notice(artifacts)
 st.markdown("#### Accuracy per split, against baselines")
 st.caption("random tracks: tracks held out at random; unseen artists: whole artists held out (the honest test "
            "for a new artist); newest releases: trained on older releases, tested on the newest.")
-table = services.metrics_table(artifacts.metrics)
+table = metrics_frame(artifacts.metrics)
 if table.empty:
     st.info("No evaluation metrics were saved with this model.")
 else:
@@ -21,9 +22,9 @@ interval = artifacts.metrics.get("interval") or {}
 if interval:
     level, coverage = interval.get("level"), interval.get("coverage")
     st.metric(f"Coverage of the {100 * level:.0f}% prediction interval on held-out tracks "
-              f"({services.SPLIT_NAMES.get(interval.get('measured_on'), interval.get('measured_on'))})",
+              f"({split_label(interval.get('measured_on'))})",
               f"{100 * coverage:.1f}%" if coverage is not None else "not measured")
-    coverage_table = services.coverage_table(interval)
+    coverage_table = coverage_frame(interval)
     if not coverage_table.empty:
         st.dataframe(coverage_table, hide_index=True, key="card_coverage")
 
@@ -35,4 +36,4 @@ with st.expander("Manifest (checksums and library versions)"):
     st.json(artifacts.manifest, expanded=1)
 
 st.markdown("#### Known limitations")
-st.markdown("\n".join(f"- {item}" for item in services.limitations(artifacts.simulated)))
+st.markdown("\n".join(f"- {item}" for item in services.limitations(artifacts.simulated, artifacts.drivers.design)))

@@ -359,6 +359,18 @@ FEATURE_SOURCES: dict[str, tuple[str, ...]] = {
 }
 
 
+def model_feature_sources(name: str) -> tuple[str, ...]:
+    """Canonical column(s) a model feature is built from (any one is enough); registered features by the registry."""
+    if name in FEATURE_SOURCES:
+        return FEATURE_SOURCES[name]
+    return (registry.spec(name).canonical,)
+
+
+def sound_features() -> list[str]:
+    """Model columns of the registered features popdrivers can measure from a recording (registry order)."""
+    return [f.column for f in registry.features() if "audio" in f.sources]
+
+
 def feature_label(name: str) -> str:
     """Human-readable name of a model feature, for tables and plots (from the registry)."""
     return registry.label(name)

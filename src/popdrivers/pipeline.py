@@ -83,6 +83,9 @@ class Artifacts:
         The model's ``metrics.json`` (per split, with baselines, and interval coverage), or an empty dict.
     manifest
         The top-level manifest (checksums, library versions).
+    audio_model
+        The model that predicts from a song (what popdrivers measures in a recording plus typed context), or
+        None when the data had none of those features.
     """
 
     path: Path
@@ -94,6 +97,7 @@ class Artifacts:
     build: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+    audio_model: Any = None
 
     @property
     def simulated(self) -> bool:
@@ -240,7 +244,7 @@ def build_artifacts(
 
         stage("write")(0, 1, "writing artifacts")
         save_model(result.model, tmp / MODEL_DIR, metrics=result.metrics, data_source=source,
-                   data_sha256=data_sha256, rows_used=len(tracks))
+                   data_sha256=data_sha256, rows_used=len(tracks), audio_model=result.audio_model)
         from popdrivers.report import drivers_report_html
         from popdrivers.schema import popularity_source
 
@@ -300,7 +304,7 @@ def load_artifacts(path: str | os.PathLike[str]) -> Artifacts:
         When the folder is missing, incomplete, of another kind, or any file does not match its checksum.
     """
     from popdrivers.drivers import load_drivers
-    from popdrivers.model import load_model
+    from popdrivers.model import load_audio_model, load_model
     from popdrivers.sources.simulate import CausalTruth
 
     path = Path(path)
@@ -319,6 +323,7 @@ def load_artifacts(path: str | os.PathLike[str]) -> Artifacts:
         build=build,
         metrics=metrics,
         manifest=manifest,
+        audio_model=load_audio_model(model_dir),
     )
 
 

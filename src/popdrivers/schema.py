@@ -617,6 +617,26 @@ def popularity_source(df: pd.DataFrame) -> str | None:
     return ", ".join(values) or None
 
 
+def feature_source_family(value: Any) -> str:
+    """The family a row's ``features_source`` belongs to: 'spotify' (also when unsaid: every public dataset's
+    features are Spotify's), 'audio' (measured by popdrivers.audio, any extractor or origin), else the source's
+    own name ('deezer', 'reccobeats', a merged file)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return "spotify"
+    text = str(value).strip().lower()
+    if not text or text == "spotify":
+        return "spotify"
+    return "audio" if text.startswith("audio:") else text
+
+
+def feature_source_families(df: pd.DataFrame) -> pd.Series:
+    """:func:`feature_source_family` of every row (all 'spotify' when the table has no ``features_source``)."""
+    if "features_source" not in df.columns:
+        return pd.Series("spotify", index=df.index, dtype=object)
+    values = df["features_source"].astype(object)
+    return values.map(feature_source_family, na_action=None).astype(object)
+
+
 # --------------------------------------------------------------------------------------------------------
 # Checked input for fitting and prediction (a validated table passes through without re-coercion)
 

@@ -79,7 +79,7 @@ def train_command(
                        progress=progress, params={"n_jobs": n_jobs}, reference_params={"n_jobs": n_jobs},
                        evaluate_model=evaluate, clock_start=start)
     save_model(result.model, out, metrics=result.metrics, data_source=str(data), data_sha256=sha256_path(data),
-               rows_used=len(tracks), rows_dropped=report.rows_dropped)
+               rows_used=len(tracks), rows_dropped=report.rows_dropped, audio_model=result.audio_model)
     if result.metrics.get("splits"):
         console.print(metrics_table(result.metrics))
         if result.metrics.get("sample"):
@@ -94,6 +94,13 @@ def train_command(
     if result.info["features_unavailable"]:
         console.print("not available: " + "; ".join(f"{feature_label(k)} ({v})" for k, v in
                                                       result.info["features_unavailable"].items()),
+                      highlight=False, markup=False)
+    audio = result.info["audio_model"]
+    if "skipped" in audio:
+        console.print(f"no audio model: {audio['skipped']}", highlight=False, markup=False)
+    else:
+        console.print("audio model (predicts from a song: popdrivers analyze, predict --audio): "
+                      f"{', '.join(feature_label(f) for f in audio['features'])}; {audio['interval']}",
                       highlight=False, markup=False)
     tuning = result.info["tuning"]
     if tuning.get("note"):

@@ -53,7 +53,7 @@ from popdrivers.model._evaluate import (
     scores,
 )
 from popdrivers.model._lightgbm import load_lightgbm
-from popdrivers.model._persist import KIND, METRICS_FILE, load_model, save_model
+from popdrivers.model._persist import AUDIO_MODEL_DIR, KIND, METRICS_FILE, load_audio_model, load_model, save_model
 from popdrivers.model._splits import (
     MixedFold,
     SplitUnavailable,
@@ -70,6 +70,7 @@ from popdrivers.model._train import TrainResult, budget_summary, train
 from popdrivers.model._tune import DEFAULT_PARAMS, sample_params, tune
 
 __all__ = [
+    "AUDIO_MODEL_DIR", "load_audio_model",
     "METHOD_LABELS", "SPLIT_LABELS", "coverage_frame", "metrics_frame", "scored_table", "split_label",
     "DASK_EXTRA", "cluster_metrics", "parse_cluster", "quiet_lightgbm", "require_dask", "train_and_save_on_cluster",
     "train_on_cluster",

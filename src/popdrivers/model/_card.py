@@ -8,13 +8,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from popdrivers import schema
 
 # How the splits are called wherever a person reads them (metrics.json keeps the short keys).
 SPLIT_LABELS: dict[str, str] = {"random": "random tracks", "by_artist": "unseen artists",
                                 "by_time": "newest releases"}
 # The model first, then the baselines, in this order.
-METHOD_LABELS: dict[str, str] = {"model": "popdrivers model", "mean": "baseline: mean",
+METHOD_LABELS: dict[str, str] = {"model": "popdrivers model", "audio_model": "audio model (from the sound)",
+                                 "mean": "baseline: mean",
                                  "linear": "baseline: linear", "audio_only": "baseline: audio only",
                                  "reference_rf": "reference RF (original project)"}
 METRIC_COLUMNS = ("rmse", "mae", "r2")
@@ -35,7 +39,8 @@ def metrics_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
             reason = content.get("reason", "")
             rows.append({"split": split_label(split), "method": "", "note": f"unavailable: {reason}"})
             continue
-        results = {"model": content.get("model"), **dict(content.get("baselines") or {})}
+        results = {"model": content.get("model"), "audio_model": content.get("audio_model"),
+                   **dict(content.get("baselines") or {})}
         ordered = [k for k in METHOD_LABELS if k in results] + [k for k in results if k not in METHOD_LABELS]
         for key in ordered:
             value = results[key]
@@ -53,15 +58,30 @@ def coverage_frame(interval: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["split", "coverage", "mean width (points)"])
 
 
-def scored_table(model: Any, tracks: pd.DataFrame) -> pd.DataFrame:
+def scored_table(model: Any, tracks: pd.DataFrame, audio_model: Any | None = None) -> pd.DataFrame:
     """The scored-file format the CLI writes and the app downloads: the track's id (name, artist and actual
-    popularity when the table has them), ``prediction``, ``lower`` and ``upper`` (the model's interval level)."""
-    interval = model.predict_interval(tracks).reset_index()
+    popularity when the table has them), ``prediction``, ``lower``, ``upper`` (the model's interval level) and
+    ``model``: "full" or "audio".
+
+    With ``audio_model``, rows whose features were measured from audio (``features_source`` "audio:...") are
+    scored by it and the others by ``model``; without it such rows are refused by ``model`` (sources never mix).
+    """
+    families = schema.feature_source_families(tracks).to_numpy()
+    by_audio = (families == "audio") if audio_model is not None else np.zeros(len(tracks), dtype=bool)
     keep = [c for c in ("track_name", "artist_name", "popularity") if c in tracks.columns]
-    out = pd.DataFrame({"track_id": interval["track_id"].astype("string")})
-    if keep:
-        # predict_interval keeps the input's order and ids; the descriptive columns come along by position.
-        out = pd.concat([out, tracks[keep].reset_index(drop=True)], axis=1)
-    for column in ("prediction", "lower", "upper"):
-        out[column] = interval[column].round(2)
-    return out
+    parts = []
+    for chosen, rows, name in ((model, ~by_audio, "full"), (audio_model, by_audio, "audio")):
+        if not rows.any():
+            continue
+        subset = tracks[rows]
+        interval = chosen.predict_interval(subset).reset_index()
+        part = pd.DataFrame({"track_id": interval["track_id"].astype("string")})
+        if keep:
+            # predict_interval keeps the input's order and ids; the descriptive columns come along by position.
+            part = pd.concat([part, subset[keep].reset_index(drop=True)], axis=1)
+        for column in ("prediction", "lower", "upper"):
+            part[column] = interval[column].round(2)
+        part["model"] = name
+        part.index = np.flatnonzero(rows)
+        parts.append(part)
+    return pd.concat(parts).sort_index().reset_index(drop=True)

@@ -15,11 +15,28 @@ from popdrivers.features import (
     AUDIO_MODEL_FEATURES,
     CATEGORICAL_FEATURES,
     CONTEXT_FEATURES,
-    FEATURE_SOURCES,
     feature_label,
+    model_feature_sources,
+    sound_features,
 )
 
-FEATURE_SETS = ("all", "audio")
+# "all": every feature the data has; "audio": Spotify's audio features alone (a baseline); "sound": what
+# popdrivers measures from a recording (tempo, key, mode, loudness, meter, duration and its own descriptors)
+# plus what a person can type (followers, genre, explicit, release date): the model that predicts from a song.
+FEATURE_SETS = ("all", "audio", "sound")
+
+
+def candidate_features(feature_set: str, artist_record: bool) -> list[str]:
+    """The model features a feature set may use, in the order the boosters see them."""
+    if feature_set == "sound":
+        return [*sound_features(), *CONTEXT_FEATURES]
+    extra = [c for c in sound_features() if c not in AUDIO_MODEL_FEATURES]  # popdrivers' descriptors
+    candidates = [*AUDIO_MODEL_FEATURES, *extra]
+    if feature_set == "all":
+        candidates += list(CONTEXT_FEATURES)
+        if artist_record:
+            candidates.append(ARTIST_RECORD)
+    return candidates
 
 
 @dataclass(frozen=True)
@@ -49,15 +66,11 @@ class FeatureLayout:
         SchemaError
             When the data provides no feature at all.
         """
-        candidates = list(AUDIO_MODEL_FEATURES)
-        if feature_set == "all":
-            candidates += list(CONTEXT_FEATURES)
-            if artist_record:
-                candidates.append(ARTIST_RECORD)
+        candidates = candidate_features(feature_set, artist_record)
         used: list[str] = []
         missing: dict[str, str] = {}
         for name in candidates:
-            sources = FEATURE_SOURCES[name]
+            sources = model_feature_sources(name)
             if not any(s in feats.columns for s in sources):
                 missing[name] = f"no {' or '.join(repr(s) for s in sources)} column in the training data"
             elif name == ARTIST_RECORD:
@@ -118,7 +131,7 @@ class FeatureLayout:
         """Raise a :class:`SchemaError` naming each canonical column a feature needs and ``tracks`` lacks."""
         problems = []
         for name in self.names:
-            sources = FEATURE_SOURCES[name]
+            sources = model_feature_sources(name)
             if name == ARTIST_RECORD or any(s in tracks.columns for s in sources):
                 continue
             # Named by every column it can come from and by its readable name (never an internal name).
@@ -133,4 +146,4 @@ class FeatureLayout:
 
     def source_columns(self) -> set[str]:
         """Canonical columns the features are built from (plus the ids the track record needs)."""
-        return {"track_id", "artist_id"} | {s for n in self.names for s in FEATURE_SOURCES[n]}
+        return {"track_id", "artist_id"} | {s for n in self.names for s in model_feature_sources(n)}

@@ -214,6 +214,7 @@ def _partition_stats(df: pd.DataFrame, *, seed: int, n_folds: int, calibration_f
     stats["witness"] = _witness(feats, candidates)
     parts = _assignments(df, seed, n_folds, calibration_folds)
     stats["held_out_rows"] = int(parts["held_out"].sum())
+    stats["feature_sources"] = set(schema.feature_source_families(df))
     if "artist_id" in df.columns:
         table = pd.DataFrame({"artist_id": df["artist_id"].astype("string"), "fold": parts["fold"],
                               "held_out": parts["held_out"], "y": df[TARGET].astype("float64")})
@@ -503,7 +504,8 @@ def train_on_cluster(
                                reference_date=reference_date, target_mean=float(prior_mean), n_train_rows=n_rows,
                                artist_tracks=more.get("artist_tracks"),
                                interval=more.get("interval", Interval(model.interval_level)),
-                               training_summary=more.get("training_summary", {}))
+                               training_summary=more.get("training_summary", {}),
+                               feature_sources=tuple(sorted(set().union(*(s["feature_sources"] for s in stats)))))
 
         interval = Interval(model.interval_level)
         if calibration_folds:

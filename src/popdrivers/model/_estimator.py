@@ -71,6 +71,8 @@ class FittedState:
     artist_tracks: pd.DataFrame | None
     interval: Interval
     training_summary: Mapping[str, Any] = field(default_factory=dict)
+    # Families of the training rows' features_source (schema.feature_source_family): what the model may score.
+    feature_sources: tuple[str, ...] = ("spotify",)
 
 
 def training_summary(tracks: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -121,7 +123,9 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         Constrain the new-artist booster to be non-decreasing in artist followers: a prior that keeps it
         from fitting artist-specific noise in followers, which does not carry over to unseen artists.
     feature_set
-        ``"all"`` (every feature the data has) or ``"audio"`` (Spotify audio features only, a baseline).
+        ``"all"`` (every feature the data has), ``"audio"`` (Spotify audio features only, a baseline) or
+        ``"sound"`` (what popdrivers measures from a recording plus followers, genre, explicit and release date:
+        the model that predicts from a song; no track record).
     interval_level
         Coverage of :meth:`predict_interval` (0.8 = 80%).
     calibration_folds
@@ -194,7 +198,7 @@ class PopularityModel(RegressorMixin, BaseEstimator):
     def check_params(self) -> None:
         """Raise :class:`ValueError` for a parameter outside its range, saying what is accepted."""
         if self.feature_set not in FEATURE_SETS:
-            raise ValueError(f"feature_set={self.feature_set!r}: use 'all' or 'audio'")
+            raise ValueError(f"feature_set={self.feature_set!r}: use one of {', '.join(FEATURE_SETS)}")
         if not 0 < self.interval_level < 1:
             raise ValueError(f"interval_level={self.interval_level!r}: use a share between 0 and 1, e.g. 0.8")
         if not 0 <= self.new_artist_share < 1:
@@ -303,7 +307,8 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         matrix = layout.matrix(layout.frame(feats, record))
         state = FittedState(layout=layout, booster=None, new_artist_booster=None, reference_date=reference_date,
                             target_mean=target_mean, n_train_rows=len(tracks), artist_tracks=artist_tracks,
-                            interval=Interval(self.interval_level))
+                            interval=Interval(self.interval_level),
+                            feature_sources=tuple(sorted(set(schema.feature_source_families(tracks)))))
         evaluation = None
         if eval_tracks is not None and self.early_stopping_rounds:
             # Early-stopping rows as the fitted model will see them: track record from the training tracks.
@@ -511,6 +516,7 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         self.layout_.require_sources(tracks)
         # Only the columns the features come from are checked and used (a problem in a column the model does not
         # read cannot change a prediction), which also makes one row fast.
+        self.check_feature_sources(tracks)
         needed = self.layout_.source_columns()
         tracks = schema.checked_tracks(tracks.loc[:, [c for c in tracks.columns if c in needed]],
                                        require_popularity=False, keep_rows=keep_rows)
@@ -519,6 +525,38 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         frame = self.layout_.frame(feats, record)
         frame.index = pd.Index(tracks["track_id"].astype("string"), name="track_id")
         return frame
+
+    @property
+    def accepted_feature_sources(self) -> tuple[str, ...]:
+        """Feature-source families this model scores: those it was trained on; a "sound" model also takes
+        features measured from audio (its tempo, key, mode, loudness and duration are on Spotify's scales)."""
+        sources = set(self.fitted_state.feature_sources)
+        if self.feature_set == "sound":
+            sources |= {"audio", "spotify"}
+        return tuple(sorted(sources))
+
+    def check_feature_sources(self, tracks: pd.DataFrame) -> None:
+        """Refuse rows whose audio features come from a source the model was not trained on (never mixed silently).
+
+        Raises
+        ------
+        SchemaError
+            Naming the source, the rows and the fix.
+        """
+        families = schema.feature_source_families(tracks)
+        foreign = ~families.isin(self.accepted_feature_sources)
+        if not foreign.any():
+            return
+        found = ", ".join(sorted(set(families[foreign])))
+        trained = ", ".join(self.fitted_state.feature_sources)
+        fix = ("score them with the model's audio model (popdrivers predict --audio, or a table from popdrivers "
+               "analyze), which is trained for features measured from the sound" if "audio" in set(families[foreign])
+               else "train a model on data whose features come from that source, or correct features_source")
+        raise schema.SchemaError([schema.Problem(
+            "features_source", f"has rows whose audio features come from {found}; this model was trained on "
+            f"features from {trained} and does not mix sources", rows=int(foreign.sum()),
+            examples=tuple(str(v) for v in pd.unique(tracks.loc[foreign.to_numpy(), "features_source"])[:3])
+            if "features_source" in tracks.columns else (), fix=fix)])
 
     def to_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The float matrix LightGBM sees for a :meth:`design_frame`."""

@@ -138,11 +138,19 @@ class HeldOut:
     seen: np.ndarray
     residuals: Residuals
     interval: Interval | None = None
+    # The audio model's (feature_set "sound") signed residuals on the same test rows, when it was fitted.
+    sound_residuals: np.ndarray | None = None
+
+
+# The key of the audio model (what popdrivers measures from a recording plus typed context) in the predictions
+# of a held-out fit and in metrics.json's splits: it is evaluated on exactly the full model's folds.
+AUDIO_MODEL = "audio_model"
 
 
 def _held_out_fit(tracks: pd.DataFrame, train_idx: np.ndarray, test_idx: np.ndarray, template: PopularityModel,
-                  *, reference: Mapping[str, Any] | None, audio: bool) -> HeldOut:
-    """Fit the model (and the baselines) on ``train_idx``; predict ``test_idx``."""
+                  *, reference: Mapping[str, Any] | None, audio: bool, sound: bool = False) -> HeldOut:
+    """Fit the model (and the baselines, and the audio model when ``sound``) on ``train_idx``; predict
+    ``test_idx``."""
     y = tracks[TARGET].to_numpy(dtype="float64")
     train, test = tracks.iloc[train_idx], tracks.iloc[test_idx]
     model = clone(template).fit(train)
@@ -157,12 +165,18 @@ def _held_out_fit(tracks: pd.DataFrame, train_idx: np.ndarray, test_idx: np.ndar
     if audio:
         audio_model = clone(template).set_params(feature_set="audio", artist_record=False, calibration_folds=0)
         predictions["audio_only"] = audio_model.fit(train).predict(test)
+    sound_residuals = None
+    if sound:
+        sound_model = clone(template).set_params(feature_set="sound", artist_record=False, calibration_folds=0,
+                                                 calibration="auto")
+        predictions[AUDIO_MODEL] = sound_model.fit(train).predict(test)
+        sound_residuals = y[test_idx] - predictions[AUDIO_MODEL]
     if reference is not None:
         ref_train, ref_test = reference_features(train_frame), reference_features(test_frame)
         forest = reference_rf(ref_train, **reference).fit(ref_train, y[train_idx])
         predictions["reference_rf"] = forest.predict(ref_test)
     interval = model.interval_ if model.interval_.available else None
-    return HeldOut(test_idx, predictions, seen, Residuals(resid[seen], resid[~seen]), interval)
+    return HeldOut(test_idx, predictions, seen, Residuals(resid[seen], resid[~seen]), interval, sound_residuals)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -180,6 +194,8 @@ class Evaluation:
     residuals: Residuals | None
     n_folds: int
     seconds: float
+    # The audio model's out-of-fold residuals on the mixed folds (all "new artist": it has no track record).
+    sound_residuals: Residuals | None = None
 
 
 def _unavailable(reason: str) -> dict[str, Any]:
@@ -191,9 +207,12 @@ def _split_result(y: np.ndarray, parts: list[tuple[np.ndarray, Mapping[str, np.n
     tested = np.concatenate([idx for idx, _ in parts])
     methods = list(parts[0][1])
     pred = {m: np.concatenate([p[m] for _, p in parts]) for m in methods}
-    return {"available": True, "folds": n_folds, "test_rows": int(len(tested)), "scheme": scheme,
-            "model": scores(y[tested], pred["model"]),
-            "baselines": {m: scores(y[tested], pred[m]) for m in methods if m != "model"}}
+    result = {"available": True, "folds": n_folds, "test_rows": int(len(tested)), "scheme": scheme,
+              "model": scores(y[tested], pred["model"]),
+              "baselines": {m: scores(y[tested], pred[m]) for m in methods if m not in ("model", AUDIO_MODEL)}}
+    if AUDIO_MODEL in pred:
+        result[AUDIO_MODEL] = scores(y[tested], pred[AUDIO_MODEL])
+    return result
 
 
 def _coverage(y: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict[str, float] | None:
@@ -213,8 +232,13 @@ def run_evaluation(
     tracks: pd.DataFrame, *, reference: bool = False, n_splits: int = 5, seed: int = 0,
     progress: ProgressCallback | None = None, params: Mapping[str, Any] | None = None,
     reference_params: Mapping[str, Any] | None = None, max_rows: int = EVALUATION_ROWS, n_jobs: int | None = None,
+    sound: bool = False,
 ) -> Evaluation:
-    """:func:`evaluate`, also returning the out-of-fold residuals that calibrate the final model's interval."""
+    """:func:`evaluate`, also returning the out-of-fold residuals that calibrate the final model's interval.
+
+    ``sound``: also evaluate the audio model (feature set "sound") on the same folds, in ``splits[...]
+    ["audio_model"]`` and ``metrics["audio_model"]`` (its interval coverage), with its residuals.
+    """
     progress = progress or null_progress
     start = time.perf_counter()
     tracks = schema.checked_tracks(tracks, require_popularity=True)
@@ -254,11 +278,13 @@ def run_evaluation(
         splits["by_time"] = _unavailable(str(exc))
 
     jobs: list[Callable[[], HeldOut]] = [
-        (lambda f=f: _held_out_fit(sample, f.train, f.test, point, reference=forest, audio=audio)) for f in folds]
+        (lambda f=f: _held_out_fit(sample, f.train, f.test, point, reference=forest, audio=audio, sound=sound))
+        for f in folds]
     if time_fold is not None:
         # The interval of the time split is calibrated inside the older tracks (one refit without a held-out part).
         timed = clone(template).set_params(calibration="holdout_refit", calibration_folds=max(n_splits, 2))
-        jobs.append(lambda: _held_out_fit(sample, time_fold[0], time_fold[1], timed, reference=forest, audio=audio))
+        jobs.append(lambda: _held_out_fit(sample, time_fold[0], time_fold[1], timed, reference=forest, audio=audio,
+                                          sound=sound))
     done = [0]
 
     def tick(_: int) -> None:
@@ -271,6 +297,8 @@ def run_evaluation(
 
     intervals: dict[str, dict[str, float]] = {}
     residuals = None
+    sound_residuals = None
+    sound_interval: dict[str, Any] | None = None
     if fold_results:
         scheme = (f"{len(folds)} mixed folds: each holds out 1/{len(folds)} of the artists whole (unseen "
                   "artists) and a random sample of the other artists' tracks (random tracks)")
@@ -306,6 +334,19 @@ def run_evaluation(
             splits["by_artist"] = _unavailable(by_artist_reason or "no fold held out whole artists")
         if sample_note is None:
             residuals = Residuals.pooled(all_residuals)
+        if sound:
+            sound_parts = [r.sound_residuals for r in fold_results]
+            sound_cover = []
+            for k, result in enumerate(fold_results):
+                others = np.concatenate([r for j, r in enumerate(sound_parts) if j != k] or [np.empty(0)])
+                if len(others) and template.calibration_folds:
+                    bounds = Interval.from_residuals(Residuals(np.empty(0), others), level, "cross").bounds(
+                        result.predictions[AUDIO_MODEL], np.zeros(len(result.test), dtype=bool))
+                    sound_cover.append((result.test, bounds[0], bounds[1]))
+            if sample_note is None:
+                sound_residuals = Residuals(np.empty(0), np.concatenate(sound_parts))
+            if (c := _coverage(y, sound_cover)) is not None:
+                sound_interval = {"level": level, **c, "measured_on": "random and by_artist"}
     if time_result is not None:
         train_idx, test_idx = time_fold
         result = _split_result(y, [(time_result.test, time_result.predictions)], 1,
@@ -331,11 +372,15 @@ def run_evaluation(
                                "target": TARGET}
     if not audio:
         metrics["baselines_unavailable"] = {"audio_only": "the data has no Spotify audio feature"}
+    if sound:
+        metrics[AUDIO_MODEL] = {"interval": sound_interval,
+                                "features": _layout_names(clone(point).set_params(feature_set="sound"), sample, ref)}
     if sample_note is not None:
         metrics["sample"] = sample_note
     seconds = time.perf_counter() - start
     metrics["seconds"] = round(seconds, 2)
-    return Evaluation(metrics=metrics, residuals=residuals, n_folds=len(folds), seconds=seconds)
+    return Evaluation(metrics=metrics, residuals=residuals, n_folds=len(folds), seconds=seconds,
+                      sound_residuals=sound_residuals)
 
 
 def _layout_names(template: PopularityModel, tracks: pd.DataFrame, ref: pd.Timestamp | None) -> list[str]:

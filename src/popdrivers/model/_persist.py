@@ -28,51 +28,76 @@ ARTIST_TRACKS_FILE = "artist_tracks.csv.gz"
 METRICS_FILE = "metrics.json"
 
 
+AUDIO_MODEL_DIR = "audio_model"
+
+
 def save_model(
     model: PopularityModel, out_dir: str | os.PathLike[str], *, metrics: Mapping[str, Any] | None = None,
     data_source: str | None = None, data_sha256: str | None = None, rows_used: int | None = None,
-    rows_dropped: int | None = None,
+    rows_dropped: int | None = None, audio_model: PopularityModel | None = None,
 ) -> Path:
     """Write ``model`` to ``out_dir`` atomically: LightGBM text model, JSON preprocessing, manifest.
 
     Files: ``model.txt`` (LightGBM native; ``model_new_artists.txt`` for the new-artist booster),
     ``preprocessing.json`` (features, categories, reference date, track-record settings, interval offsets,
-    training summary), ``artist_tracks.csv.gz`` (training tracks' artist and popularity, when the track record
-    is used), ``metrics.json`` (when given) and ``manifest.json`` with the sha256 of every file.
+    training summary, feature sources), ``artist_tracks.csv.gz`` (training tracks' artist and popularity, when the
+    track record is used), ``metrics.json`` (when given) and ``manifest.json`` with the sha256 of every file.
+    ``audio_model`` (the model that predicts from a song, :func:`popdrivers.model.train`) goes in the
+    ``audio_model/`` subfolder, a model folder of its own (:func:`load_audio_model`).
     """
-    state: FittedState = model.fitted_state
     out_dir = Path(out_dir)
+    provenance = dict(data_source=data_source, data_sha256=data_sha256, rows_dropped=rows_dropped)
     with artifacts.atomic_directory(out_dir) as tmp:
-        (tmp / MODEL_FILE).write_text(state.booster.model_to_string(), encoding="utf-8")
-        if state.new_artist_booster is not None:
-            (tmp / NEW_ARTIST_MODEL_FILE).write_text(state.new_artist_booster.model_to_string(), encoding="utf-8")
-        artifacts.write_json_atomic(tmp / PREPROCESSING_FILE, {
-            "params": model.get_params(),
-            "feature_names": list(state.layout.names),
-            "features_unavailable": dict(state.layout.unavailable),
-            "categories": {k: list(v) for k, v in state.layout.categories.items()},
-            "reference_date": state.reference_date,
-            "target": TARGET,
-            "target_mean": state.target_mean,
-            "n_train_rows": state.n_train_rows,
-            "artist_tracks": ARTIST_TRACKS_FILE if state.artist_tracks is not None else None,
-            "new_artist_model": NEW_ARTIST_MODEL_FILE if state.new_artist_booster is not None else None,
-            "interval": {"level": state.interval.level,
-                         "offsets": {k: list(v) for k, v in state.interval.offsets.items()},
-                         "calibration_size": dict(state.interval.sizes), "method": state.interval.method},
-            "training_summary": dict(state.training_summary),
-        })
-        if state.artist_tracks is not None:
-            state.artist_tracks.to_csv(tmp / ARTIST_TRACKS_FILE, index=False, compression="gzip")
-        if metrics is not None:
-            artifacts.write_json_atomic(tmp / METRICS_FILE, dict(metrics))
-        artifacts.write_manifest(
-            tmp, KIND, data_source=data_source, data_sha256=data_sha256,
-            rows_used=rows_used if rows_used is not None else state.n_train_rows, rows_dropped=rows_dropped,
-            features=list(state.layout.names), target=TARGET, model_format="lightgbm-text",
-            interval_level=state.interval.level,
-        )
+        if audio_model is not None:
+            (tmp / AUDIO_MODEL_DIR).mkdir()
+            _write_model(audio_model, tmp / AUDIO_MODEL_DIR, metrics=None, rows_used=None, **provenance)
+        _write_model(model, tmp, metrics=metrics, rows_used=rows_used, **provenance)
     return out_dir
+
+
+def _write_model(model: PopularityModel, folder: Path, *, metrics: Mapping[str, Any] | None,
+                 data_source: str | None, data_sha256: str | None, rows_used: int | None,
+                 rows_dropped: int | None) -> None:
+    state: FittedState = model.fitted_state
+    (folder / MODEL_FILE).write_text(state.booster.model_to_string(), encoding="utf-8")
+    if state.new_artist_booster is not None:
+        (folder / NEW_ARTIST_MODEL_FILE).write_text(state.new_artist_booster.model_to_string(), encoding="utf-8")
+    artifacts.write_json_atomic(folder / PREPROCESSING_FILE, {
+        "params": model.get_params(),
+        "feature_names": list(state.layout.names),
+        "features_unavailable": dict(state.layout.unavailable),
+        "categories": {k: list(v) for k, v in state.layout.categories.items()},
+        "reference_date": state.reference_date,
+        "target": TARGET,
+        "target_mean": state.target_mean,
+        "n_train_rows": state.n_train_rows,
+        "artist_tracks": ARTIST_TRACKS_FILE if state.artist_tracks is not None else None,
+        "new_artist_model": NEW_ARTIST_MODEL_FILE if state.new_artist_booster is not None else None,
+        "interval": {"level": state.interval.level,
+                     "offsets": {k: list(v) for k, v in state.interval.offsets.items()},
+                     "calibration_size": dict(state.interval.sizes), "method": state.interval.method},
+        "training_summary": dict(state.training_summary),
+        "feature_sources": list(state.feature_sources),
+    })
+    if state.artist_tracks is not None:
+        state.artist_tracks.to_csv(folder / ARTIST_TRACKS_FILE, index=False, compression="gzip")
+    if metrics is not None:
+        artifacts.write_json_atomic(folder / METRICS_FILE, dict(metrics))
+    artifacts.write_manifest(
+        folder, KIND, data_source=data_source, data_sha256=data_sha256,
+        rows_used=rows_used if rows_used is not None else state.n_train_rows, rows_dropped=rows_dropped,
+        features=list(state.layout.names), target=TARGET, model_format="lightgbm-text",
+        interval_level=state.interval.level, feature_set=model.feature_set,
+        feature_sources=list(state.feature_sources),
+    )
+
+
+def load_audio_model(model_dir: str | os.PathLike[str]) -> PopularityModel | None:
+    """The audio model saved beside a model (``audio_model/``), verified like it; None when there is none."""
+    model_dir = Path(model_dir)
+    artifacts.verify_manifest(model_dir, kind=KIND)  # the parent's checksums cover the subfolder's files
+    sub = model_dir / AUDIO_MODEL_DIR
+    return load_model(sub) if sub.is_dir() else None
 
 
 def _read_booster(path: Path):
@@ -119,7 +144,9 @@ def load_model(model_dir: str | os.PathLike[str]) -> PopularityModel:
         layout=layout, booster=booster, new_artist_booster=new_artist_booster,
         reference_date=prep["reference_date"], target_mean=float(prep["target_mean"]),
         n_train_rows=int(prep["n_train_rows"]), artist_tracks=artist_tracks, interval=interval,
-        training_summary=prep.get("training_summary", {})))
+        training_summary=prep.get("training_summary", {}),
+        # Folders written before sources were recorded were all trained on Spotify-feature data.
+        feature_sources=tuple(prep.get("feature_sources", ["spotify"]))))
     model.manifest_ = manifest
     metrics_path = model_dir / METRICS_FILE
     model.metrics_ = artifacts.read_json(metrics_path) if metrics_path.exists() else None

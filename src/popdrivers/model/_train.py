@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from popdrivers import schema
+from popdrivers import features, schema
 from popdrivers.model._estimator import PopularityModel
 from popdrivers.model._evaluate import EVALUATION_ROWS, run_evaluation
 from popdrivers.model._tune import TUNING_ROWS, tree_units, tune
@@ -29,17 +29,37 @@ EVALUATION_FIT_OVERHEAD = 1.35
 SAFETY = 1.2
 
 
+# The audio model is evaluated inside the same held-out fits (one more, smaller fit each) and fitted once more
+# at the end: about this share of the evaluation and of the final fit on top (measured on catalog-2022).
+AUDIO_MODEL_OVERHEAD = 0.35
+
+
 @dataclass(frozen=True)
 class TrainResult:
-    """A fitted model, its evaluation (``metrics.json`` schema) and how it was made."""
+    """A fitted model, its evaluation (``metrics.json`` schema) and how it was made.
+
+    ``audio_model`` predicts from what popdrivers measures in a recording plus typed context (feature set
+    "sound"); its held-out errors sit beside the model's in ``metrics["splits"][...]["audio_model"]``.
+    """
 
     model: PopularityModel
     metrics: dict[str, Any]
     info: dict[str, Any] = field(default_factory=dict)
+    audio_model: PopularityModel | None = None
+
+
+def audio_model_unavailable(tracks: pd.DataFrame) -> str | None:
+    """Why no audio model can be trained on ``tracks`` (None when one can): it needs a feature measured from audio."""
+    feats = features.build_features(tracks)
+    measured = [c for c in features.sound_features() if c in feats.columns and feats[c].notna().any()]
+    if not measured:
+        return ("the data has none of the features popdrivers measures from audio ("
+                + ", ".join(features.feature_label(c) for c in features.sound_features()) + ")")
+    return None
 
 
 def _after_tuning_seconds(params: Mapping[str, Any], unit_seconds: float, *, rows: int, n_splits: int,
-                          workers: int, evaluate_model: bool, max_eval_rows: int) -> float:
+                          workers: int, evaluate_model: bool, max_eval_rows: int, audio_model: bool = False) -> float:
     """Expected seconds of the evaluation and the final fit for ``params`` (cost per row x tree measured)."""
     fit_all = unit_seconds * tree_units(params) * rows
     seconds = fit_all * 0.6  # the final fit: its two boosters side by side
@@ -49,6 +69,8 @@ def _after_tuning_seconds(params: Mapping[str, Any], unit_seconds: float, *, row
         jobs = [0.76 * EVALUATION_FIT_OVERHEAD * fit] * n_splits + [(0.8 + 0.71) * EVALUATION_FIT_OVERHEAD * fit]
         rounds = math.ceil(len(jobs) / max(workers, 1))
         seconds += max(sum(jobs) / max(workers, 1), max(jobs)) if rounds > 1 else max(jobs)
+    if audio_model:
+        seconds *= 1 + AUDIO_MODEL_OVERHEAD
     return SAFETY * seconds + 1.0
 
 
@@ -57,7 +79,7 @@ def train(
     reference: bool = False, progress: ProgressCallback | None = None, n_splits: int = 5,
     evaluate_model: bool = True, params: Mapping[str, Any] | None = None,
     reference_params: Mapping[str, Any] | None = None, max_eval_rows: int = EVALUATION_ROWS,
-    clock_start: float | None = None,
+    clock_start: float | None = None, audio_model: bool = True,
 ) -> TrainResult:
     """Tune within the budget, evaluate honestly, and fit the final model on all tracks.
 
@@ -91,6 +113,10 @@ def train(
         Above this many tracks the evaluation runs on a fixed sample of whole artists (said in the metrics).
     clock_start
         ``time.perf_counter()`` value the budget counts from (the CLI passes its start, so reading counts).
+    audio_model
+        Also fit (and evaluate on the same folds) the audio model, which predicts from what popdrivers measures
+        in a recording (tempo, key, mode, loudness, meter, duration, its descriptors) plus followers, genre,
+        explicit and release date; skipped, with the reason in ``info``, when the data has none of those.
     """
     progress = progress or null_progress
     start = time.perf_counter() if clock_start is None else clock_start
@@ -101,10 +127,13 @@ def train(
                                                  fix="provide at least 10 tracks (hundreds to be useful)")])
     base = dict(params or {})
     workers = int(base.get("n_jobs", 2))
+    audio_reason = audio_model_unavailable(clean) if audio_model else "not asked for (audio_model=False)"
+    with_audio = audio_reason is None
 
     def reserve(candidate: Mapping[str, Any], unit_seconds: float) -> float:
         return _after_tuning_seconds(candidate, unit_seconds, rows=len(clean), n_splits=n_splits, workers=workers,
-                                     evaluate_model=evaluate_model, max_eval_rows=max_eval_rows)
+                                     evaluate_model=evaluate_model, max_eval_rows=max_eval_rows,
+                                     audio_model=with_audio)
 
     tuning_start = time.perf_counter()
     tuning_budget = max(budget_seconds - (tuning_start - start), 0.0) if budget_seconds > 0 else 0.0
@@ -118,7 +147,7 @@ def train(
     if evaluate_model:
         evaluation = run_evaluation(clean, reference=reference, n_splits=n_splits, seed=seed, progress=progress,
                                     params=final_params, reference_params=reference_params, max_rows=max_eval_rows,
-                                    n_jobs=workers)
+                                    n_jobs=workers, sound=with_audio)
         metrics = evaluation.metrics
     else:
         metrics = {"splits": {}, "interval": {"level": final_params.get("interval_level", 0.8), "coverage": None},
@@ -131,6 +160,16 @@ def train(
     reuse = evaluation is not None and evaluation.residuals is not None and \
         model.calibration_method(len(clean)) == "cross"
     model.fit(clean, oof_residuals=evaluation.residuals if reuse else None)
+    sound = None
+    if with_audio:
+        sound = PopularityModel(**{**final_params, "feature_set": "sound", "artist_record": False})
+        residuals = evaluation.sound_residuals if evaluation is not None else None
+        if residuals is None or sound.calibration_method(len(clean)) != "cross":
+            # Without the evaluation's residuals, one refit without a held-out part calibrates it (not K refits).
+            sound.set_params(calibration="holdout_refit" if sound.calibration_method(len(clean)) == "cross"
+                             else sound.calibration)
+            residuals = None
+        sound.fit(clean, oof_residuals=residuals)
     fit_seconds = time.perf_counter() - fit_start
     progress(1, 1, "final fit done")
     total = time.perf_counter() - start
@@ -145,8 +184,10 @@ def train(
         "features_unavailable": dict(model.features_unavailable_), "interval": model.calibration_description(),
         "fit_seconds": round(fit_seconds, 2), "seconds": round(total, 2),
         "evaluation_sample": metrics.get("sample"), "tuning_rows_limit": TUNING_ROWS,
+        "audio_model": ({"features": list(sound.feature_names_), "interval": sound.calibration_description()}
+                        if sound is not None else {"skipped": audio_reason}),
     }
-    return TrainResult(model=model, metrics=metrics, info=info)
+    return TrainResult(model=model, metrics=metrics, info=info, audio_model=sound)
 
 
 def budget_summary(info: Mapping[str, Any]) -> str:

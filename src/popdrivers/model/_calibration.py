@@ -84,7 +84,12 @@ def cross_residuals(model: PopularityModel, tracks: pd.DataFrame, reference_date
 
 def describe_calibration(interval: Interval, n_train_rows: int, split_calibration_rows: int) -> str:
     """One sentence on how an interval was calibrated and how many tracks the boosters were fitted on."""
-    sizes = ", ".join(f"{n:,} {g}-artist" for g, n in interval.sizes.items())
+    counts = dict(interval.sizes)
+    if len(set(counts.values())) == 1 and set(interval.offsets.get("seen", ())) == set(interval.offsets.get("new", ())):
+        # One pool for every track (a model without the track record treats every artist alike).
+        sizes = f"{next(iter(counts.values()), 0):,}"
+    else:
+        sizes = ", ".join(f"{n:,} {g}-artist" for g, n in counts.items())
     level = interval.level
     if interval.method == "split":
         return (f"{level:.0%} interval by split conformal on one held-out part ({sizes} residuals: 10% of artists "

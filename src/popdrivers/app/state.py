@@ -33,6 +33,8 @@ SESSION_DEFAULTS: dict[str, Any] = {
     "predict_values": None,       # inputs of the last Predict press
     "whatif_query": "",           # search text on the What-if page
     "scored_upload": None,        # (upload name, scored table) after "Score" on the Data page
+    "song": None,                 # services.SongAnalysis of the song uploaded on the Predict page
+    "song_values": None,          # inputs of the last "Predict from the song" press
 }
 
 

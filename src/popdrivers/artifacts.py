@@ -24,6 +24,8 @@ from typing import Any
 from popdrivers.errors import ArtifactError
 
 MANIFEST = "manifest.json"
+# Where `make run`, `popdrivers run` and the app look for the artifact set when told nowhere else.
+DEFAULT_ARTIFACTS_DIR = Path("artifacts/default")
 FORMAT_VERSION = 1
 _VERSIONED_LIBRARIES = ("popdrivers", "numpy", "pandas", "scikit-learn", "lightgbm", "shap", "statsmodels")
 

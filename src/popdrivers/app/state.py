@@ -23,10 +23,11 @@ import streamlit as st
 
 from popdrivers import explore, pipeline
 from popdrivers.app import services
+from popdrivers.artifacts import DEFAULT_ARTIFACTS_DIR
 from popdrivers.errors import PopdriversError
 
 ENV_ARTIFACTS = "POPDRIVERS_ARTIFACTS"
-DEFAULT_ARTIFACTS = Path("artifacts/default")
+DEFAULT_ARTIFACTS = DEFAULT_ARTIFACTS_DIR
 # Every key the pages keep between reruns, with its starting value.
 SESSION_DEFAULTS: dict[str, Any] = {
     "artifacts_dir": None,        # resolved once per session

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from popdrivers.artifacts import DEFAULT_ARTIFACTS_DIR
 from popdrivers.cli._app import app, console, user_errors
 from popdrivers.processes import run_process_group
 
@@ -66,7 +67,7 @@ def start_app(artifacts: Path, port: int, data: Path | None = None, address: str
 @app.command("app")
 @user_errors
 def app_command(
-    artifacts: Path = typer.Option(Path("artifacts/default"), "--artifacts", help="Artifact folder to explore."),
+    artifacts: Path = typer.Option(DEFAULT_ARTIFACTS_DIR, "--artifacts", help="Artifact folder to explore."),
     port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to serve on."),
     data: Path | None = typer.Option(None, "--data", help="Dataset to build from when the artifacts are missing."),
     address: str = typer.Option("localhost", "--address",

@@ -14,7 +14,7 @@ import ast
 import difflib
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from popdrivers import registry
-from popdrivers.errors import PopdriversError
+from popdrivers.errors import SchemaError
 
 Kind = Literal["id", "text", "int", "float", "bool", "date", "list", "category"]
 
@@ -197,24 +197,6 @@ class Problem:
         if self.fix:
             text += f". Fix: {self.fix}"
         return text
-
-
-class SchemaError(PopdriversError):
-    """Every problem found in a track table, listed together so they can be fixed in one pass.
-
-    The message's first line is the first problem with its fix (what a command prints as its one-line reason);
-    the other problems follow, one per line.
-    """
-
-    def __init__(self, problems: Sequence[Problem], source: str | None = None):
-        self.problems = tuple(problems)
-        self.source = source
-        where = f"{source}: " if source else ""
-        first = f"{where}{self.problems[0]}" if self.problems else f"{where}the track table has a problem"
-        more = len(self.problems) - 1
-        lines = [first + (f" (and {more} more problem{'s' if more != 1 else ''}, below)" if more > 0 else "")]
-        lines += [f"  - {p}" for p in self.problems[1:]]
-        super().__init__("\n".join(lines))
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ def test_data_page_explores_the_table(app: AppTest, artifacts: pipeline.Artifact
 
 def test_a_bad_upload_lists_every_problem_without_a_traceback(app: AppTest) -> None:
     open_page(app, "data")
-    bad = b"track_id,popularity,danceability,loudness\nt1,50,7.5,-5\nt2,abc,0.5,-200\n"
+    bad = b"track_id,popularity,danceability,loudness\nt1,50,-0.5,-5\nt2,abc,0.5,-200\n"
     app.file_uploader(key="data_upload").set_value(("mine.csv", bad, "text/csv")).run()
     assert not app.exception
     errors = " ".join(e.value for e in app.error)

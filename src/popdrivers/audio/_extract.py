@@ -30,7 +30,6 @@ SILENCE_PEAK = 3e-5
 KEY_PROFILES = ("bgate", "edma", "shaath")
 KEY_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 _FLATS = {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}
-_SOUNDFILE_SUFFIXES = {".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64"}
 PERCUSSIVE_MAX_SECONDS = 60.0
 
 
@@ -95,17 +94,15 @@ def _decode_soundfile(path: Path, max_seconds: float) -> tuple[np.ndarray, int, 
 def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, int, float | None, str]:
     import essentia.standard as es
 
-    try:
-        audio, rate, channels, _, _, codec = es.AudioLoader(filename=str(path), computeMD5=False)()
-    except RuntimeError as exc:
-        raise AnalysisError(_decoder_message(path, str(exc))) from None
+    audio, rate, _, _, _, codec = es.AudioLoader(filename=str(path), computeMD5=False)()
     return np.asarray(audio, dtype="float32"), int(rate), None, f"ffmpeg/{codec}"
 
 
-def _decoder_message(path: Path, detail: str) -> str:
-    detail = " ".join(detail.split())[:200]
-    return (f"cannot decode the audio ({detail or 'unknown format'}): not a supported audio file or an unsupported "
-            "codec. Fix: convert it to WAV, FLAC or MP3 (e.g. ffmpeg -i IN OUT.flac)")
+def _clean_detail(detail: str, path: Path) -> str:
+    detail = " ".join(str(detail).split()).replace(f"Error opening '{path}': ", "")
+    if "does not exist or is not a regular file" in detail or "Format not recognised" in detail:
+        return "format not recognised"
+    return detail[:160]
 
 
 def decode(path: Path, max_seconds: float) -> tuple[np.ndarray, int, float | None, str]:
@@ -118,16 +115,16 @@ def decode(path: Path, max_seconds: float) -> tuple[np.ndarray, int, float | Non
 
     try:
         return _decode_soundfile(path, max_seconds)
-    except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
-        first_error = str(exc)
-    if path.stat().st_size == 0:
-        raise AnalysisError("the file is empty (0 bytes)")
+    except (soundfile.LibsndfileError, RuntimeError, ValueError, EOFError) as exc:
+        libsndfile_error = _clean_detail(str(exc), path)
     try:
         return _decode_ffmpeg(path)
-    except AnalysisError:
-        if path.suffix.lower() in _SOUNDFILE_SUFFIXES:
-            raise AnalysisError(_decoder_message(path, first_error)) from None
-        raise
+    except (RuntimeError, ValueError) as exc:
+        ffmpeg_error = _clean_detail(str(exc), path)
+    raise AnalysisError(
+        f"cannot decode the audio: neither libsndfile ({libsndfile_error}) nor Essentia's FFmpeg ({ffmpeg_error}) "
+        "can read it, so it is not audio, damaged, or in an unsupported codec. Fix: if it plays elsewhere, "
+        "convert it to FLAC or WAV (e.g. ffmpeg -i IN OUT.flac)")
 
 
 def _to_mono_44k(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:

@@ -46,11 +46,11 @@ class DescriptorSpec:
 # The order is the order of the columns in an analysed table.
 DESCRIPTORS: tuple[DescriptorSpec, ...] = (
     DescriptorSpec(
-        "rhythm_regularity", "Rhythm regularity (DFA)", "DFA score", 0.0, 3.0,
+        "rhythm_regularity", "Rhythm regularity (DFA)", "DFA score", 0.0, None,
         "How steady and self-similar the rhythm is over time scales of 0.3-8.7 s: higher is a steadier, more "
-        "danceable pulse (typical music 0.5-2.5). Not Spotify's danceability.",
+        "danceable pulse (music mostly 0.5-3; a metronome reaches about 5). Not Spotify's danceability.",
         "Essentia Danceability: detrended fluctuation analysis of the signal's amplitude (Streich & Herrera 2005); "
-        "the mean DFA exponent over the time scales, mapped by Essentia to about 0-3."),
+        "Essentia's score from the DFA exponents over the time scales (open-ended, 0 upwards)."),
     DescriptorSpec(
         "beat_confidence", "Beat-tracking confidence", "score", 0.0, 5.32,
         "How much the beat trackers agree on where the beats are: above 3.5 the beat is very clear, below 1.5 "

@@ -4,7 +4,8 @@
 ``analyze_files(paths)`` analyses a batch on worker processes and returns ``(analyses, failures)``;
 ``analyze_table(paths)`` returns the validated canonical table and the failures. Physical quantities use
 Spotify's names and scales (tempo, key, mode, loudness, time_signature, duration_ms); everything else is one of
-popdrivers' own :data:`DESCRIPTORS`. Every row says ``features_source = "audio:popdrivers-essentia-<version>"``.
+popdrivers' own descriptors (:func:`descriptors`; their meaning is registered in
+:mod:`popdrivers.registry`). Every row says ``features_source = "audio:popdrivers-essentia-<version>"``.
 
 Names resolve lazily: importing this package loads neither Essentia nor pandas.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from popdrivers.audio.descriptors import DESCRIPTOR_NAMES, DESCRIPTORS, DescriptorSpec
+from popdrivers.audio.descriptors import ALGORITHMS, DESCRIPTOR_NAMES, DescriptorSpec, descriptor, descriptors
 
 _PUBLIC: dict[str, str] = {
     "analyze_file": "popdrivers.audio.analysis",
@@ -31,7 +32,7 @@ _PUBLIC: dict[str, str] = {
     "TIMEOUT_SECONDS": "popdrivers.audio.analysis",
     "MEMORY_LIMIT_BYTES": "popdrivers.audio.analysis",
 }
-__all__ = ["DESCRIPTORS", "DESCRIPTOR_NAMES", "DescriptorSpec", *_PUBLIC]
+__all__ = ["ALGORITHMS", "DESCRIPTOR_NAMES", "DescriptorSpec", "descriptor", "descriptors", *_PUBLIC]
 
 
 def __getattr__(name: str) -> Any:

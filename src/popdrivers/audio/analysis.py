@@ -76,10 +76,15 @@ class AudioAnalysis:
         return f"audio:{self.sha256[:16]}"
 
     def to_row(self) -> dict[str, Any]:
-        """One canonical track row (column names of :mod:`popdrivers.schema`)."""
+        """One canonical track row (column names of :mod:`popdrivers.schema`).
+
+        What the sound cannot tell (followers, genre, release date, explicit) is there and empty (unknown), so
+        that a model trained with those columns scores the row as it is; fill them in to inform the model.
+        """
         row: dict[str, Any] = {
             "track_id": self.track_id, "track_name": self.track_name, "artist_name": self.artist_name,
-            "album_name": self.album_name, "tempo": self.tempo, "key": self.key, "mode": self.mode,
+            "album_name": self.album_name, "release_date": None, "explicit": None, "artist_followers": None,
+            "genre": None, "tempo": self.tempo, "key": self.key, "mode": self.mode,
             "loudness": self.loudness, "time_signature": self.time_signature, "duration_ms": self.duration_ms,
         }
         row.update(dict(self.descriptors))
@@ -99,9 +104,13 @@ class AudioAnalysis:
                     source: str) -> AudioAnalysis:
         """Build from a worker's result dict (or a cached one)."""
         path = Path(path)
+        title, artist = result.get("title"), result.get("artist")
+        if title is None and artist is None and " - " in path.stem:
+            # No tags: a file named "Artist - Title.mp3" says both.
+            artist, title = (part.strip() or None for part in path.stem.split(" - ", 1))
         return cls(
-            file=str(path), sha256=sha256, track_name=result.get("title") or path.stem,
-            artist_name=result.get("artist"), album_name=result.get("album"), tempo=result.get("tempo"),
+            file=str(path), sha256=sha256, track_name=title or path.stem, artist_name=artist,
+            album_name=result.get("album"), tempo=result.get("tempo"),
             key=int(result["key"]), mode=int(result["mode"]), loudness=result.get("loudness"),
             time_signature=int(result["time_signature"]), duration_ms=result.get("duration_ms"),
             descriptors=tuple((name, result.get(name)) for name in DESCRIPTOR_NAMES),

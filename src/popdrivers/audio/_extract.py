@@ -10,7 +10,7 @@ containers (M4A/AAC, WMA, ...) go to Essentia's AudioLoader (its bundled FFmpeg)
 * key and mode: majority vote of Essentia KeyExtractor with the bgate, edma and shaath profiles (popular-music
   profiles); no majority -> bgate (Essentia's default);
 * loudness: integrated loudness (ITU-R BS.1770-4 / EBU R128, LUFS) of the stereo signal, Essentia LoudnessEBUR128;
-* time signature: 3 or 4 from the bar-level accent pattern of beat-synchronous onset strength;
+* time signature: 3 or 4 from how the beats' band energies repeat (every 3 or every 4 beats);
 * descriptors: see ``descriptors.py``.
 """
 
@@ -195,27 +195,52 @@ def estimate_rhythm(mono: np.ndarray) -> dict[str, Any]:
             "envelope": envelope, "envelope_rate": SAMPLE_RATE // 2 / 512}
 
 
-def estimate_meter(beats: np.ndarray, envelope: np.ndarray, envelope_rate: float) -> int:
-    """3 or 4 beats per bar: which grouping of beat-level accents shows a stronger downbeat.
+# Meter: 3 only when the three-beat pattern is clearly stronger than the four-beat one (most music is in 4).
+TRIPLE_METER_MARGIN = 0.03
 
-    Each beat gets the peak onset strength within +-70 ms; for a bar of p beats the accent contrast is the
-    best phase's mean accent over the overall mean. 3/4 needs a clearly stronger contrast (x1.15): most popular
-    music is in 4, and Spotify's own values are 4 for about 9 tracks in 10.
+
+def _bar_position_share(values: np.ndarray, period: int) -> float:
+    """Share of ``values``' variance explained by the position in a bar of ``period`` beats, minus chance."""
+    usable = len(values) // period * period
+    if usable < 4 * period:
+        return 0.0
+    values = values[:usable]
+    total = float(values.var())
+    if total <= 1e-12:
+        return 0.0
+    means = values.reshape(-1, period).mean(axis=0)
+    return float(((means - values.mean()) ** 2).mean()) / total - (period - 1) / (usable - 1)
+
+
+def _detrended(values: np.ndarray, width: int = 12) -> np.ndarray:
+    """``values`` minus their centred moving mean over ``width`` beats (12: whole bars of both 3 and 4)."""
+    padded = np.pad(values, (width // 2, width - width // 2 - 1), mode="edge")
+    return values - np.convolve(padded, np.ones(width) / width, mode="valid")
+
+
+def estimate_meter(mono: np.ndarray, beats: np.ndarray) -> int:
+    """3 or 4 beats per bar: whether the beats' loudness repeats every 3 or every 4 beats.
+
+    Each beat's energy and its energy in six bands (Essentia BeatsLoudness: 20-150-400-3200-7000-22000 Hz; the
+    kick sits low, the snare and hats high) are log-scaled and detrended over 12 beats, so that a crescendo or a
+    new section is not taken for an accent pattern. For bars of 3 and of 4 beats, the share of each series'
+    variance explained by the position in the bar (minus what chance gives) is averaged over the seven series.
+    3/4 needs a margin of :data:`TRIPLE_METER_MARGIN` over 4/4: most popular music is in 4, and Spotify's own
+    values are 4 for about nine tracks in ten. Too few beats (under 16) or no pattern: 4.
     """
-    if len(beats) < 12:
-        return 4
-    half_window = max(1, int(0.07 * envelope_rate))
-    frames = np.clip(np.round(beats * envelope_rate).astype(int), 0, len(envelope) - 1)
-    accents = np.array([envelope[max(0, f - half_window): f + half_window + 1].max() for f in frames])
-    if accents.mean() <= 0:
-        return 4
+    import essentia.standard as es
 
-    def contrast(period: int) -> float:
-        usable = len(accents) // period * period
-        grouped = accents[:usable].reshape(-1, period)
-        return float(grouped.mean(axis=0).max() / accents[:usable].mean())
-
-    return 3 if contrast(3) > 1.15 * contrast(4) else 4
+    if len(beats) < 16:
+        return 4
+    loudness, band_ratio = es.BeatsLoudness(beats=np.asarray(beats, dtype="float32"), sampleRate=SAMPLE_RATE)(mono)
+    loudness = np.asarray(loudness, dtype="float64")
+    if loudness.size < 16:
+        return 4
+    bands = np.asarray(band_ratio, dtype="float64") * loudness[:, None]
+    series = [_detrended(np.log(s + 1e-9)) for s in (loudness, *bands.T)]
+    triple = float(np.mean([_bar_position_share(s, 3) for s in series]))
+    quadruple = float(np.mean([_bar_position_share(s, 4) for s in series]))
+    return 3 if triple > max(quadruple, 0.0) + TRIPLE_METER_MARGIN else 4
 
 
 def _spectral(mono: np.ndarray) -> tuple[float, float]:
@@ -304,7 +329,7 @@ def analyse(path: str | os.PathLike[str], max_seconds: float) -> dict[str, Any]:
     _, onset_rate = es.OnsetRate()(mono)
     brightness, flatness = _spectral(mono)
     percussive = _percussive_share(mono)
-    meter = estimate_meter(rhythm["beats"], rhythm["envelope"], rhythm["envelope_rate"])
+    meter = estimate_meter(mono, rhythm["beats"])
     if rhythm["octave"]:
         notes.append(f"tempo {rhythm['octave']} from Essentia's {rhythm['essentia_bpm']:.1f} BPM to the octave of "
                      f"the onset-autocorrelation estimate ({rhythm['reference_bpm']:.1f} BPM)")

@@ -29,6 +29,8 @@ MAX_SECONDS = 600.0
 TIMEOUT_SECONDS = 180.0
 MEMORY_LIMIT_BYTES = 4 * 2**30
 CACHE_FORMAT = 1
+# Changes whenever an algorithm or parameter changes what is measured: cached results of another version are redone.
+ANALYSIS_VERSION = "2"
 CACHE_SAVE_INTERVAL = 5.0
 
 
@@ -345,7 +347,8 @@ def analyze_each(
     progress = progress or null_progress
     files, failures = find_audio_files(paths)
     source = features_source()
-    store = AnalysisCache(cache, source=source, settings={"max_seconds": float(max_seconds)})
+    store = AnalysisCache(cache, source=source,
+                          settings={"max_seconds": float(max_seconds), "analysis": ANALYSIS_VERSION})
     results: dict[int, AudioAnalysis] = {}
     pending: list[tuple[int, Path, str]] = []
     total = len(files)

@@ -281,3 +281,22 @@ def test_the_cache_keys_on_content_and_survives_a_rerun(material, tmp_path):
     assert again[0].tempo == first[0].tempo
     assert any("from the cache" in m for m in messages)
     assert json.loads(cache.read_text())["results"], "the cache is one JSON document, written atomically"
+
+
+def test_an_m4a_file_is_decoded_and_capped_like_the_others(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:  # only to make the test file; .ci/run installs it
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("ffmpeg is missing: apt-get install ffmpeg")
+        pytest.skip("ffmpeg is missing (needed to write an M4A test file)")
+    wav = synth.write_audio(tmp_path / "song.wav", synth.click_track(115, 24))
+    m4a = tmp_path / "song.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", "aac", str(m4a)], check=True)
+    analyses, failures = analyze_each([m4a], jobs=1, max_seconds=12.0)
+    assert not failures, failures
+    result = analyses[0]
+    assert result.codec.startswith("ffmpeg/") and result.analysed_seconds == pytest.approx(12.0, abs=0.1)
+    assert result.duration_ms == pytest.approx(24_000, abs=100)
+    assert result.tempo == pytest.approx(115, rel=0.04)

@@ -91,11 +91,15 @@ def _decode_soundfile(path: Path, max_seconds: float) -> tuple[np.ndarray, int, 
     return audio, rate, header_seconds, codec
 
 
-def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, int, float | None, str]:
+def _decode_ffmpeg(path: Path, max_seconds: float) -> tuple[np.ndarray, int, float | None, str]:
     import essentia.standard as es
 
+    # AudioLoader decodes the whole file (the worker's memory limit bounds it); only the first max_seconds are
+    # kept, and the whole decoded length is the file's length.
     audio, rate, _, _, _, codec = es.AudioLoader(filename=str(path), computeMD5=False)()
-    return np.asarray(audio, dtype="float32"), int(rate), None, f"ffmpeg/{codec}"
+    rate = int(rate)
+    whole = len(audio) / rate if rate else None
+    return (np.asarray(audio[: int(max_seconds * rate)], dtype="float32"), rate, whole, f"ffmpeg/{codec}")
 
 
 def _clean_detail(detail: str, path: Path) -> str:
@@ -118,7 +122,7 @@ def decode(path: Path, max_seconds: float) -> tuple[np.ndarray, int, float | Non
     except (soundfile.LibsndfileError, RuntimeError, ValueError, EOFError) as exc:
         libsndfile_error = _clean_detail(str(exc), path)
     try:
-        return _decode_ffmpeg(path)
+        return _decode_ffmpeg(path, max_seconds)
     except (RuntimeError, ValueError) as exc:
         ffmpeg_error = _clean_detail(str(exc), path)
     raise AnalysisError(

@@ -300,3 +300,23 @@ def test_an_m4a_file_is_decoded_and_capped_like_the_others(tmp_path):
     assert result.codec.startswith("ffmpeg/") and result.analysed_seconds == pytest.approx(12.0, abs=0.1)
     assert result.duration_ms == pytest.approx(24_000, abs=100)
     assert result.tempo == pytest.approx(115, rel=0.04)
+
+
+def test_an_interrupted_batch_keeps_what_it_finished_and_the_rerun_resumes(material, tmp_path):
+    cache = tmp_path / "cache.json"
+    files = [material[n] for n in ("click-96-4", "click-120-4", "click-132-4", "cadence-A-major")]
+    finished: list[str] = []
+
+    def interrupt_after_two(done: int, total: int, message: str) -> None:
+        if message.startswith("analysing: "):
+            finished.append(message)
+            if len(finished) == 2:
+                raise KeyboardInterrupt  # what Ctrl-C does in the middle of a batch
+
+    with pytest.raises(KeyboardInterrupt):
+        analyze_each(files, jobs=1, cache=cache, progress=interrupt_after_two)
+    assert len(json.loads(cache.read_text())["results"]) == 2
+    messages: list[str] = []
+    analyses, failures = analyze_each(files, jobs=1, cache=cache, progress=lambda d, t, m: messages.append(m))
+    assert not failures and [a.file for a in analyses] == [str(f) for f in files]
+    assert messages[0] == "analysing: 2 from the cache"

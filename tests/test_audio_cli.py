@@ -152,3 +152,12 @@ def test_predict_needs_data_or_audio_and_an_audio_model(model_dir, tmp_path, fol
     bare = save_model(load_model(model_dir), tmp_path / "no-audio-model")  # saved without its audio model
     missing = runner.invoke(app, ["predict", "--model", str(bare), "--audio", str(folder / "album" / "slow.flac")])
     assert missing.exit_code == 2 and "no audio model" in missing.output
+
+
+def test_the_commands_defaults_are_the_librarys():
+    # cli/analyze.py names them without importing the analysis (so --help is instant).
+    from popdrivers import audio
+    from popdrivers.cli import analyze
+
+    assert analyze.MAX_SECONDS == audio.MAX_SECONDS and analyze.TIMEOUT_SECONDS == audio.TIMEOUT_SECONDS
+    assert analyze.MEMORY_LIMIT_GIB * 2**30 == audio.MEMORY_LIMIT_BYTES

@@ -2,16 +2,134 @@
 
 In CI (CI=true) a missing dataset is a failure, not a skip: the tests that prove the readers work on real
 data must run there.
+
+No process the suite starts outlives it: every process started during the session inherits a marker in its
+environment (``POPDRIVERS_TEST_SESSION``), and when the session ends every process still carrying it is stopped
+with its process group (SIGTERM, then SIGKILL) and named in the summary, orphans whose parent died included.
+Tests that start a process use :func:`process_groups`, which starts each command in a process group of its own
+and stops the group when the test ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SESSION_MARK = "POPDRIVERS_TEST_SESSION"
+STOP_GRACE_SECONDS = 10.0
+_MARKER = pytest.StashKey[str]()
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Process ids of every live process whose environment carries this session's marker (Linux /proc)."""
+    needle = f"{SESSION_MARK}={marker}".encode()
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if needle in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def stop_group(pgid: int, grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM to a process group, SIGKILL after ``grace`` seconds if any of it is still alive."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(-pgid, os.WNOHANG)
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def stop_processes(pids: list[int]) -> None:
+    """Stop each process's group (or the process alone when it shares the test run's own group)."""
+    own = os.getpgid(0)
+    groups, alone = set(), []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            pgid = os.getpgid(pid)
+            (alone.append(pid) if pgid == own else groups.add(pgid))
+    for pid in alone:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pgid in groups:
+        stop_group(pgid)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # A fresh marker even in a test run started by a test (pytester): each run stops what it started.
+    os.environ[SESSION_MARK] = uuid.uuid4().hex
+    session.config.stash[_MARKER] = os.environ[SESSION_MARK]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    marker = session.config.stash.get(_MARKER, None)
+    if marker is None:
+        return
+    left = marked_processes(marker)
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    described = []
+    for pid in left:
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            described.append(f"{pid} ({command.strip()[:120]})")
+    stop_processes(left)
+    if reporter is not None:
+        reporter.write_line(f"stopped {len(left)} process(es) the tests left running: {'; '.join(described)}",
+                            yellow=True)
+
+
+
+class ProcessGroups:
+    """Starts commands each in a process group of its own, and stops every group it started at the end."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, command: list[str], **kwargs) -> subprocess.Popen:
+        process = subprocess.Popen(command, process_group=0, **kwargs)
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            stop_group(process.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=1)
+
+
+@pytest.fixture
+def process_groups() -> Iterator[ProcessGroups]:
+    """Start processes in their own process groups; every group is stopped when the test ends, pass or fail."""
+    groups = ProcessGroups()
+    try:
+        yield groups
+    finally:
+        groups.stop_all()
 
 
 def shared_data_dir() -> Path:

@@ -276,9 +276,20 @@ def test_model_card_shows_metrics_against_baselines(app: AppTest, artifacts: pip
     assert "simulated catalogue" in set(provenance["value"])
 
 
+def wait_for_builder(target: Path, pid: int | None, timeout: float = 240) -> None:
+    """Wait until the build of ``target`` has ended and its process ``pid`` has exited."""
+    import time
+
+    from popdrivers.processes import pid_alive
+
+    deadline = time.monotonic() + timeout
+    while pipeline.build_status(target).state == "running" or (pid is not None and pid_alive(pid)):
+        assert time.monotonic() < deadline, "the build did not finish"
+        time.sleep(0.2)
+
+
 def test_without_artifacts_the_page_shows_one_background_build_then_becomes_the_app(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import time
 
     monkeypatch.setenv(pipeline.ENV_BUILD_OPTIONS, "--n-artists 20 --tracks-per-artist 12 --budget-seconds 0")
     target = tmp_path / "fresh"
@@ -293,17 +304,13 @@ def test_without_artifacts_the_page_shows_one_background_build_then_becomes_the_
     second_tab = AppTest.from_file(MAIN_SCRIPT, default_timeout=TIMEOUT).run()
     assert second_tab.title[0].value == "Building the artifacts"
     assert pipeline.build_status(target).pid in (builder.pid, None)  # the same build, not a second one
-    deadline = time.monotonic() + 240
-    while pipeline.build_status(target).state == "running":
-        assert time.monotonic() < deadline, "the build did not finish"
-        time.sleep(0.5)
+    wait_for_builder(target, builder.pid)
     at.run()
     assert not at.exception and at.title[0].value.startswith("Predict")
     assert pipeline.is_artifact_dir(target)
 
 
 def test_a_failed_build_shows_its_error_and_a_retry_button(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import time
 
     target = tmp_path / "broken"
     folder = pipeline.build_dir(target)
@@ -318,9 +325,9 @@ def test_a_failed_build_shows_its_error_and_a_retry_button(tmp_path: Path, monke
     assert any("popdrivers build --out broken --data tracks.csv" in c.value for c in at.caption)
     assert pipeline.build_status(target).state == "failed"  # nothing restarted behind the user's back
     at.button(key="retry_build").click().run()
-    assert pipeline.build_status(target).state in ("running", "done")
-    while pipeline.build_status(target).state == "running":  # let the retried build finish before cleanup
-        time.sleep(0.5)
+    retried = pipeline.build_status(target)
+    assert retried.state in ("running", "done")
+    wait_for_builder(target, retried.pid)  # let the retried build finish before cleanup
     assert pipeline.build_status(target).state == "done"
 
 

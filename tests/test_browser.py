@@ -171,8 +171,11 @@ def test_a_fresh_machine_gets_a_page_at_once_that_shows_the_build_then_the_app(t
                                 "--address", "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env=env)
     url = f"http://127.0.0.1:{port}"
+    servers: list[int] = []
     try:
         wait_healthy(url, process)
+        servers = server_children(process.pid)
+        assert len(servers) == 1, servers
         assert not pipeline.is_artifact_dir(target), "the server must not wait for the build"
         context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
         tab = context.new_page()
@@ -191,9 +194,34 @@ def test_a_fresh_machine_gets_a_page_at_once_that_shows_the_build_then_the_app(t
         log = (pipeline.build_dir(target) / "build.log").read_text()
         assert log.count("== build started") == 1 and log.count("Artifacts ready") == 1  # one build, two tabs
     finally:
-        process.terminate()
+        process.terminate()  # SIGTERM, as a process manager stops it
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    deadline = time.monotonic() + 10
+    while not all(exited(pid) for pid in servers):
+        assert time.monotonic() < deadline, "the Streamlit server outlived `popdrivers app` (SIGTERM)"
+        time.sleep(0.1)
+
+
+def server_children(pid: int) -> list[int]:
+    """The processes ``pid`` started (from /proc): `popdrivers app`'s Streamlit server."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def exited(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -189,7 +189,8 @@ def test_a_chart_without_track_ids_gets_stable_ids_from_artist_and_title(tmp_pat
     reasons = {d.reason.split(":")[0]: d for d in report.dropped}
     assert reasons["no track_id column, and no artist or title to make an id from"].examples == ("line 6",)
     assert reasons["duplicate track_id"].rows == 1  # Britney listed in two chart years: one track
-    assert "year" in {u.column for u in report.unused_columns}
+    assert ("year", "release_date") in report.column_sources  # the chart year: a release date of year precision
+    assert list(tracks["release_date_precision"]) == ["year"] * 3
     assert_nothing_lost_silently(report, header_of(path))
     # Stable: the same song in another file, spelt with other case and spacing, gets the same id.
     other = tmp_path / "other.csv"
@@ -297,9 +298,11 @@ def test_an_excel_workbook_is_read_and_the_sheet_used_reported(tmp_path, name):
 def test_a_workbook_row_without_an_id_is_reported_by_its_sheet_row(tmp_path):
     rows = [["track_id", "popularity", "danceability"], ["t1", 10, 0.5], [None, 20, 0.4], ["t3", None, 0.3]]
     path = write_workbook(tmp_path / "tracks.xlsx", {"Sheet1": rows})
-    with pytest.raises(SchemaError) as info:
-        read_tracks(path)
-    assert "popularity" in str(info.value) and str(path) in str(info.value)
+    tracks, report = read_tracks_with_report(path)
+    assert list(tracks["track_id"]) == ["t1"]
+    reasons = {d.reason: d.examples for d in report.dropped}
+    assert reasons == {"no track_id in the source row": ("row 3 of sheet 'Sheet1'",),
+                       "no popularity (empty or not a number) in the source row": ("row 4 of sheet 'Sheet1'",)}
 
 
 @pytest.mark.parametrize(("content", "said"), [
@@ -437,7 +440,7 @@ def test_errors_about_a_tiny_table_name_the_file_and_what_reading_kept(tmp_path)
     result = invoke("train", "--data", str(path), "--out", str(tmp_path / "model"), "--budget-seconds", "0")
     message = one_line(result.output)
     assert result.exit_code == 2
-    assert f"in {path}" in message and "has 7 tracks, too few to fit a model" in message
+    assert f"{path}: table: has 7 tracks, too few to fit a model" in message
     assert "7 of 10 source rows kept as tracks: 3 no popularity" in message
 
 
@@ -541,3 +544,123 @@ def test_an_excel_upload_in_the_app_is_read_and_every_unused_column_listed(tmp_p
     assert upload.tracks is not None and len(upload.tracks) == 4
     assert "new releases.xlsx is an Excel workbook: read its sheet 'Sheet1'" in upload.notes
     assert "column not used: Unnamed: 0: not part of the kaggle-114k layout: not read" in upload.notes
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Files from other sources (issue 23): other names for the title and artist, percent scales, units, URIs
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_a_top50_chart_is_read_with_its_dotted_headers_and_percent_scales():
+    path = QUIRKS / "top50-chart.csv"
+    tracks, report = read_tracks_with_report(path)
+    assert report.format == "canonical"
+    assert list(tracks["track_id"])[:2] == ["name:ann example | sunday example", "name:bo example | monday example"]
+    first = tracks.iloc[0]
+    # Energy 55 and Danceability 76 are percent of Spotify's 0-1 scale; Length. is in seconds.
+    assert (first["energy"], first["danceability"], first["valence"]) == pytest.approx((0.55, 0.76, 0.75))
+    assert (first["acousticness"], first["speechiness"], first["liveness"]) == pytest.approx((0.04, 0.03, 0.08))
+    assert first["duration_ms"] == 191_000 and first["tempo"] == 117 and first["loudness"] == -6
+    assert first["popularity"] == 79 and first["genre"] == "canadian pop"
+    sources = dict(report.column_sources)
+    assert sources["Beats.Per.Minute"] == "tempo" and sources["Loudness..dB.."] == "loudness"
+    assert sources["Length."] == "duration_ms" and sources["Track.Name"] == "track_name"
+    assert any("'Energy' holds 0-100 values, read as percent" in n and "55 -> 0.55" in n for n in report.notes)
+    assert any("'Length.' holds lengths in seconds" in n for n in report.notes)
+    assert_nothing_lost_silently(report, header_of(path))
+
+
+def test_spotify_2023_layout_reads_artists_percent_columns_keys_and_split_dates():
+    path = QUIRKS / "spotify-2023.csv"
+    tracks, report = read_tracks_with_report(path, require_popularity=False)
+    assert "popularity" not in tracks.columns  # a file to score, not to train on
+    assert list(tracks["artist_name"]) == ["Dee Example", "Fay Example", "Gus Example", "Hal Example", "Ivy Example"]
+    assert list(tracks["danceability"]) == pytest.approx([0.80, 0.71, 0.51, 0.55, 0.65])
+    assert list(tracks["instrumentalness"]) == pytest.approx([0, 0, 0, 0, 0.63])  # mostly 0: percent all the same
+    assert list(tracks["key"].fillna(-1)) == [11, 1, 5, 9, -1] and list(tracks["mode"]) == [1, 1, 1, 1, 0]
+    assert list(tracks["tempo"]) == [125, 92, 138, 170, 144]
+    assert str(tracks["release_date"].iloc[0].date()) == "2023-07-14"
+    assert set(tracks["release_date_precision"]) == {"day"}
+    assert any("several artists" in n and "first is used" in n for n in report.notes)
+    assert_nothing_lost_silently(report, header_of(path))
+
+
+def test_a_chart_with_track_and_artist_headers_gets_ids_and_its_popularity_read():
+    path = QUIRKS / "most-streamed-2024.csv"
+    tracks, report = read_tracks_with_report(path)
+    assert tracks["track_id"].iloc[0] == "name:jo example | million example"
+    assert list(tracks["popularity"]) == [92, 92, 92, 85] and list(tracks["explicit"]) == [False, True, False, False]
+    assert list(tracks["isrc"])[:1] == ["QM24S2402528"]
+    assert str(tracks["release_date"].iloc[0].date()) == "2024-04-26"
+    # No album id: an album is its artist plus its album name (two tracks of Lou Example's album).
+    assert tracks["album_id"].iloc[2] == tracks["album_id"].iloc[3] != tracks["album_id"].iloc[0]
+    assert_nothing_lost_silently(report, header_of(path))
+
+
+def test_a_kaggle_114k_file_without_track_ids_gets_them_from_artist_and_title_and_albums_from_names():
+    path = QUIRKS / "kaggle-114k-no-id.csv"
+    tracks, report = read_tracks_with_report(path)
+    assert list(tracks["track_id"]) == ["name:gen hoshino | comedy", "name:ben woodward | ghost - acoustic",
+                                        "name:ingrid michaelson | to begin again"]
+    assert tracks["artist_name"].iloc[2] == "Ingrid Michaelson"  # the first of "Ingrid Michaelson;ZAYN"
+    assert tracks["album_id"].iloc[1] == "name:name:Ben Woodward | ghost (acoustic)"
+    # The row whose popularity is N/A is dropped with its file line, as in the 114k layout itself.
+    assert [(d.reason, d.examples) for d in report.dropped] == [
+        ("no popularity (empty or not a number) in the source row", ("line 4",))]
+    assert_nothing_lost_silently(report, header_of(path))
+
+
+def test_columns_that_carry_canonical_values_are_read_not_reported_unused():
+    path = QUIRKS / "crawl-with-uris.csv"
+    tracks, report = read_tracks_with_report(path)
+    assert list(tracks["track_id"]) == ["0VjIjW4GlUZAMYd2vXMi3b", "7qiZfU4dY1lWllzX7mPBI3", "2XU0oxnq2qxCpomAAuJY8K"]
+    assert list(tracks["track_name"]) == ["Blinding Example", "Shape Example", "Dance Example"]
+    assert list(tracks["artist_name"]) == ["Ann Example", "Bo Example", "Ann Example"]
+    assert list(tracks["track_number"]) == [9, 4, 2] and list(tracks["explicit"]) == [False, True, False]
+    assert list(tracks["duration_ms"]) == [200040, 233713, 209438]
+    assert list(tracks["artist_genres"].iloc[0]) == ["pop", "synthpop"]
+    assert list(tracks["release_date_precision"]) == ["year"] * 3  # a time split needs release dates
+    assert report.unused_columns == ()
+    assert any("Spotify URI(s) or link(s) read as their ids" in n for n in report.notes)
+
+
+def test_a_kaggle_600k_tracks_file_with_genres_of_its_own_reads_them(tmp_path):
+    source = FIXTURES / "kaggle-600k" / "tracks.csv"
+    lines = source.read_text(encoding="utf-8").splitlines()
+    (tmp_path / "tracks.csv").write_text("\n".join([lines[0] + ",genres",
+                                                     *(f'{line},"[\'tango\']"' for line in lines[1:])]) + "\n")
+    tracks, report = read_tracks_with_report(tmp_path / "tracks.csv")
+    assert report.format == "kaggle-600k"
+    assert all(list(genres) == ["tango"] for genres in tracks["artist_genres"])
+    assert "genres" not in {u.column for u in report.unused_columns}
+
+
+def test_no_track_id_and_no_title_or_artist_names_the_columns_to_rename(tmp_path):
+    path = tmp_path / "chart.csv"
+    path.write_text("Song Title,Performer,popularity,energy\nOne,Ann,50,0.5\n")
+    with pytest.raises(SchemaError) as info:
+        read_tracks(path)
+    message = str(info.value)
+    assert "rename the title column to 'track_name' and the artist column to 'artist_name'" in message
+    assert "Song Title" in message and "Performer" in message
+
+
+def test_a_workbook_damaged_by_a_text_re_encode_is_named_as_such(tmp_path):
+    good = write_workbook(tmp_path / "good.xlsx", {"Sheet1": [["track_id", "popularity"], ["t1", 5]]})
+    damaged = tmp_path / "tracks.csv"
+    # What saving a binary file through a text editor does: a byte-order mark, and bytes re-encoded as text.
+    damaged.write_bytes(b"\xef\xbb\xbf" + good.read_bytes().decode("cp1252", errors="replace").encode("utf-8"))
+    with pytest.raises(FormatError) as info:
+        read_tracks(damaged)
+    message = str(info.value).replace(str(damaged), "FILE")
+    assert message.startswith("FILE: an Excel workbook (.xlsx) damaged by being saved as text") and "Fix:" in message
+    assert "binary file" not in message and "';'" not in message and "fields" not in message
+
+
+def test_inspect_takes_a_file_without_popularity_values_and_says_it_serves_prediction(tmp_path):
+    path = tmp_path / "new.csv"
+    path.write_text("track_id,popularity,energy\nt1,N/A,0.5\nt2,,0.6\n")
+    result = invoke("inspect", str(path))
+    assert result.exit_code == 0, result.output
+    assert "usable as input to `popdrivers predict`" in one_line(result.output)
+    assert "no popularity" in one_line(result.output)

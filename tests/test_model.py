@@ -437,7 +437,8 @@ def test_cli_train_predict_explain_end_to_end(tmp_path, monkeypatch):
                                  "--out", str(tmp_path / "preds.csv")])
     assert result.exit_code == 0, result.output
     preds = pd.read_csv(tmp_path / "preds.csv")
-    assert list(preds.columns) == ["track_id", "track_name", "artist_name", "prediction", "lower", "upper"]
+    assert list(preds.columns) == ["track_id", "track_name", "artist_name", "prediction", "lower", "upper", "model"]
+    assert set(preds["model"]) == {"full"}
     assert len(preds) == 30 and preds["prediction"].notna().all()
 
     track_id = tracks["track_id"].iloc[0]

@@ -120,7 +120,7 @@ def no_streamlit(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Record the command `popdrivers app` would run instead of starting a server."""
     app_module = importlib.import_module("popdrivers.cli.serve")
     calls: list[list[str]] = []
-    monkeypatch.setattr(app_module.subprocess, "call", lambda cmd, env=None: calls.append(cmd) or 0)
+    monkeypatch.setattr(app_module, "run_process_group", lambda cmd, env=None, on_stop=None: calls.append(cmd) or 0)
     return calls
 
 
@@ -156,10 +156,17 @@ SMALL_BUILD = "--n-artists 20 --tracks-per-artist 12 --budget-seconds 0"
 def wait_until_not_running(target: Path, timeout: float = 240) -> pipeline.BuildStatus:
     import time
 
+    from popdrivers.processes import pid_alive
+
     deadline = time.monotonic() + timeout
+    builder = pipeline.build_status(target).pid
     while (status := pipeline.build_status(target)).state == "running":
         assert time.monotonic() < deadline, f"the build of {target} did not finish in {timeout} s"
+        builder = status.pid or builder
         time.sleep(0.2)
+    while builder is not None and pid_alive(builder):  # its process exits a moment after it says so
+        assert time.monotonic() < deadline, f"the builder of {target} did not exit"
+        time.sleep(0.1)
     return status
 
 
@@ -196,19 +203,6 @@ def test_a_failed_background_build_says_why_and_can_be_retried(tmp_path: Path,
     monkeypatch.setenv(pipeline.ENV_BUILD_OPTIONS, SMALL_BUILD)
     assert pipeline.start_background_build(target).state == "running"
     assert wait_until_not_running(target).state == "done"
-
-
-def test_a_build_whose_process_died_is_reported_as_failed(tmp_path: Path) -> None:
-    import subprocess
-
-    target = tmp_path / "artifacts"
-    folder = pipeline.build_dir(target)
-    folder.mkdir(parents=True)
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    (folder / "lock").write_text(str(gone.pid))  # a builder killed before it could clean up
-    status = pipeline.build_status(target)
-    assert status.state == "failed" and "stopped before it finished" in status.error
 
 
 def test_app_refuses_tampered_artifacts_before_starting(small_artifacts: Path, tmp_path: Path, no_streamlit) -> None:

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 import popdrivers
-from popdrivers import SchemaError, read_tracks, write_tracks
+from popdrivers import read_tracks, write_tracks
 from popdrivers.cli._app import app
 from popdrivers.errors import FormatError
 from popdrivers.features import reference_date
@@ -311,14 +311,17 @@ def test_canonical_round_trip_of_the_simulated_catalogue(tmp_path, small_catalog
     assert popdrivers.read_tracks(path).equals(back)
 
 
-def test_canonical_input_is_strict_while_public_layouts_drop_rows(tmp_path, small_catalog):
+def test_a_canonical_file_drops_rows_without_popularity_like_every_layout(tmp_path, small_catalog):
+    """One rule for all layouts: a row without popularity is dropped for training, with its file line."""
     tracks, _ = small_catalog
     frame = tracks.head(5).copy()
     frame["popularity"] = frame["popularity"].astype("float64")
     frame.loc[2, "popularity"] = np.nan
     path = write_tracks(frame, tmp_path / "gap.csv")
-    with pytest.raises(SchemaError, match="popularity.*has empty cells"):
-        read_tracks(path)
+    kept, report = read_tracks_with_report(path)
+    assert len(kept) == 4 and frame.loc[2, "track_id"] not in set(kept["track_id"])
+    (dropped,) = report.dropped
+    assert dropped.reason.startswith("no popularity") and dropped.examples == ("line 4",)  # header = line 1
     assert len(read_tracks(path, require_popularity=False)) == 5
 
 

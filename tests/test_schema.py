@@ -155,12 +155,35 @@ def test_header_only(tmp_path):
     assert str(path) in str(error) and "header but no rows" in str(error) and "Fix:" in str(error)
 
 
-def test_empty_cells_in_required_columns(tmp_path):
-    lines = replace_cell("popularity", 2, "")
-    path = write_csv(tmp_path, lines)
-    assert_names(schema_error(path), path, "popularity", "has empty cells", "row 1")
+def test_rows_without_a_required_value_are_dropped_with_their_file_lines(tmp_path):
+    path = write_csv(tmp_path, replace_cell("popularity", 2, "N/A"))
+    tracks, report = read_tracks_with_report(path)
+    assert list(tracks["track_id"]) == ["t1", "t3"]
+    assert [(d.reason, d.examples) for d in report.dropped] == [
+        ("no popularity (empty or not a number) in the source row", ("line 3",))]
     path = write_csv(tmp_path, replace_cell("track_id", 3, ""), "noid.csv")
-    assert_names(schema_error(path), path, "track_id", "has empty cells", "row 2")
+    _, report = read_tracks_with_report(path)
+    assert [(d.reason, d.examples) for d in report.dropped] == [("no track_id in the source row", ("line 4",))]
+    with pytest.raises(SchemaError, match=r"has empty cells \(1 row at row 2\)"):  # a DataFrame: its index
+        validate(pd.DataFrame({"track_id": ["a", "b", "c"], "popularity": [1.0, 2.0, None]}))
+
+
+def test_value_problems_name_the_file_lines(tmp_path):
+    path = write_csv(tmp_path, replace_cell("energy", 3, "3"))
+    assert_names(schema_error(path), path, "energy", "outside 0 to 1", "at line 4")
+
+
+def test_the_first_line_of_a_many_problem_error_is_one_reason_with_its_fix(tmp_path):
+    frame = pd.read_csv(pd.io.common.StringIO("\n".join(GOOD_ROWS)), dtype=str, keep_default_na=False)
+    frame.loc[0, "key"] = "12"
+    frame.loc[1, "energy"] = "7"
+    frame.loc[2, "tempo"] = "fast"
+    path = tmp_path / "many.csv"
+    frame.to_csv(path, index=False)
+    error = schema_error(path)
+    first, *rest = str(error).splitlines()
+    assert first.startswith(f"{path}: column '") and "Fix:" in first and "(and 2 more problems, below)" in first
+    assert len(rest) == len(error.problems) - 1 == 2 and all(line.startswith("  - column") for line in rest)
 
 
 @pytest.mark.parametrize(("delimiter", "said"), [(";", "';'"), ("\t", "tabs"), ("|", "'|'")])
@@ -198,7 +221,7 @@ def test_every_problem_is_listed_at_once(tmp_path):
     frame.loc[2, "explicit"] = "perhaps"
     frame.loc[0, "key"] = "12"
     frame.loc[1, "release_date"] = "soon"
-    frame.loc[2, "popularity"] = ""
+    frame.loc[2, "popularity"] = "130"
     path = tmp_path / "many.csv"
     frame.to_csv(path, index=False)
     error = schema_error(path)

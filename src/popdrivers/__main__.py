@@ -1,4 +1,4 @@
-"""``python -m popdrivers``: the command line (what the app's background build runs with its own interpreter)."""
+"""``python -m popdrivers``: the command line, with the current interpreter."""
 
 from popdrivers.cli import main
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from typing import Any
 from popdrivers.errors import ArtifactError
 
 MANIFEST = "manifest.json"
+# Where `make run`, `popdrivers run` and the app look for the artifact set when told nowhere else.
+DEFAULT_ARTIFACTS_DIR = Path("artifacts/default")
 FORMAT_VERSION = 1
 _VERSIONED_LIBRARIES = ("popdrivers", "numpy", "pandas", "scikit-learn", "lightgbm", "shap", "statsmodels")
 
@@ -142,7 +145,8 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    # Named with the writer's process id: one killed before it could clean up is recognised later.
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         yield tmp
@@ -151,11 +155,32 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
         raise
     old = None
     if target.exists():
-        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        old = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         os.replace(target, old)
     os.replace(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary folders :func:`atomic_directory` left beside ``target`` in processes now gone.
+
+    A writer killed with SIGKILL (or by the machine going down) cannot remove its temporary folder; one whose
+    process is still alive is left alone. Returns the folders removed.
+    """
+    from popdrivers.processes import pid_alive
+
+    target = Path(target)
+    removed = []
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:tmp|old)-(\d+)-[0-9a-f]+$")
+    if not target.parent.is_dir():
+        return removed
+    for path in target.parent.iterdir():
+        match = pattern.match(path.name)
+        if match and path.is_dir() and not pid_alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def write_manifest(folder: str | os.PathLike[str], kind: str, **fields: Any) -> dict[str, Any]:

@@ -6,6 +6,9 @@ Every error a user can cause (bad file, bad column, tampered artifact, missing c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 
 class PopdriversError(Exception):
     """Base class of the errors a user can act on; the message says what to do."""
@@ -37,3 +40,23 @@ class SplitUnavailable(PopdriversError):
 
 class ApiUnavailable(PopdriversError):
     """Retries are exhausted (rate limited, server errors, no connection): stop; a rerun resumes."""
+
+
+class SchemaError(PopdriversError):
+    """Every problem found in a track table, listed together so they can be fixed in one pass.
+
+    ``problems`` are :class:`popdrivers.schema.Problem` (column, issue, rows, examples, fix), one per line.
+
+    The message's first line is the first problem with its fix (what a command prints as its one-line reason);
+    the other problems follow, one per line.
+    """
+
+    def __init__(self, problems: Sequence[Any], source: str | None = None):
+        self.problems = tuple(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        first = f"{where}{self.problems[0]}" if self.problems else f"{where}the track table has a problem"
+        more = len(self.problems) - 1
+        lines = [first + (f" (and {more} more problem{'s' if more != 1 else ''}, below)" if more > 0 else "")]
+        lines += [f"  - {p}" for p in self.problems[1:]]
+        super().__init__("\n".join(lines))

@@ -423,8 +423,12 @@ def out_of_fold_record(positions: np.ndarray, folds: np.ndarray, fold_sums: np.n
     return np.where(found, record, np.nan)
 
 
+# Folds of the out-of-fold track record at training time (single machine and Dask alike).
+TRACK_RECORD_FOLDS = 5
+
+
 def out_of_fold_artist_record(
-    artist_ids: pd.Series, popularity: np.ndarray, *, n_folds: int = 5, new_artist_share: float = 0.25,
+    artist_ids: pd.Series, popularity: np.ndarray, *, n_folds: int = TRACK_RECORD_FOLDS, new_artist_share: float = 0.25,
     prior_weight: float = 3.0, seed: int = 0,
 ) -> np.ndarray:
     """Training-time track record: each track sees only the popularity of its artist's tracks in other folds.

@@ -13,7 +13,9 @@ from __future__ import annotations
 import ast
 import difflib
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from popdrivers import registry
-from popdrivers.errors import PopdriversError
+from popdrivers.errors import SchemaError
 
 Kind = Literal["id", "text", "int", "float", "bool", "date", "list", "category"]
 
@@ -125,20 +127,48 @@ AUDIO_FEATURES: tuple[str, ...] = (
 RELEASE_STRUCTURE_COLUMNS: tuple[str, ...] = (
     "album_type", "album_total_tracks", "track_number", "disc_number", "n_artists", "isrc",
 )
-# Names people use for canonical columns. A file in the canonical layout that has one of these (and not the
-# canonical name itself) is read with it, and the mapping is reported; elsewhere they suggest a fix.
+# Names people use for canonical columns (compared by :func:`column_key`: case, spaces and punctuation aside, so
+# "Track.Name", "track name" and "Beats.Per.Minute" match). A file in the canonical layout that has one of these
+# (and not the canonical name itself) is read with it, and the mapping is reported; elsewhere they suggest a fix.
+# Units and scales (percent, seconds, key names) are recognised from the values by the readers.
 KNOWN_ALIASES: dict[str, str] = {
-    "id": "track_id", "spotify_id": "track_id",
-    "track_popularity": "popularity", "spotify_popularity": "popularity",
-    "name": "track_name", "song": "track_name", "song_name": "track_name",
+    "id": "track_id", "spotify_id": "track_id", "track_uri": "track_id", "uri": "track_id", "spotify_uri": "track_id",
+    "track_popularity": "popularity", "spotify_popularity": "popularity", "pop": "popularity",
+    "name": "track_name", "song": "track_name", "song_name": "track_name", "track": "track_name",
     "title": "track_name", "track_title": "track_name",
-    "artist": "artist_name", "track_artist": "artist_name",
+    "artist": "artist_name", "track_artist": "artist_name", "artists": "artist_name", "artist(s)_name": "artist_name",
+    "artist_names": "artist_name", "track_artists": "artist_name",
     "track_artist_id": "artist_id", "album": "album_name", "track_album_name": "album_name",
+    "album_title": "album_name",
     "track_album_id": "album_id", "album_release_date": "release_date", "track_album_release_date": "release_date",
-    "track_explicit": "explicit", "followers": "artist_followers", "genres": "artist_genres",
-    "artist_genre": "artist_genres", "track_genre": "genre", "playlist_genre": "genre",
-    "track_duration": "duration_ms", "loadness": "loudness",
+    "year": "release_date", "released_year": "release_date", "release_year": "release_date",
+    "track_explicit": "explicit", "is_explicit": "explicit", "explicit_track": "explicit",
+    "followers": "artist_followers", "genres": "artist_genres",
+    "artist_genre": "artist_genres", "track_genre": "genre", "playlist_genre": "genre", "top_genre": "genre",
+    "track_track_number": "track_number",
+    "track_duration": "duration_ms", "track_length": "duration_ms", "length": "duration_ms", "duration": "duration_ms",
+    "duration_s": "duration_ms", "dur": "duration_ms",
+    "loadness": "loudness", "loudness_db": "loudness", "db": "loudness",
+    "bpm": "tempo", "beats_per_minute": "tempo",
+    # The Kaggle "top songs 2010-2019" abbreviations.
+    "nrgy": "energy", "dnce": "danceability", "live": "liveness", "val": "valence", "acous": "acousticness",
+    "spch": "speechiness",
 }
+
+
+def column_key(name: str) -> str:
+    """A header compared up to case, spaces and punctuation: "Track ID", "Track.Name", "danceability_%" and
+    "Loudness..dB.." are "track_id", "track_name", "danceability" and "loudness_db"."""
+    text = name.strip().lstrip("\ufeff").strip().casefold()
+    return re.sub(r"[^0-9a-z]+", "_", text).strip("_") or text
+
+
+def alias_target(name: str) -> str | None:
+    """The canonical column a header means by a common other name (:data:`KNOWN_ALIASES`), or None."""
+    return _ALIASES_BY_KEY.get(column_key(name))
+
+
+_ALIASES_BY_KEY = {column_key(alias): target for alias, target in KNOWN_ALIASES.items()}
 # Columns outside the canonical set that popdrivers itself writes and uses (kept, and not reported as unused).
 EXTRA_COLUMNS: dict[str, str] = {
     "collected_at": "when the data was collected; track ages are measured at this date",
@@ -158,28 +188,22 @@ class Problem:
     rows: int = 0
     examples: tuple[str, ...] = ()
     fix: str = ""
+    # Where the first affected rows are, as the user sees the file ("line 7"; "row 3" for a DataFrame).
+    locations: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         where = f"column '{self.column}'" if self.column != "*" else "table"
         text = f"{where}: {self.issue}"
         if self.rows:
             text += f" ({self.rows} row{'s' if self.rows != 1 else ''}"
-            text += f", e.g. {', '.join(self.examples)})" if self.examples else ")"
+            if self.examples:
+                text += f", e.g. {', '.join(self.examples)}"
+            if self.locations:
+                text += f" at {', '.join(self.locations)}" + (" ..." if self.rows > len(self.locations) else "")
+            text += ")"
         if self.fix:
             text += f". Fix: {self.fix}"
         return text
-
-
-class SchemaError(PopdriversError):
-    """Every problem found in a track table, listed together so they can be fixed in one pass."""
-
-    def __init__(self, problems: Sequence[Problem], source: str | None = None):
-        self.problems = tuple(problems)
-        self.source = source
-        where = f" in {source}" if source else ""
-        lines = [f"{len(self.problems)} problem(s) with the track table{where}:"]
-        lines += [f"  - {p}" for p in self.problems]
-        super().__init__("\n".join(lines))
 
 
 @dataclass(frozen=True)
@@ -218,6 +242,16 @@ class _Coerced:
     notes: list[str] = field(default_factory=list)
 
 
+# How check_tracks names a row in messages while it runs: the reader's (a file line, a sheet row) or "row <label>".
+_ROW_LABEL: ContextVar[Callable[[Any], str] | None] = ContextVar("popdrivers_row_label", default=None)
+
+
+def _locations(mask: pd.Series) -> tuple[str, ...]:
+    """Where the first rows of ``mask`` are, as the user sees the table (file lines when a reader said so)."""
+    label = _ROW_LABEL.get() or (lambda index: f"row {index}")
+    return tuple(label(index) for index in mask.index[mask.to_numpy(dtype=bool)][:_MAX_EXAMPLES])
+
+
 def _examples(values: pd.Series) -> tuple[str, ...]:
     uniq = pd.unique(values.astype(str))[:_MAX_EXAMPLES]
     return tuple(repr(v) if len(v) <= 40 else repr(v[:37] + "...") for v in uniq)
@@ -250,11 +284,12 @@ def _coerce_number(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
         problems.append(Problem(
             spec.name, "values are not numbers", int(bad.sum()), _examples(raw[bad]),
             f"'{spec.name}' must be numeric ({spec.unit or 'a number'}); clean those cells or leave them empty",
+            _locations(bad),
         ))
     infinite = np.isinf(values)
     if infinite.any():
         problems.append(Problem(spec.name, "values are infinite", int(infinite.sum()), _examples(raw[infinite]),
-                                "replace them with a real value or leave the cell empty"))
+                                "replace them with a real value or leave the cell empty", _locations(infinite)))
         values = values.where(~infinite)
     if spec.unknown_marker is not None:
         marker = values.eq(spec.unknown_marker)
@@ -267,7 +302,7 @@ def _coerce_number(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
         if fractional.any():
             problems.append(Problem(spec.name, "values are not whole numbers", int(fractional.sum()),
                                     _examples(raw[fractional]), f"'{spec.name}' counts {spec.unit or 'units'}: "
-                                    "use whole numbers"))
+                                    "use whole numbers", _locations(fractional)))
     out_of_range = pd.Series(False, index=values.index)
     if spec.low is not None:
         out_of_range |= values < spec.low
@@ -279,6 +314,7 @@ def _coerce_number(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
             spec.name, f"values outside {_range_text(spec)}{unit}", int(out_of_range.sum()),
             _examples(raw[out_of_range]),
             f"check the unit of '{spec.name}' ({spec.description}); correct or blank the out-of-range cells",
+            _locations(out_of_range),
         ))
     return _Coerced(values, problems, notes)
 
@@ -319,7 +355,7 @@ def _coerce_bool(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
     problems = []
     if bad.any():
         problems.append(Problem(spec.name, "values are not booleans", int(bad.sum()), _examples(raw[bad]),
-                                f"write '{spec.name}' as True/False, true/false or 1/0"))
+                                f"write '{spec.name}' as True/False, true/false or 1/0", _locations(bad)))
     if parsed.isna().any():
         return _Coerced(parsed.astype("boolean"), problems)
     return _Coerced(parsed.astype(bool), problems)
@@ -378,9 +414,10 @@ def _coerce_list(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
         parsed.append(result)
     problems = []
     if bad_rows:
+        bad = pd.Series(np.isin(np.arange(len(raw)), bad_rows), index=raw.index)
         problems.append(Problem(spec.name, "values are not lists of genres", len(bad_rows),
                                 _examples(raw.iloc[bad_rows]),
-                                "write a JSON list like [\"dance pop\", \"pop\"] or 'dance pop;pop'"))
+                                "write a JSON list like [\"dance pop\", \"pop\"] or 'dance pop;pop'", _locations(bad)))
     return _Coerced(pd.Series(parsed, index=raw.index, dtype=object), problems)
 
 
@@ -421,13 +458,14 @@ def _coerce_date(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
     problems = []
     if bad.any():
         problems.append(Problem(spec.name, "values are not dates", int(bad.sum()), _examples(raw[bad]),
-                                "write dates as YYYY-MM-DD, YYYY-MM or YYYY"))
+                                "write dates as YYYY-MM-DD, YYYY-MM or YYYY", _locations(bad)))
     latest = pd.Timestamp.now() + pd.Timedelta(days=366)
     implausible = values.notna() & ((values < pd.Timestamp("1900-01-01")) | (values > latest))
     if implausible.any():
         problems.append(Problem(spec.name, "dates before 1900 or more than a year in the future",
                                 int(implausible.sum()), _examples(raw[implausible]),
-                                "check the date column and its format (day-first dates are not supported)"))
+                                "check the date column and its format (day-first dates are not supported)",
+                                _locations(implausible)))
     out = values.to_frame(spec.name)
     out["release_date_precision"] = precision
     return _Coerced(out, problems)  # type: ignore[arg-type]
@@ -456,7 +494,7 @@ def _coerce_category(spec: ColumnSpec, raw: pd.Series) -> _Coerced:
     if bad.any():
         problems.append(Problem(spec.name, f"values are not one of {', '.join(spec.choices)}", int(bad.sum()),
                                 _examples(raw[bad]), f"write '{spec.name}' as one of {', '.join(spec.choices)} "
-                                "or leave the cell empty"))
+                                "or leave the cell empty", _locations(bad)))
     return _Coerced(text.astype("string"), problems)
 
 
@@ -469,7 +507,7 @@ _COERCERS = {
 def suggest_column(missing: str, columns: Iterable[str]) -> str:
     """A 'did you mean' hint for a missing column, from known aliases and near spellings."""
     columns = [str(c) for c in columns]
-    aliases = [c for c in columns if KNOWN_ALIASES.get(c.strip().lower().lstrip("\ufeff")) == missing]
+    aliases = [c for c in columns if alias_target(c) == missing]
     if aliases:
         return f"rename column '{aliases[0]}' to '{missing}'"
     close = difflib.get_close_matches(missing, columns, n=1, cutoff=0.75)
@@ -481,7 +519,8 @@ def suggest_column(missing: str, columns: Iterable[str]) -> str:
 
 
 def check_tracks(
-    df: pd.DataFrame, *, require_popularity: bool = True, source: str | None = None
+    df: pd.DataFrame, *, require_popularity: bool = True, source: str | None = None,
+    row_label: Callable[[Any], str] | None = None,
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Validate and coerce a track table; return the clean table and a report of what changed.
 
@@ -493,6 +532,9 @@ def check_tracks(
         False for prediction input, where ``popularity`` may be absent.
     source
         Name of the file the table came from, quoted in error messages.
+    row_label
+        How a row is named in messages, from its index label (a reader's frame is indexed by file line:
+        ``"line 7"``); default ``"row <index label>"``.
 
     Raises
     ------
@@ -501,6 +543,15 @@ def check_tracks(
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    token = _ROW_LABEL.set(row_label)
+    try:
+        return _check_tracks(df, require_popularity, source)
+    finally:
+        _ROW_LABEL.reset(token)
+
+
+def _check_tracks(df: pd.DataFrame, require_popularity: bool, source: str | None,
+                  ) -> tuple[pd.DataFrame, ValidationReport]:
     rows_in = len(df)
     if df.shape[1] == 0:
         raise SchemaError([Problem("*", "has no columns (empty file?)", fix="provide a file with a header row "
@@ -537,8 +588,8 @@ def check_tracks(
             blank = out[name].isna()
             if blank.any():
                 problems.append(Problem(name, "has empty cells", int(blank.sum()),
-                                        tuple(f"row {i}" for i in np.flatnonzero(blank.to_numpy())[:_MAX_EXAMPLES]),
-                                        f"every track needs a {name}; fill or remove those rows"))
+                                        fix=f"every track needs a {name}; fill or remove those rows",
+                                        locations=_locations(blank)))
     if problems:
         raise SchemaError(problems, source)
 

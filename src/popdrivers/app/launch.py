@@ -4,6 +4,9 @@ The first visitor would otherwise wait, after the server is up, for the page's i
 scikit-learn, plotly) and for the artifacts to load and verify: about two seconds of CPU. A thread does that
 once the server listens (before, it would slow the server's own start), while the browser loads Streamlit's
 frontend, so the first page appears soon after.
+
+Started by ``popdrivers app`` (``POPDRIVERS_APP_PID`` names it), the server stops when that process is gone,
+even killed with SIGKILL, instead of holding its port as an orphan.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+
+ENV_APP_PID = "POPDRIVERS_APP_PID"
 
 
 def _server_up(port: int | None, timeout: float = 10.0) -> None:
@@ -57,6 +62,12 @@ def _preload(argv: list[str], port: int | None = None) -> None:
 def main() -> None:
     """Start the preload thread, then hand the command line to Streamlit's own CLI."""
     args = sys.argv[1:]
+    owner = os.environ.get(ENV_APP_PID, "")
+    if owner.isdigit() and int(owner) == os.getppid():
+        from popdrivers.processes import stop_when_parent_exits
+
+        # SIGTERM: Streamlit's own handler stops the server cleanly (and this process group's build with it).
+        stop_when_parent_exits(int(owner))
     app_args = args[args.index("--") + 1:] if "--" in args else []
     # Imported before the thread starts: some libraries (plotly) look pandas up in sys.modules and would see it
     # half-initialised while another thread imports it. Streamlit needs both anyway.

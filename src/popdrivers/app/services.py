@@ -160,6 +160,84 @@ def track_from_inputs(values: dict[str, Any], reference: pd.Timestamp) -> pd.Dat
     return track_from_values(values, reference)
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Predict from a song: analysed on this machine, then the audio model.
+# --------------------------------------------------------------------------------------------------------------
+
+SONG_TYPES = ("mp3", "wav", "flac", "ogg")
+MAX_SONG_MB = 50
+
+
+@dataclass(frozen=True)
+class SongAnalysis:
+    """An uploaded song after analysis: the measured canonical row, or the reason it could not be analysed."""
+
+    filename: str
+    row: dict[str, Any] | None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.row is not None
+
+
+def analyse_song(content: bytes, filename: str) -> SongAnalysis:
+    """Analyse an uploaded song with :mod:`popdrivers.audio` on this machine; never raises for a bad file.
+
+    The bytes go to a private temporary folder (0700), are analysed there (in a child process with time and
+    memory limits) and are deleted with the folder as soon as the analysis returns; nothing is sent anywhere.
+    """
+    from popdrivers import audio
+
+    name = Path(filename).name or "upload"
+    if len(content) > MAX_SONG_MB * 1024 * 1024:
+        return SongAnalysis(name, None, f"{name} is {len(content) / 2**20:.0f} MB; songs of up to {MAX_SONG_MB} MB "
+                                        "are analysed here (for longer files use `popdrivers analyze`)")
+    with tempfile.TemporaryDirectory(prefix="popdrivers-song-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(content)
+        try:
+            analysis = audio.analyze_file(path)
+        except PopdriversError as exc:
+            return SongAnalysis(name, None, str(exc).replace(str(path), name))
+        except Exception as exc:  # a UI boundary: any decoder failure becomes a message, never a traceback
+            return SongAnalysis(name, None, f"{name} could not be analysed ({type(exc).__name__}: {exc})"
+                                .replace(str(path), name))
+    row = dict(analysis.to_row())
+    row["file"] = name
+    return SongAnalysis(name, row)
+
+
+def song_inputs(row: dict[str, Any], specs: list[InputSpec]) -> tuple[list[InputSpec], list[InputSpec]]:
+    """Split the audio model's inputs into those the song's analysis measured (defaults set to the measured
+    values, in each feature's unit) and those a person still types (followers, genre, release date, explicit)."""
+    measured, typed = [], []
+    for spec in specs:
+        feature = registry.spec("genre_family" if spec.name == "genre" else spec.name)
+        value = row.get(feature.canonical)
+        known = value is not None and not (isinstance(value, float) and np.isnan(value))
+        if "audio" in feature.sources and known:
+            default = float(value) / feature.canonical_scale
+            if spec.kind == "select":
+                default = next((o for o in spec.options if float(o) == default), spec.default)
+            elif spec.kind == "slider":
+                default = feature.clip(default)
+            measured.append(InputSpec(**{**spec.__dict__, "default": default}))
+        else:
+            typed.append(spec)
+    return measured, typed
+
+
+def song_track(values: dict[str, Any], row: dict[str, Any], reference: pd.Timestamp) -> pd.DataFrame:
+    """The canonical track of a song: the (possibly edited) values, the song's name and its feature source."""
+    from popdrivers.explain import track_from_values
+
+    track = track_from_values(values, reference)
+    track["track_name"] = row.get("track_name") or row.get("file") or "Your song"
+    track["features_source"] = row.get("features_source")
+    return track
+
+
 def waterfall_range(explanation: Any, top: int = 12) -> tuple[float, float]:
     """x-axis range that zooms a waterfall onto where its bars move (from 0 they would be slivers)."""
     contributions = explanation.contributions.astype(float)

@@ -23,16 +23,19 @@ import streamlit as st
 
 from popdrivers import explore, pipeline
 from popdrivers.app import services
+from popdrivers.artifacts import DEFAULT_ARTIFACTS_DIR
 from popdrivers.errors import PopdriversError
 
 ENV_ARTIFACTS = "POPDRIVERS_ARTIFACTS"
-DEFAULT_ARTIFACTS = Path("artifacts/default")
+DEFAULT_ARTIFACTS = DEFAULT_ARTIFACTS_DIR
 # Every key the pages keep between reruns, with its starting value.
 SESSION_DEFAULTS: dict[str, Any] = {
     "artifacts_dir": None,        # resolved once per session
     "predict_values": None,       # inputs of the last Predict press
     "whatif_query": "",           # search text on the What-if page
     "scored_upload": None,        # (upload name, scored table) after "Score" on the Data page
+    "song": None,                 # services.SongAnalysis of the song uploaded on the Predict page
+    "song_values": None,          # inputs of the last "Predict from the song" press
 }
 
 

@@ -102,8 +102,19 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from popdrivers import __version__
+
+        typer.echo(f"popdrivers {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print popdrivers' version and exit."),
+) -> None:
     """Predict Spotify track popularity and estimate which features causally drive it.
 
     Start with `popdrivers simulate` or `popdrivers inspect PATH`; `popdrivers run` builds the default

@@ -44,24 +44,7 @@ def build(
     n_artists: int = typer.Option(300, "--n-artists", min=2, help="Artists of the simulated catalogue."),
     tracks_per_artist: int = typer.Option(60, "--tracks-per-artist", min=2,
                                           help="Tracks per artist of the simulated catalogue."),
-    status_dir: Path | None = typer.Option(None, "--status-dir", hidden=True,
-                                           help="Write progress to this folder's status.json (the app's build)."),
 ) -> None:
     """Build the app's artifacts: canonical data, trained model, causal drivers, manifest."""
-    if status_dir is None:
-        build_with_progress(out, data=data, format=format, budget_seconds=budget_seconds, seed=seed,
-                            n_artists=n_artists, tracks_per_artist=tracks_per_artist)
-        return
-    import os
-
-    from popdrivers.pipeline import build_with_status
-    from popdrivers.progress import rich_progress
-
-    # The app's background build: the server and the page it shows come first on a busy machine.
-    os.nice(10)
-
-    with rich_progress("build") as log_progress:
-        # The status file for the app's page; plain lines for build.log.
-        build_with_status(out, status_dir, data=data, format=format, budget_seconds=budget_seconds, seed=seed,
-                          n_artists=n_artists, tracks_per_artist=tracks_per_artist, log_progress=log_progress)
-    console.print(f"Artifacts ready in {out}.")
+    build_with_progress(out, data=data, format=format, budget_seconds=budget_seconds, seed=seed,
+                        n_artists=n_artists, tracks_per_artist=tracks_per_artist)

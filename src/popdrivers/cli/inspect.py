@@ -30,21 +30,26 @@ def _number(value: float | int | str | None) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 or float(value).is_integer() else f"{value:.4g}"
 
 
-def _read(path: Path, format: str) -> tuple[Any, ReadReport, bool]:
-    """Read as training data; a file with no popularity column at all is read as prediction input instead."""
+def _read(path: Path, format: str) -> tuple[Any, ReadReport, str | None]:
+    """Read as training data; a file that cannot train (no popularity) is read as prediction input instead.
+
+    Returns the table, its report and why it cannot train (None when it can).
+    """
     from popdrivers.sources.files import read_tracks_with_report
 
     try:
         tracks, report = read_tracks_with_report(path, format)
-        return tracks, report, True
+        return tracks, report, None
     except PopdriversError as error:
         try:
             tracks, report = read_tracks_with_report(path, format, require_popularity=False)
         except PopdriversError:
             raise error from None
-        if "popularity" in tracks.columns:
-            raise error from None
-        return tracks, report, False
+        if "popularity" in tracks.columns and tracks["popularity"].notna().any():
+            raise error from None  # popularity is there: the training error is about something else
+        reason = ("it has no popularity column" if "popularity" not in tracks.columns
+                  else "no row has a popularity value")
+        return tracks, report, reason
 
 
 def _print(text: str) -> None:
@@ -62,12 +67,14 @@ def _print_structure(structure: dict[str, Any]) -> None:
            f"track positions {'known' if structure['track_position_known'] else 'unknown'}")
 
 
-def _print_report(report: ReadReport, ranges: dict[str, Any], trainable: bool, structure: dict[str, Any]) -> None:
+def _print_report(report: ReadReport, ranges: dict[str, Any], not_trainable: str | None,
+                  structure: dict[str, Any]) -> None:
     from popdrivers.sources.files import FORMATS
 
     _print(f"{report.source}  format: {report.format} ({FORMATS[report.format].description})")
-    if not trainable:
-        _print("no popularity column: usable as input to `popdrivers predict` (new tracks to score), not to train")
+    if not_trainable:
+        _print(f"no popularity to train on ({not_trainable}): usable as input to `popdrivers predict` (new tracks "
+               "to score), not to train")
     _print(f"rows read {report.rows_read:,}  kept {report.rows_kept:,}  dropped or merged {report.rows_dropped:,}")
     if not report.dropped:
         _print("  - nothing dropped or merged")
@@ -130,8 +137,8 @@ def _inspect_text(path: Path, format: str, out: Path | None) -> None:
     from popdrivers.features import release_structure_summary
     from popdrivers.sources.files import column_ranges, write_tracks
 
-    tracks, report, trainable = _read(path, format)
-    _print_report(report, column_ranges(tracks), trainable, release_structure_summary(tracks))
+    tracks, report, not_trainable = _read(path, format)
+    _print_report(report, column_ranges(tracks), not_trainable, release_structure_summary(tracks))
     if out is not None:
         _print(f"wrote {len(tracks):,} tracks to {write_tracks(tracks, out)}")
 
@@ -141,13 +148,14 @@ def _inspect_json(path: Path, format: str, out: Path | None) -> None:
     from popdrivers.sources.files import column_ranges, write_tracks
 
     try:
-        tracks, report, trainable = _read(path, format)
+        tracks, report, not_trainable = _read(path, format)
         if out is not None:
             write_tracks(tracks, out)
     except (PopdriversError, ValueError, OSError) as exc:
         message = f"{exc.filename}: {exc.strerror or exc}" if isinstance(exc, OSError) and exc.filename else str(exc)
         typer.echo(json.dumps({"error": message, "source": str(path)}, indent=2))
         raise typer.Exit(code=2) from None
-    data = {**report.to_dict(), "trainable": trainable, "ranges": column_ranges(tracks),
+    data = {**report.to_dict(), "trainable": not_trainable is None, "not_trainable_because": not_trainable,
+            "ranges": column_ranges(tracks),
             "release_structure": release_structure_summary(tracks)}
     typer.echo(json.dumps(_clean(data), indent=2, allow_nan=False))

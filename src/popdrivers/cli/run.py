@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 
+from popdrivers.artifacts import DEFAULT_ARTIFACTS_DIR
 from popdrivers.cli._app import app, user_errors
 
 
 @app.command()
 @user_errors
 def run(
-    artifacts: Path = typer.Option(Path("artifacts/default"), "--artifacts", help="Artifact folder to use or build."),
+    artifacts: Path = typer.Option(DEFAULT_ARTIFACTS_DIR, "--artifacts", help="Artifact folder to use or build."),
     port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to serve the app on."),
 ) -> None:
     """Start the app at once; if the artifacts are missing, it builds them from the simulated catalogue."""

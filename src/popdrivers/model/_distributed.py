@@ -459,7 +459,7 @@ def train_on_cluster(
     source = _resolve_data(data_path)
     model = PopularityModel(**{**dict(params or {}), "random_state": seed})
     model.check_params()
-    n_folds = 5  # as popdrivers.features.out_of_fold_artist_record
+    n_folds = features.TRACK_RECORD_FOLDS
     calibration_folds = int(model.calibration_folds)
     start = time.perf_counter()
 

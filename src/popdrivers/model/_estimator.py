@@ -302,8 +302,9 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         if layout.uses_record:
             artist_tracks = features.artist_track_table(tracks)
             record = features.out_of_fold_artist_record(
-                tracks["artist_id"], y_values, n_folds=5, new_artist_share=self.record_hidden_share,
-                prior_weight=self.record_prior_weight, seed=self.random_state)
+                tracks["artist_id"], y_values, n_folds=features.TRACK_RECORD_FOLDS,
+                new_artist_share=self.record_hidden_share, prior_weight=self.record_prior_weight,
+                seed=self.random_state)
         matrix = layout.matrix(layout.frame(feats, record))
         state = FittedState(layout=layout, booster=None, new_artist_booster=None, reference_date=reference_date,
                             target_mean=target_mean, n_train_rows=len(tracks), artist_tracks=artist_tracks,
@@ -576,7 +577,7 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         record = None
         if self.layout_.uses_record:
             record = features.out_of_fold_artist_record(
-                tracks["artist_id"], tracks[TARGET].to_numpy(dtype="float64"), n_folds=5,
+                tracks["artist_id"], tracks[TARGET].to_numpy(dtype="float64"), n_folds=features.TRACK_RECORD_FOLDS,
                 new_artist_share=self.record_hidden_share, prior_weight=self.record_prior_weight,
                 seed=self.random_state)
         return self.layout_.frame(feats, record)

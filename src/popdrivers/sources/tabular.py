@@ -268,6 +268,13 @@ def _open_cached(path: Path, mtime_ns: int, size: int, expects: str) -> TableFil
         return _open_parquet(path)
     if magic[:4] == b"PK\x03\x04" and not path.name.lower().endswith(".zip"):
         return _open_zip(path, expects)
+    if magic.startswith((codecs.BOM_UTF8 + b"PK", codecs.BOM_UTF16_LE + b"P\x00K\x00")):
+        # A text byte-order mark, then a zip signature: a workbook that went through a text editor or a text
+        # re-encode; its binary content is no longer what it was.
+        raise FormatError(f"{path}: an Excel workbook (.xlsx) damaged by being saved as text (it starts with a text "
+                          "byte-order mark, then the 'PK' signature of a workbook, and its binary content was "
+                          "re-encoded). Fix: get the original .xlsx again (download or export it anew) and pass it "
+                          "unchanged, or export the sheet from Excel as CSV (UTF-8)")
     if magic[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
         raise FormatError(f"{path}: an old Excel 97-2003 workbook (.xls), which popdrivers does not read. Fix: "
                           "open it in Excel or LibreOffice and save it as .xlsx, or as CSV (UTF-8)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -11,15 +10,15 @@ import numpy as np
 import pandas as pd
 
 from popdrivers.errors import FormatError
-from popdrivers.schema import CANONICAL_COLUMNS, KNOWN_ALIASES, suggest_column
+from popdrivers.schema import CANONICAL_COLUMNS, KNOWN_ALIASES, column_key, suggest_column
 from popdrivers.sources.files._layouts import FORMATS
 from popdrivers.sources.files._report import UnusedColumn
 from popdrivers.sources.tabular import TableFile
 
 
 def header_key(name: str) -> str:
-    """A header compared up to case, surrounding spaces and inner spaces or hyphens ("Track ID" = "track_id")."""
-    return re.sub(r"[\s\-]+", "_", name.strip().lstrip("\ufeff").strip().casefold())
+    """A header compared up to case, spaces and punctuation ("Track ID" = "track_id" = "Track.ID")."""
+    return column_key(name)
 
 
 @dataclass

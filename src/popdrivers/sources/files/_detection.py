@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from popdrivers.errors import FormatError
-from popdrivers.schema import AUDIO_FEATURES, CANONICAL_COLUMNS, EXTRA_COLUMNS, KNOWN_ALIASES
+from popdrivers.schema import AUDIO_FEATURES, CANONICAL_COLUMNS, EXTRA_COLUMNS, KNOWN_ALIASES, alias_target
 from popdrivers.sources.files._columns import header_key
 from popdrivers.sources.files._layouts import DETECTION_ORDER, FORMATS, RELATIONAL_REQUIRED, RELATIONAL_TABLES
 from popdrivers.sources.tabular import EXCEL_SUFFIXES, PARQUET_SUFFIXES, open_table
@@ -44,7 +44,7 @@ def _layout_of(header: Sequence[str]) -> str | None:
     # columns, or a chart that names tracks by artist and title. Reading it as canonical maps what it can and
     # lets validation say which column to rename ("did you mean ...").
     canonical = {header_key(c) for c in CANONICAL_COLUMNS}
-    known = {k for k in keys if k in canonical} | {KNOWN_ALIASES[k] for k in keys if k in KNOWN_ALIASES}
+    known = {k for k in keys if k in canonical} | {alias_target(k) for k in keys if alias_target(k)}
     if len(known) >= 2:
         return "canonical"
     return None

@@ -75,7 +75,8 @@ def _read_with_report(path: Path, format: str, require_popularity: bool) -> tupl
         raise SchemaError([Problem("*", f"no usable rows: all {raw.rows_read} were dropped ({reasons})",
                                    fix="every track needs a track id" + (" and a popularity" if require_popularity
                                                                          else ""))], str(resolved))
-    table, validation = check_tracks(raw.frame, require_popularity=require_popularity, source=str(resolved))
+    table, validation = check_tracks(raw.frame, require_popularity=require_popularity, source=str(resolved),
+                                     row_label=raw.row_label)
     unused = list(raw.unused)
     listed = {u.column for u in unused if not u.file}
     for column in table.columns:

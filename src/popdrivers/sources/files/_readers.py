@@ -5,8 +5,10 @@ Each reader returns a :class:`RawRead`: the frame with canonical names, and what
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -17,12 +19,15 @@ from popdrivers.schema import (
     EXTRA_COLUMNS,
     KNOWN_ALIASES,
     DropRecord,
+    Problem,
     SchemaError,
     parse_genre_list,
+    suggest_column,
 )
 from popdrivers.sources.files._columns import ColumnPlan, aliases_for, missing_columns_error, plan_columns, read_planned
 from popdrivers.sources.files._layouts import FORMATS, LIST_COLUMNS
 from popdrivers.sources.files._report import UnusedColumn, bad_row_records, line_examples
+from popdrivers.sources.files._values import album_ids_from_names, read_as_meant
 from popdrivers.sources.tabular import TableFile, open_table
 
 # Columns of the canonical table that must stay text when read from CSV: ids can look like numbers
@@ -32,6 +37,8 @@ _TEXT_COLUMNS = ("track_id", "artist_id", "album_id", "release_date", "release_d
 
 @dataclass
 class RawRead:
+    """What a reader hands on: the frame (canonical names, indexed by the row's place in the file) and its report."""
+
     frame: pd.DataFrame
     rows_read: int
     dropped: list[DropRecord] = field(default_factory=list)
@@ -39,12 +46,19 @@ class RawRead:
     counts: dict[str, int] = field(default_factory=dict)
     unused: list[UnusedColumn] = field(default_factory=list)
     sources: list[tuple[str, str]] = field(default_factory=list)
+    # How the frame's index names a row for the user ("line 7", "row 3 of sheet 'Tracks'").
+    row_label: Callable[[Any], str] | None = None
 
 
 def start_read(table: TableFile, plan: ColumnPlan, frame: pd.DataFrame) -> RawRead:
     """What every reader reports about its file: rows read (broken ones included), how, which columns."""
     return RawRead(frame, len(frame) + len(table.bad_rows), bad_row_records(table),
-                [*table.notes, *plan.notes], {}, plan.unused, plan.sources())
+                   [*table.notes, *plan.notes], {}, plan.unused, plan.sources(), lambda n: table.row_label(int(n)))
+
+
+def header_map(plan: ColumnPlan) -> dict[str, str]:
+    """Column -> the header it was read from."""
+    return {plan.use[p]: (plan.table.header[p] or f"column {p + 1}") for p in plan.use}
 
 
 def drop_unusable_rows(df: pd.DataFrame, require_popularity: bool,
@@ -108,16 +122,17 @@ def _synthesize_track_ids(frame: pd.DataFrame, table: TableFile) -> tuple[pd.Dat
     return frame, records, note
 
 
-
 def read_canonical(table: TableFile, require_popularity: bool) -> RawRead:
-    # The canonical table is ours: no row is dropped here, it goes strictly through validation. Other names
-    # for its columns (other case, common aliases) are used and reported; unknown columns are kept as extras.
+    """The canonical layout and any table that uses its column names, or common other names for them (charts,
+    exports): other names and units are read and reported, unknown columns kept as extras. Rows without a
+    track id or (for training) a popularity are dropped with their file lines, as in every layout."""
     wanted = {c: c for c in (*CANONICAL_COLUMNS, *EXTRA_COLUMNS)}
     plan = plan_columns(table, wanted, layout="canonical", aliases=KNOWN_ALIASES, keep_others=True)
     names = plan.names()
     exact = tuple(spec.name for spec in COLUMNS if spec.kind in {"id", "text"} and spec.name in names)
     frame = read_planned(plan, text=_TEXT_COLUMNS, exact_text=exact)
     raw = start_read(table, plan, frame)
+    frame = read_as_meant(frame, header_map(plan), raw.notes)
     for column in LIST_COLUMNS[1:]:
         # artist_genres is parsed by the schema; dataset_genres is an extra the schema writes but keeps as is.
         if column in frame.columns:
@@ -128,7 +143,9 @@ def read_canonical(table: TableFile, require_popularity: bool) -> RawRead:
             frame["collected_at"] = parsed.dt.tz_localize(None) if parsed.dt.tz is not None else parsed
     if "collected_at" in frame.columns and pd.api.types.is_datetime64_any_dtype(frame["collected_at"]):
         frame["collected_at"] = frame["collected_at"].astype("datetime64[ns]")
-    if "track_id" not in frame.columns and {"artist_name", "track_name"} <= set(frame.columns):
+    if "track_id" not in frame.columns:
+        if not {"artist_name", "track_name"} <= set(frame.columns):
+            raise _no_track_ids_error(table, frame)
         frame, dropped, note = _synthesize_track_ids(frame, table)
         raw.dropped += dropped
         raw.notes.append(note)
@@ -136,8 +153,28 @@ def read_canonical(table: TableFile, require_popularity: bool) -> RawRead:
         frame["artist_id"] = _artist_ids_from_names(frame)
         raw.notes.append("no artist_id column: artist_id is 'name:' + the artist's name, so tracks of one artist "
                          "are still compared with each other")
+    frame = album_ids_from_names(frame, raw.notes)
+    frame, dropped = drop_unusable_rows(frame, require_popularity, table)
+    raw.dropped += dropped
     raw.frame = frame
     return raw
+
+
+def _no_track_ids_error(table: TableFile, frame: pd.DataFrame) -> SchemaError:
+    """No track id, and no title and artist to make ids from: name the columns that could be renamed."""
+    have = [c for c in ("track_name", "artist_name") if c in frame.columns]
+    lacking = [c for c in ("track_name", "artist_name") if c not in frame.columns]
+    text_columns = [str(c) for c in frame.columns if c not in CANONICAL_COLUMNS
+                    and not pd.api.types.is_numeric_dtype(frame[c])][:8]
+    candidates = f" (text columns found: {', '.join(text_columns)})" if text_columns else ""
+    found = f"the file has {' and '.join(have)} but no {' or '.join(lacking)}" if have else \
+        "the file has neither a title nor an artist column"
+    hint = suggest_column("track_id", [h for h in table.header if h])
+    renamed = "" if hint.startswith("add a") else f"{hint}; or "
+    return SchemaError([Problem(
+        "track_id", f"is missing, and ids cannot be made from artist + title: {found}",
+        fix=f"{renamed}add a 'track_id' column, or rename the title column to 'track_name' and the artist column to "
+            f"'artist_name'{candidates}: each track's id is then made from them")], str(table.path))
 
 
 def read_flat(table: TableFile, layout: str, require_popularity: bool) -> RawRead:
@@ -151,6 +188,9 @@ def read_flat(table: TableFile, layout: str, require_popularity: bool) -> RawRea
     # The columns that identify the layout must be there under their own names (up to case); the others may
     # go by their canonical or common names.
     optional = [target for source, target in spec.columns.items() if target and source not in spec.signature]
+    # Canonical columns the layout does not have may still be there under a common name (genres, year, ...).
+    provided = set(spec.columns.values()) | {"artist_id", "artist_name"}
+    optional += [c for c in CANONICAL_COLUMNS if c not in provided]
     plan = plan_columns(table, wanted, layout=layout, aliases=aliases_for(optional))
     names = plan.names()
     needed = [wanted[c] for c in sorted(spec.signature)] + (["popularity"] if require_popularity else [])
@@ -160,6 +200,7 @@ def read_flat(table: TableFile, layout: str, require_popularity: bool) -> RawRea
     text = tuple(c for c in names if c in _TEXT_COLUMNS or c in {"artists", "id_artists"})
     frame = read_planned(plan, text=text)
     raw = start_read(table, plan, frame)
+    frame = read_as_meant(frame, header_map(plan), raw.notes)
     if layout == "tidytuesday":
         frame["artist_id"] = _artist_ids_from_names(frame)
         raw.notes.append("no artist id in this layout: artist_id is 'name:' + the artist's name")
@@ -173,8 +214,9 @@ def read_flat(table: TableFile, layout: str, require_popularity: bool) -> RawRea
         frame["artist_name"] = _first_of_python_list(frame["artists"])
         frame["artist_id"] = _first_of_python_list(frame["id_artists"])
         frame = frame.drop(columns=["artists", "id_artists"])
-    elif layout == "genre-tracks":
+    elif layout == "genre-tracks" and "artist_id" not in frame.columns:
         raw.notes.append("no artist column in this layout: within-artist analysis is not possible with it")
+    frame = album_ids_from_names(frame, raw.notes)
     frame, dropped = drop_unusable_rows(frame, require_popularity, table)
     raw.dropped += dropped
     if layout == "kaggle-600k":
@@ -214,8 +256,10 @@ def _join_600k_artists(path: Path, tracks: pd.DataFrame, raw: RawRead) -> pd.Dat
     artists = artists[artists["id"].isin(tracks["artist_id"].dropna().unique())]
     artists = artists.drop_duplicates("id").set_index("id")
     tracks = tracks.copy()
-    tracks["artist_followers"] = tracks["artist_id"].map(artists["followers"])
-    tracks["artist_genres"] = tracks["artist_id"].map(artists["genres"])
+    for column, source in (("artist_followers", "followers"), ("artist_genres", "genres")):
+        joined = tracks["artist_id"].map(artists[source])
+        # A tracks.csv that carries the column itself keeps its own values; the artists table fills the gaps.
+        tracks[column] = tracks[column].where(tracks[column].notna(), joined) if column in tracks.columns else joined
     unmatched = int((tracks["artist_id"].notna() & ~tracks["artist_id"].isin(artists.index)).sum())
     raw.counts["artist_not_in_artists_file"] = unmatched
     if unmatched:

@@ -62,6 +62,7 @@ def read_relational(folder: Path, require_popularity: bool) -> RawRead:
     notes, counts = raw.notes, raw.counts
     raw.dropped = bad_row_records(track_table)
     raw.rows_read = len(tracks) + len(track_table.bad_rows)
+    raw.row_label = lambda n: f"{track_table.path.name} {track_table.row_label(int(n))}"
     rows_read = raw.rows_read
     tracks, unusable = drop_unusable_rows(tracks, require_popularity, track_table)
     raw.dropped += unusable

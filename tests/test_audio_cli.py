@@ -161,3 +161,56 @@ def test_the_commands_defaults_are_the_librarys():
 
     assert analyze.MAX_SECONDS == audio.MAX_SECONDS and analyze.TIMEOUT_SECONDS == audio.TIMEOUT_SECONDS
     assert analyze.MEMORY_LIMIT_GIB * 2**30 == audio.MEMORY_LIMIT_BYTES
+
+
+@pytest.mark.slow
+def test_killing_analyze_stops_its_workers(tmp_path):
+    import os
+    import signal
+    import time
+
+    # Ten minutes of audio keep a worker busy for many seconds: long enough to kill the command meanwhile.
+    long_file = synth.write_audio(tmp_path / "long.flac", np.tile(synth.click_track(120, 10.0), 60))
+    command = subprocess.Popen([popdrivers_command(), "analyze", str(long_file), "--out", str(tmp_path / "t.csv")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def workers() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+                status = (entry / "status").read_text()
+            except (OSError, ValueError):
+                continue
+            parent = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), 0)
+            if b"popdrivers.audio._worker" in cmdline and parent == command.pid:
+                found.append(int(entry.name))
+        return found
+
+    deadline = time.monotonic() + 120
+    while not workers() and time.monotonic() < deadline and command.poll() is None:
+        time.sleep(0.2)
+    started = workers()
+    assert started, "the command started a worker"
+
+    def cpu_seconds(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    # Past its start-up and warm-up (~5 CPU s), in the middle of the file (~25 CPU s): a worker that only stops
+    # when it next writes to its dead parent would go on for many seconds.
+    while cpu_seconds(started[0]) < 9.0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    command.send_signal(signal.SIGKILL)  # no clean-up runs in the command itself
+    command.wait()
+    deadline = time.monotonic() + 10
+
+    def running(pid: int) -> bool:  # a zombie waiting for its new parent to reap it has stopped
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    while any(running(pid) for pid in started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in started if running(pid)], "workers outlived the killed command"

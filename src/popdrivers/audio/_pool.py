@@ -14,6 +14,7 @@ import os
 import selectors
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -71,7 +72,8 @@ class WorkerPool:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
         process = subprocess.Popen(
-            [sys.executable, "-m", "popdrivers.audio._worker", str(self.memory_limit)],
+            [sys.executable, "-m", "popdrivers.audio._worker", str(self.memory_limit), str(os.getpid()),
+             "main-thread" if threading.current_thread() is threading.main_thread() else "thread"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
             start_new_session=True)
         worker = _Worker(process, time.monotonic())

@@ -1,4 +1,4 @@
-"""A long-lived analysis worker: ``python -m popdrivers.audio._worker MEMORY_BYTES``.
+"""A long-lived analysis worker: ``python -m popdrivers.audio._worker MEMORY_BYTES [PARENT_PID main-thread|thread]``.
 
 Protocol: one JSON object per line. The worker writes ``{"ready": true}`` once its libraries are loaded and
 warmed up, then answers each request ``{"id": ..., "path": ..., "max_seconds": ...}`` with
@@ -50,8 +50,39 @@ def _warm_up() -> None:
         _extract.analyse(path, max_seconds=60.0)
 
 
+def _exit_with_parent(parent: int, tied_to_thread: bool) -> None:
+    """End this worker when the process that started it ends, even by SIGKILL (no orphan keeps analysing).
+
+    Linux: the kernel sends SIGKILL when the parent dies (PR_SET_PDEATHSIG), asked only when the pool was created
+    on the parent's main thread (the signal follows the creating *thread*). Everywhere: a daemon thread that exits
+    once the parent is gone (it runs whenever the analysis lets go of the GIL, and between files).
+    """
+    import threading
+    import time
+
+    if tied_to_thread and sys.platform.startswith("linux"):
+        import contextlib
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(0)
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def main() -> None:
     limit = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    if len(sys.argv) > 3:
+        _exit_with_parent(int(sys.argv[2]), sys.argv[3] == "main-thread")
     protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr

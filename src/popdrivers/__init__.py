@@ -36,6 +36,9 @@ _PUBLIC: dict[str, str] = {
     "implied_change": "popdrivers.drivers",
     "DriverReport": "popdrivers.drivers",
     "collect": "popdrivers.sources.spotify",
+    "analyze_file": "popdrivers.audio",
+    "analyze_files": "popdrivers.audio",
+    "AudioAnalysis": "popdrivers.audio",
 }
 __all__ = [*_PUBLIC, "__version__"]
 

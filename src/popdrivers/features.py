@@ -371,6 +371,12 @@ def sound_features() -> list[str]:
     return [f.column for f in registry.features() if "audio" in f.sources]
 
 
+def audio_descriptors() -> list[str]:
+    """Model columns of popdrivers' own audio descriptors (registered with sources "audio" only): present only in
+    tables measured by popdrivers.audio, so their absence elsewhere is the rule, not a gap worth reporting."""
+    return [f.column for f in registry.features() if f.sources == ("audio",)]
+
+
 def feature_label(name: str) -> str:
     """Human-readable name of a model feature, for tables and plots (from the registry)."""
     return registry.label(name)

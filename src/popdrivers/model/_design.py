@@ -15,6 +15,7 @@ from popdrivers.features import (
     AUDIO_MODEL_FEATURES,
     CATEGORICAL_FEATURES,
     CONTEXT_FEATURES,
+    audio_descriptors,
     feature_label,
     model_feature_sources,
     sound_features,
@@ -67,12 +68,14 @@ class FeatureLayout:
             When the data provides no feature at all.
         """
         candidates = candidate_features(feature_set, artist_record)
+        measured_only = set(audio_descriptors())
         used: list[str] = []
         missing: dict[str, str] = {}
         for name in candidates:
             sources = model_feature_sources(name)
             if not any(s in feats.columns for s in sources):
-                missing[name] = f"no {' or '.join(repr(s) for s in sources)} column in the training data"
+                if name not in measured_only:  # a descriptor is absent from every dataset but an analysed one
+                    missing[name] = f"no {' or '.join(repr(s) for s in sources)} column in the training data"
             elif name == ARTIST_RECORD:
                 if not (feats["artist_id"].value_counts(dropna=True) >= 2).any():
                     missing[name] = "no artist has two or more tracks"

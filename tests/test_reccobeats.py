@@ -339,3 +339,46 @@ def test_warning_and_api_base():
     assert resolve_api_base(None, {"POPDRIVERS_RECCOBEATS_API_BASE": "http://127.0.0.1:9/"}) == "http://127.0.0.1:9"
     with pytest.raises(InputError, match="host root"):
         resolve_api_base("https://api.reccobeats.com/v1")
+
+
+def test_analyze_service_warns_then_sends_the_named_files_and_writes_their_rows(recco, tmp_path):
+    from typer.testing import CliRunner
+
+    import popdrivers.cli  # noqa: F401 (registers the commands)
+    from popdrivers.cli._app import app
+
+    good, other = tone_wav(tmp_path / "demo.wav"), tone_wav(tmp_path / "take2.wav", seconds=1.0)
+    (tmp_path / "notes.mp3").write_text("not audio")
+    env = {"POPDRIVERS_RECCOBEATS_API_BASE": recco.api_base}
+    result = CliRunner().invoke(app, ["analyze", "--service", "reccobeats", str(good), str(tmp_path / "notes.mp3"),
+                                      str(other), "--out", "remote.csv"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "warning: This sends the audio file to ReccoBeats" in result.output and recco.api_base in result.output
+    assert "notes.mp3" in result.output and "not an MP3" in result.output  # listed, the batch went on
+    assert [u["name"] for u in recco.uploads] == ["demo.wav", "take2.wav"]  # the bad file never left
+    table = pd.read_csv(tmp_path / "remote.csv")
+    assert list(table["track_name"]) == ["demo", "take2"] and set(table["features_source"]) == {"reccobeats:upload"}
+    digest = hashlib.sha256(good.read_bytes()).hexdigest()
+    assert table.loc[0, "energy"] == pytest.approx(features_for(digest, UPLOAD_FEATURES)["energy"])
+
+    result = CliRunner().invoke(app, ["analyze", "--service", "reccobeats", str(tmp_path), "--out", "x.csv"], env=env)
+    assert result.exit_code == 2 and "is a folder" in result.output and "nothing was sent" in result.output
+    result = CliRunner().invoke(app, ["analyze", "--service", "elsewhere", str(good), "--out", "x.csv"], env=env)
+    assert result.exit_code == 2 and "unknown analysis service" in result.output
+    assert len(recco.uploads) == 2
+
+
+@pytest.mark.slow
+def test_analyze_without_service_sends_nothing(recco, tmp_path):
+    """The same file analysed without --service is analysed here: the service hears nothing."""
+    from typer.testing import CliRunner
+
+    import popdrivers.cli  # noqa: F401 (registers the commands)
+    from popdrivers.cli._app import app
+
+    song = tone_wav(tmp_path / "demo.wav", seconds=6.0)
+    result = CliRunner().invoke(app, ["analyze", str(song), "--out", "local.csv", "--jobs", "1", "--no-cache"],
+                                env={"POPDRIVERS_RECCOBEATS_API_BASE": recco.api_base})
+    assert result.exit_code == 0, result.output
+    assert recco.log == [] and recco.uploads == []
+    assert pd.read_csv(tmp_path / "local.csv")["features_source"].str.startswith("audio:").all()

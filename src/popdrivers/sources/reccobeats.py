@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import requests
 
 from popdrivers import registry
-from popdrivers.errors import InputError, PopdriversError
+from popdrivers.errors import ApiUnavailable, InputError, PopdriversError
 from popdrivers.sources.crawl import (
     ApiError,
     EventSink,
@@ -55,8 +55,9 @@ from popdrivers.sources.crawl import (
 )
 
 __all__ = ["BATCH", "DEFAULT_API_BASE", "FEATURES_SOURCE", "LOOKUP_FEATURES", "UPLOAD_FEATURES", "UPLOAD_MAX_BYTES",
-           "UPLOAD_SOURCE", "UPLOAD_WARNING", "ConsentRequired", "Lookup", "ReccoBeatsApi", "UploadAnalysis",
-           "analyze_file", "resolve_api_base", "spotify_id_from_href", "upload_warning"]
+           "UPLOAD_SOURCE", "UPLOAD_WARNING", "ConsentRequired", "Lookup", "LookupStep", "ReccoBeatsApi",
+           "UploadAnalysis", "analyze_file", "analyze_files", "resolve_api_base", "spotify_id_from_href",
+           "upload_warning"]
 
 DEFAULT_API_BASE = "https://api.reccobeats.com"
 API_BASE_ENV = "POPDRIVERS_RECCOBEATS_API_BASE"
@@ -386,6 +387,55 @@ def analyze_file(path: str | os.PathLike[str], *, consent: bool, api_base: str |
     except MalformedReply as exc:
         raise PopdriversError(f"{path}: ReccoBeats' reply has no usable features ({exc}); try again later") from None
     return UploadAnalysis(str(path), features, len(data), f"{base}{UPLOAD_PATH}")
+
+
+def analyze_files(paths: Sequence[str | os.PathLike[str]], *, consent: bool, api_base: str | None = None,
+                  policy: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
+                  notify: Callable[[str], None] | None = None
+                  ) -> tuple[list[UploadAnalysis], list[tuple[str, str]]]:
+    """Send each named file to ReccoBeats (opt-in); a file it cannot take is listed with its reason, the rest go on.
+
+    Only files are taken, never folders: sending a whole folder by mistake would send a library. The warning
+    (:func:`upload_warning`) goes to ``notify`` once, before the first file is sent; nothing is sent without
+    ``consent=True``. When ReccoBeats stays unreachable or rate limited for one file, the remaining files are not
+    sent (each is listed as a failure saying so).
+
+    Returns
+    -------
+    (analyses, failures)
+        The analysed files in the order given, and ``(file, reason)`` for each one not analysed.
+
+    Raises
+    ------
+    ConsentRequired
+        ``consent`` is not True (nothing was sent).
+    InputError
+        A folder was named (nothing was sent).
+    """
+    base = resolve_api_base(api_base)
+    if consent is not True:
+        raise ConsentRequired("nothing was sent: sending audio to ReccoBeats needs the user's consent (--service "
+                              "reccobeats, or the app's confirmation). " + upload_warning(base))
+    folders = [os.fspath(p) for p in paths if Path(p).is_dir()]
+    if folders:
+        raise InputError(f"{folders[0]} is a folder: with --service reccobeats name each file to send (a folder "
+                         "could send a whole library); nothing was sent")
+    if notify is not None:
+        notify(upload_warning(base))
+    analyses: list[UploadAnalysis] = []
+    failures: list[tuple[str, str]] = []
+    for position, path in enumerate(paths):
+        name = os.fspath(path)
+        try:
+            analyses.append(analyze_file(path, consent=True, api_base=base, policy=policy, sleep=sleep))
+        except ApiUnavailable as exc:  # the service is down or keeps refusing: stop sending
+            failures.append((name, str(exc)))
+            failures += [(os.fspath(p), "not sent: ReccoBeats was unavailable for an earlier file")
+                         for p in paths[position + 1:]]
+            break
+        except PopdriversError as exc:
+            failures.append((name, str(exc).removeprefix(f"{name}: ")))
+    return analyses, failures
 
 
 # ----- a crawl step: features for the tracks a Spotify crawl has none for

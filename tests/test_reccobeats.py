@@ -382,3 +382,27 @@ def test_analyze_without_service_sends_nothing(recco, tmp_path):
     assert result.exit_code == 0, result.output
     assert recco.log == [] and recco.uploads == []
     assert pd.read_csv(tmp_path / "local.csv")["features_source"].str.startswith("audio:").all()
+
+
+def test_reccobeats_down_does_not_stop_the_spotify_crawl_and_a_rerun_fills_the_rest(spotify_catalog, recco,
+                                                                                    recco_catalog, clock, tmp_path):
+    out = tmp_path / "out"
+    names = ["The Quiet Ones", "Sigur Rós"]
+    recco.fault(r"/v1/audio-features", "status", status=503, times=FAST.max_attempts)
+    with serve_spotify(spotify_catalog, client_id="fake-client", client_secret="fake-secret",
+                       profile="development") as spotify:
+        def run():
+            return collect(names, out, credentials=CREDENTIALS, api_base=spotify.api_base,
+                           token_url=spotify.token_url, policy=FAST, sleep=clock.sleep, clock=clock,
+                           audio_features_service="reccobeats", service_api_base=recco.api_base)
+
+        first = run()
+        assert first.complete and first.tracks > 0  # the Spotify crawl finished
+        assert first.audio_features_service["found"] == 0 and "failed 4 times" in first.audio_features_service[
+            "unavailable"]
+        assert recco.requests_to(".") == FAST.max_attempts  # not asked again in that run
+        assert any("stopped answering" in n for n in first.notes)
+        second = run()
+        ids = list(spotify_catalog.expected(names, audio=False)["track"]["track_id"])
+        assert second.audio_features_service["found"] == sum(1 for i in ids if i in recco_catalog.tracks)
+        assert second.audio_features_service["unavailable"] is None

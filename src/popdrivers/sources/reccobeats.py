@@ -446,7 +446,8 @@ class LookupStep:
     ids). Each batch's answer commits in one checkpoint, in the crawl's audio table: a found track gets its
     features (``features_source = reccobeats``), an id the reply leaves out is recorded as unknown to ReccoBeats
     (reported, not asked again by a rerun); an object with unusable values, or a malformed or refused reply, is
-    logged and skipped (asked again by the next run). Tracks with Spotify's own features are never asked.
+    logged and skipped (asked again by the next run). Tracks with Spotify's own features are never asked. When
+    ReccoBeats stays unavailable (retries exhausted) it is not asked again in this run, and the crawl goes on.
 
     Parameters
     ----------
@@ -466,14 +467,23 @@ class LookupStep:
         self.store, self.log = session.store, session.log
         self.skipped: set[str] = set()
         self.crawl_skipped = skip if skip is not None else set()
+        self.unavailable: str | None = None  # why ReccoBeats stopped being asked in this run
         session.attach(api.runner, self.PREFIX)
 
     def __call__(self, artist_id: str) -> None:
+        if self.unavailable is not None:
+            return
         pending = [t for t in dict.fromkeys(self.store.audio_to_fill(artist_id, self.SERVICE))
                    if t not in self.skipped and t not in self.crawl_skipped]
         for batch in batches(pending):
             try:
                 lookup = self.api.audio_features(batch)
+            except ApiUnavailable as exc:
+                # A third-party service down does not stop the crawl: it is not asked again in this run, and
+                # the next run asks about the tracks it left.
+                self.unavailable = str(exc)
+                self.log({"event": "reccobeats_unavailable", "reason": self.unavailable})
+                return
             except (MalformedReply, ApiError) as exc:
                 self.session.skip("reccobeats features", f"ReccoBeats: {exc}", track_ids=batch)
                 self.skipped.update(batch)
@@ -496,4 +506,5 @@ class LookupStep:
         found, unknown = (self.session.counter(self.PREFIX + k) for k in ("found", "unknown"))
         return {"service": self.SERVICE, "asked": found + unknown, "found": found, "unknown": unknown,
                 "skipped": len(self.skipped), "requests": self.session.counter(self.PREFIX + "requests"),
-                "rate_limit_waits": self.session.counter(self.PREFIX + "rate_limit_waits")}
+                "rate_limit_waits": self.session.counter(self.PREFIX + "rate_limit_waits"),
+                "unavailable": self.unavailable}

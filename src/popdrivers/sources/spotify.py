@@ -497,10 +497,12 @@ def _service_base(service: str | None, api_base: str | None) -> str | None:
 
 def reccobeats_note(service: Mapping[str, Any]) -> str:
     """One line on what ReccoBeats gave (for the summary's notes)."""
+    stopped = (f"; ReccoBeats stopped answering ({service['unavailable']}): it was not asked again in this run, "
+               "rerun the same command later to look up the rest" if service.get("unavailable") else "")
     return (f"audio features from ReccoBeats (a third-party database, looked up by Spotify track id; "
             f"features_source = reccobeats): {service['found']:,} of {service['asked']:,} tracks asked found, "
             f"{service['unknown']:,} unknown to ReccoBeats (left empty), {service['skipped']:,} skipped for a bad "
-            "reply (asked again by the next run); ReccoBeats gives no time_signature")
+            f"reply (asked again by the next run); ReccoBeats gives no time_signature{stopped}")
 
 
 def _spotify_popularity(tables: dict[str, list[dict[str, Any]]]) -> None:

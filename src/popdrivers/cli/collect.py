@@ -126,11 +126,13 @@ def collect(
         if previews.get("cpu_seconds_per_preview") is not None:
             rows.insert(-3, ("  CPU per analysed preview", f"{previews['cpu_seconds_per_preview']:.2f} s"))
     service = summary.audio_features_service
-    if service is not None:
-        rows.insert(-3, ("  of which from ReccoBeats (found / asked / unknown)",
-                         f"{service['found']:,} / {service['asked']:,} / {service['unknown']:,}"))
-        rows.insert(-2, ("ReccoBeats requests / rate-limit waits",
-                         f"{service['requests']:,} / {service['rate_limit_waits']:,}"))
+    if service is not None:  # beside the other sources of audio features, and the requests
+        at = next(i for i, (name, _) in enumerate(rows) if name.startswith("  of which from --audio-features"))
+        rows.insert(at + 1, ("  of which from ReccoBeats (found / asked / unknown)",
+                             f"{service['found']:,} / {service['asked']:,} / {service['unknown']:,}"))
+        at = next(i for i, (name, _) in enumerate(rows) if name.startswith("requests / retries"))
+        rows.insert(at + 1, ("ReccoBeats requests / rate-limit waits",
+                             f"{service['requests']:,} / {service['rate_limit_waits']:,}"))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)

@@ -70,7 +70,8 @@ AUDIO_FORBIDDEN_MESSAGE = (
     "Spotify answered 403 Forbidden to audio-features: applications created after 27 Nov 2024 are not "
     "allowed to read audio features. Stopped asking; everything else is still collected (audio.csv keeps the "
     "durations, its audio-feature cells are empty). Merge audio features from a dataset file with "
-    "--audio-features FILE (joined on track id, ISRC, or artist + title).")
+    "--audio-features FILE (joined on track id, ISRC, or artist + title), or look them up in ReccoBeats with "
+    "--audio-features reccobeats.")
 DEVELOPMENT_MODE_MESSAGE = (
     "Spotify Development Mode: this app gets no popularity (tracks, albums, artists) and no artist followers, "
     "and Spotify refuses its batch requests (several tracks at once) and search pages of more than 10 results. "

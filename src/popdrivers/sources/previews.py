@@ -170,21 +170,26 @@ class AnalysisQueue:
     time and memory limits apply to every file; a file that fails costs only itself.
 
     popdrivers.audio analyses a list of files at a time (:func:`popdrivers.audio.analyze_files`, a pool of
-    long-lived workers per call): a background thread hands it what has arrived since the last call, up to
-    ``batch`` files. Its workers read their tasks from a pipe: they end when this process does.
+    long-lived workers per call, whose start-up costs a few seconds of CPU): a background thread hands it what
+    has arrived since the last call, up to ``batch`` files, after waiting ``linger`` seconds for more when only a
+    few are there. Its workers read their tasks from a pipe: they end when this process does.
 
     Parameters
     ----------
     jobs : int, optional
         Worker processes (default: one per core).
     batch : int, optional
-        Files per call at most (default ``4 * jobs``): larger batches share the workers' start-up over more
+        Files per call at most (default ``16 * jobs``): larger batches share the workers' start-up over more
         files, smaller ones return results sooner.
+    linger : float
+        Seconds to wait for a fuller batch before starting one.
     """
 
-    def __init__(self, jobs: int | None = None, batch: int | None = None):
+    def __init__(self, jobs: int | None = None, batch: int | None = None, linger: float = 1.0):
         self.jobs = max(1, jobs or os.cpu_count() or 1)
-        self.batch = max(1, batch or 4 * self.jobs)
+        self.batch = max(1, batch or 16 * self.jobs)
+        self.linger = linger
+        self.batches = 0  # calls to the analyser (each starts its workers)
         self._in: queue.Queue[tuple[Any, Path] | None] = queue.Queue()
         self._out: queue.Queue[tuple[Any, dict[str, Any]]] = queue.Queue()
         self._pending = 0
@@ -241,9 +246,10 @@ class AnalysisQueue:
                 return
             batch = [first]
             stop = False
+            until = time.monotonic() + self.linger
             while len(batch) < self.batch:
                 try:
-                    item = self._in.get_nowait()
+                    item = self._in.get(timeout=max(0.0, until - time.monotonic()))
                 except queue.Empty:
                     break
                 if item is None:
@@ -256,6 +262,7 @@ class AnalysisQueue:
 
     def _analyse(self, batch: list[tuple[Any, Path]]) -> None:
         started = time.perf_counter()
+        self.batches += 1
         try:
             from popdrivers.audio import analyze_files
 
@@ -322,9 +329,11 @@ class PreviewReport:
     pending: int = 0  # fetched tracks whose preview is not decided (a transient failure: the next run asks again)
     reasons: dict[str, int] = field(default_factory=dict)  # "missing: ..." / "failed: ..." -> tracks
     features_source: tuple[str, ...] = ()
+    # analyser time per preview: wall time of each call x its workers / its files (start-up shared in)
     cpu_seconds_per_preview: float | None = None
     downloads: int = 0  # requests to the CDN in this run
     refreshed_links: int = 0  # fresh links asked for in this run (expired or refused, or after a restart)
+    analysis_calls: int = 0  # batches handed to popdrivers.audio in this run (each starts its workers)
 
     def describe(self) -> str:
         why = "; ".join(f"{n} {reason}" for reason, n in sorted(self.reasons.items(), key=lambda kv: -kv[1]))
@@ -336,7 +345,7 @@ class PreviewReport:
         return {"analysed": self.analysed, "missing": self.missing, "failed": self.failed, "pending": self.pending,
                 "reasons": dict(self.reasons), "features_source": list(self.features_source),
                 "cpu_seconds_per_preview": self.cpu_seconds_per_preview, "downloads": self.downloads,
-                "refreshed_links": self.refreshed_links}
+                "refreshed_links": self.refreshed_links, "analysis_calls": self.analysis_calls}
 
 
 @dataclass
@@ -567,11 +576,11 @@ class PreviewCollector:
         ids = list(track_ids)
         outcomes = self.store.preview_outcomes(ids)
         return preview_report(outcomes, len(ids), downloads=self.downloader.requests,
-                              refreshed_links=self.refreshed_links)
+                              refreshed_links=self.refreshed_links, analysis_calls=self.analyser.batches)
 
 
 def preview_report(outcomes: Mapping[str, Mapping[str, Any]], tracks: int, *, downloads: int = 0,
-                   refreshed_links: int = 0) -> PreviewReport:
+                   refreshed_links: int = 0, analysis_calls: int = 0) -> PreviewReport:
     """A :class:`PreviewReport` from stored outcomes of a crawl of ``tracks`` tracks."""
     counts = Counter(o["status"] for o in outcomes.values())
     reasons = Counter(f"{o['status']}: {o['reason']}" for o in outcomes.values()
@@ -582,7 +591,7 @@ def preview_report(outcomes: Mapping[str, Mapping[str, Any]], tracks: int, *, do
                          pending=max(0, tracks - sum(counts.values())), reasons=dict(reasons),
                          features_source=tuple(sources),
                          cpu_seconds_per_preview=round(sum(cpu) / len(cpu), 4) if cpu else None,
-                         downloads=downloads, refreshed_links=refreshed_links)
+                         downloads=downloads, refreshed_links=refreshed_links, analysis_calls=analysis_calls)
 
 
 def apply_previews(tables: Mapping[str, list[dict[str, Any]]], outcomes: Mapping[str, Mapping[str, Any]]

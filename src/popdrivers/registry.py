@@ -180,6 +180,43 @@ _BUILT_IN: tuple[FeatureSpec, ...] = (
     FeatureSpec("genre_family", "Genre family", "",
                 "About twelve families grouping the artist's Spotify genres (or the dataset's genre).",
                 kind="category", sources=("spotify", "metadata"), canonical_column="artist_genres"),
+    # popdrivers' own descriptors, measured from the sound by popdrivers.audio (never Spotify's features; how each
+    # is computed: popdrivers.audio.descriptors and docs/audio.md). Not causal drivers by default: the datasets
+    # the drivers run on have no such column.
+    FeatureSpec("rhythm_regularity", "Rhythm regularity (DFA)", "DFA score",
+                "How steady and self-similar the rhythm is over 0.3-8.7 s: higher is a steadier, more danceable "
+                "pulse (music mostly 0.5-3; a metronome about 5). Measured from audio; not Spotify's danceability.",
+                low=0.0, step=0.01, per_unit="+1 on the DFA scale", typical_change=0.25, change_label="+0.25",
+                sources=("audio",)),
+    FeatureSpec("beat_confidence", "Beat-tracking confidence", "0-5.32",
+                "How much five beat trackers agree on where the beats are: above 3.5 the beat is very clear, below "
+                "1.5 unclear (rubato, ambient, no drums). Measured from audio.", low=0.0, high=5.32, step=0.01,
+                per_unit="+1 agreement point", typical_change=0.5, change_label="+0.5", sources=("audio",)),
+    FeatureSpec("onset_rate", "Onset rate", "onsets/s",
+                "Note and drum attacks per second: busy, dense arrangements score high (typical pop 2-6). Measured "
+                "from audio.", low=0.0, step=0.1, per_unit="+1 onset per second", typical_change=1.0,
+                change_label="+1 onset/s", sources=("audio",)),
+    FeatureSpec("brightness_hz", "Spectral brightness", "Hz",
+                "Centre of mass of the spectrum: bright, trebly mixes score high, dark or bass-heavy ones low "
+                "(typical music 1000-3500 Hz). Measured from audio.", low=0.0, high=22050.0, step=10.0,
+                per_unit="+1 Hz", typical_change=250.0, change_label="+250 Hz", sources=("audio",)),
+    FeatureSpec("spectral_flatness", "Noisiness (spectral flatness)", "0-1",
+                "How noise-like rather than tonal the sound is: 0 a pure tone, 1 white noise (typical music "
+                "0.05-0.4). Measured from audio.", low=0.0, high=1.0, step=0.01, per_unit=_UNIT_SCALE,
+                typical_change=0.05, change_label="+0.05", sources=("audio",)),
+    FeatureSpec("loudness_range_lu", "Loudness range (LRA)", "LU",
+                "How much the loudness varies over the track (EBU R128 LRA): compressed masters 2-6 LU, dynamic "
+                "ones 10-20 LU. Measured from audio.", low=0.0, step=0.1, per_unit="+1 LU", typical_change=2.0,
+                change_label="+2 LU", sources=("audio",)),
+    FeatureSpec("percussive_share", "Percussive share", "0-1",
+                "Share of the spectral energy in percussive rather than harmonic sound: drum-heavy tracks high, "
+                "pads and strings low. Measured from audio.", low=0.0, high=1.0, step=0.01, per_unit=_UNIT_SCALE,
+                typical_change=0.1, change_label="+0.1", sources=("audio",)),
+    FeatureSpec("key_strength", "Tonal clarity (key strength)", "0-1",
+                "How strongly the pitch content fits the detected key: clear tonal music above 0.7, atonal, noisy "
+                "or drum-only audio below 0.4 (then key and mode are uncertain). Measured from audio.", low=0.0,
+                high=1.0, step=0.01, per_unit=_UNIT_SCALE, typical_change=0.1, change_label="+0.1",
+                sources=("audio",)),
 )
 _REGISTRY: dict[str, FeatureSpec] = {s.name: s for s in _BUILT_IN}
 # Model columns are named after the feature they hold; these are the exceptions (and derived-only labels).

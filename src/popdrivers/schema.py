@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from popdrivers import registry
-from popdrivers.audio.descriptors import DESCRIPTORS as AUDIO_DESCRIPTORS
 from popdrivers.errors import PopdriversError
 
 Kind = Literal["id", "text", "int", "float", "bool", "date", "list", "category"]
@@ -107,8 +106,7 @@ COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("features_source", "text", "Where the audio features came from: 'spotify' or the file/service"),
     # --- Audio analysis (popdrivers.audio): the analysed file and popdrivers' own descriptors -------------------
     ColumnSpec("file", "text", "Audio file the row was analysed from (popdrivers analyze)"),
-    *(ColumnSpec(d.name, "float", f"{d.label}: {d.help} [{d.algorithm}]", d.unit, d.low, d.high)
-      for d in AUDIO_DESCRIPTORS),
+    *(feature_column(f.name, "float") for f in registry.features() if f.sources == ("audio",)),
     ColumnSpec("analysed_seconds", "float", "Seconds of audio analysed, from the start of the file (long files are "
                "capped; duration_ms is still the whole length)", "s", 0, None),
     ColumnSpec("analysis_notes", "text", "What the audio analysis noticed (part analysed, truncation, octave "

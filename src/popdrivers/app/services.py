@@ -138,7 +138,10 @@ def predict_inputs(tracks: pd.DataFrame, model: Any = None) -> list[InputSpec]:
                   int(round(float(np.nanmedian(ages)))) if ages is not None else 365,
                   0, float(max(max_age, 1)), age.step, age.unit),
     ]
-    return specs + [_feature_input(name, tracks) for name in input_features()]
+    # popdrivers' audio descriptors (sources "audio" only) come from an analysed recording: asked for only when
+    # the training data has them (a table from `popdrivers analyze`), never for a dataset of Spotify features.
+    measured_only = {f.name for f in registry.features() if f.sources == ("audio",) and f.canonical not in tracks}
+    return specs + [_feature_input(name, tracks) for name in input_features() if name not in measured_only]
 
 
 def used_inputs(specs: list[InputSpec], model: Any) -> tuple[list[InputSpec], list[InputSpec]]:

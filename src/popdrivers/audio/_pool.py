@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,9 @@ class WorkerPool:
         self.max_seconds = float(max_seconds)
         self._workers: list[_Worker] = []
         self._selector = selectors.DefaultSelector()
+        self._queue: deque[tuple[int, tuple[Any, str]]] = deque()
+        self._next_index = 0
+        self._outstanding = 0
         self.restarts = 0
 
     def __enter__(self) -> WorkerPool:
@@ -136,23 +139,36 @@ class WorkerPool:
                 messages.append(json.loads(line))
         return messages, closed
 
-    def run(self, items: Iterable[tuple[Any, str]],
-            on_outcome: Callable[[Outcome], None] | None = None) -> Iterator[Outcome]:
-        """Analyse ``(item, path)`` pairs; yields an :class:`Outcome` per item as each finishes (any order)."""
-        queue = deque(enumerate(items))
-        total = len(queue)
-        for _ in range(min(self.jobs, total)):
+    @property
+    def pending(self) -> int:
+        """Items submitted and not yet returned by :meth:`poll`."""
+        return self._outstanding
+
+    def submit(self, item: Any, path: str) -> int:
+        """Queue ``path`` for analysis (never blocks); workers start lazily, up to ``jobs``. Returns its index."""
+        index = self._next_index
+        self._next_index += 1
+        self._queue.append((index, (item, path)))
+        self._outstanding += 1
+        while len(self._workers) < min(self.jobs, self._outstanding):
             self._spawn()
-        done = 0
-        while done < total:
+        return index
+
+    def poll(self, timeout: float | None = None) -> list[Outcome]:
+        """Outcomes finished by now; waits up to ``timeout`` seconds for one (None: until there is one).
+
+        Also hands queued items to idle workers and enforces the time limit, so call it often while items are
+        pending (it wakes at least every 0.5 s while it waits).
+        """
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        outcomes: list[Outcome] = []
+        while True:
+            if self._queue and not self._workers:
+                self._spawn()
+            self._dispatch()
             now = time.monotonic()
-            for worker in list(self._workers):
-                if worker.ready and worker.task is None and queue:
-                    index, (item, path) = queue.popleft()
-                    self._send(worker, index, item, path)
-            # The loop wakes at least every 0.5 s to enforce time limits.
-            events = self._selector.select(timeout=0.5)
-            finished: list[Outcome] = []
+            wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - now))
+            events = self._selector.select(timeout=wait) if self._workers else []
             for key, _ in events:
                 worker: _Worker = key.data
                 messages, closed = self._lines(worker)
@@ -162,28 +178,40 @@ class WorkerPool:
                     elif worker.task is not None and message.get("id") == worker.task[0]:
                         index, item = worker.task
                         seconds = time.monotonic() - worker.task_started
-                        finished.append(Outcome(index, item, message.get("result") if message.get("ok") else None,
+                        outcomes.append(Outcome(index, item, message.get("result") if message.get("ok") else None,
                                                 None if message.get("ok") else str(message.get("reason")),
                                                 seconds))
                         worker.task = None
                 if closed:
-                    finished += self._replace(worker, queue, died=True)
+                    outcomes += self._replace(worker, died=True)
             now = time.monotonic()
             for worker in list(self._workers):
                 if worker.task is not None and now - worker.task_started > self.timeout:
-                    finished += self._replace(worker, queue, died=False)
+                    outcomes += self._replace(worker, died=False)
                 elif not worker.ready and now - worker.started_at > STARTUP_TIMEOUT:
                     self.close()
                     raise PopdriversError(f"the audio analysis workers did not start within {STARTUP_TIMEOUT:.0f} s "
                                           "(is the machine overloaded, or is essentia installed? "
                                           "python -c 'import essentia')")
-            for outcome in finished:
-                done += 1
-                if on_outcome is not None:
-                    on_outcome(outcome)
-                yield outcome
+            self._outstanding -= len(outcomes)
+            if outcomes or not self._outstanding or (deadline is not None and time.monotonic() >= deadline):
+                self._dispatch()
+                return outcomes
 
-    def _replace(self, worker: _Worker, queue: deque[Any], *, died: bool) -> list[Outcome]:
+    def _dispatch(self) -> None:
+        for worker in list(self._workers):
+            if worker.ready and worker.task is None and self._queue:
+                index, (item, path) = self._queue.popleft()
+                self._send(worker, index, item, path)
+
+    def run(self, items: Iterable[tuple[Any, str]]) -> Iterator[Outcome]:
+        """Analyse ``(item, path)`` pairs; yields an :class:`Outcome` per item as each finishes (any order)."""
+        for item, path in items:
+            self.submit(item, path)
+        while self.pending:
+            yield from self.poll(None)
+
+    def _replace(self, worker: _Worker, *, died: bool) -> list[Outcome]:
         """Stop ``worker``, fail its task with the reason, start a replacement if work is left."""
         outcomes = []
         if worker.task is not None:
@@ -208,6 +236,7 @@ class WorkerPool:
                                   "soundfile import: python -m popdrivers.audio._worker)")
         self._stop(worker)
         self.restarts += 1
-        if queue and len(self._workers) < self.jobs:
+        busy = sum(1 for w in self._workers if w.task is not None)
+        if len(self._workers) < min(self.jobs, len(self._queue) + busy):
             self._spawn()
         return outcomes

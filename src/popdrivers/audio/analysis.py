@@ -76,10 +76,15 @@ class AudioAnalysis:
         return f"audio:{self.sha256[:16]}"
 
     def to_row(self) -> dict[str, Any]:
-        """One canonical track row (column names of :mod:`popdrivers.schema`)."""
+        """One canonical track row (column names of :mod:`popdrivers.schema`).
+
+        What the sound cannot tell (followers, genre, release date, explicit) is there and empty (unknown), so
+        that a model trained with those columns scores the row as it is; fill them in to inform the model.
+        """
         row: dict[str, Any] = {
             "track_id": self.track_id, "track_name": self.track_name, "artist_name": self.artist_name,
-            "album_name": self.album_name, "tempo": self.tempo, "key": self.key, "mode": self.mode,
+            "album_name": self.album_name, "release_date": None, "explicit": None, "artist_followers": None,
+            "genre": None, "tempo": self.tempo, "key": self.key, "mode": self.mode,
             "loudness": self.loudness, "time_signature": self.time_signature, "duration_ms": self.duration_ms,
         }
         row.update(dict(self.descriptors))
@@ -87,14 +92,25 @@ class AudioAnalysis:
                     "features_source": self.features_source, "file": self.file})
         return row
 
+    def to_result(self) -> dict[str, Any]:
+        """The worker's result dict this analysis was built from (what the cache keeps; see :meth:`from_result`)."""
+        return {"title": self.track_name, "artist": self.artist_name, "album": self.album_name, "tempo": self.tempo,
+                "key": self.key, "mode": self.mode, "loudness": self.loudness, "time_signature": self.time_signature,
+                "duration_ms": self.duration_ms, **dict(self.descriptors), "analysed_seconds": self.analysed_seconds,
+                "notes": list(self.notes), "codec": self.codec, "estimates": self.estimates}
+
     @classmethod
     def from_result(cls, path: str | os.PathLike[str], sha256: str, result: dict[str, Any],
                     source: str) -> AudioAnalysis:
         """Build from a worker's result dict (or a cached one)."""
         path = Path(path)
+        title, artist = result.get("title"), result.get("artist")
+        if title is None and artist is None and " - " in path.stem:
+            # No tags: a file named "Artist - Title.mp3" says both.
+            artist, title = (part.strip() or None for part in path.stem.split(" - ", 1))
         return cls(
-            file=str(path), sha256=sha256, track_name=result.get("title") or path.stem,
-            artist_name=result.get("artist"), album_name=result.get("album"), tempo=result.get("tempo"),
+            file=str(path), sha256=sha256, track_name=title or path.stem, artist_name=artist,
+            album_name=result.get("album"), tempo=result.get("tempo"),
             key=int(result["key"]), mode=int(result["mode"]), loudness=result.get("loudness"),
             time_signature=int(result["time_signature"]), duration_ms=result.get("duration_ms"),
             descriptors=tuple((name, result.get(name)) for name in DESCRIPTOR_NAMES),
@@ -201,11 +217,86 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class AnalysisStream:
+    """Analyse files as they arrive, on long-lived workers: :meth:`submit` never blocks, :meth:`results` collects.
+
+    For a crawler that downloads previews one by one: the same time and memory limits and worker replacement as
+    :func:`analyze_files` (which is built on it); workers start lazily, up to ``jobs``, and stop on
+    :meth:`close` (or leaving the ``with`` block).
+
+    Parameters
+    ----------
+    jobs
+        Worker processes (default: one per core).
+    max_seconds, timeout, memory_limit
+        As for :func:`analyze_files`.
+
+    Examples
+    --------
+    >>> with AnalysisStream() as stream:                    # doctest: +SKIP
+    ...     stream.submit("track-1", "preview-1.mp3")
+    ...     for key, outcome in stream.results(timeout=None):
+    ...         print(key, outcome)                         # an AudioAnalysis or an AudioFailure
+    """
+
+    def __init__(self, *, jobs: int | None = None, max_seconds: float = MAX_SECONDS, timeout: float = TIMEOUT_SECONDS,
+                 memory_limit: int = MEMORY_LIMIT_BYTES):
+        from popdrivers.audio._pool import WorkerPool
+
+        self.source = features_source()
+        self._pool = WorkerPool(jobs or default_jobs(), timeout=timeout, memory_limit=memory_limit,
+                                max_seconds=max_seconds)
+        self._done: list[tuple[Any, AudioAnalysis | AudioFailure]] = []
+
+    def __enter__(self) -> AnalysisStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every worker (what is still pending is dropped)."""
+        self._pool.close()
+
+    @property
+    def pending(self) -> int:
+        """Submitted and not yet returned by :meth:`results`."""
+        return self._pool.pending + len(self._done)
+
+    def submit(self, key: Any, path: str | os.PathLike[str], *, sha256: str | None = None) -> None:
+        """Queue ``path`` under ``key`` (any hashable); never blocks. ``sha256``: its content hash, if known."""
+        path = Path(path)
+        if sha256 is None:
+            try:
+                sha256 = sha256_of(path)
+            except OSError as exc:
+                self._done.append((key, AudioFailure(str(path), _unreadable(exc))))
+                return
+        self._pool.submit((key, path, sha256), str(path.resolve()))
+
+    def results(self, timeout: float | None = 0) -> list[tuple[Any, AudioAnalysis | AudioFailure]]:
+        """``(key, AudioAnalysis or AudioFailure)`` of what finished; waits up to ``timeout`` seconds for one
+        (None: until one finishes; returns at once when nothing is pending)."""
+        done, self._done = self._done, []
+        if self._pool.pending:
+            for outcome in self._pool.poll(0 if done else timeout):
+                key, path, digest = outcome.item
+                if outcome.result is not None:
+                    done.append((key, AudioAnalysis.from_result(path, digest, outcome.result, self.source)))
+                else:
+                    done.append((key, AudioFailure(str(path), outcome.reason or "analysis failed")))
+        return done
+
+
+def _unreadable(exc: OSError) -> str:
+    return f"cannot read the file ({exc.strerror or exc})"
+
+
 def analyze_files(
     paths: Sequence[str | os.PathLike[str]], *, jobs: int | None = None, cache: str | os.PathLike[str] | None = None,
     progress: ProgressCallback | None = None, max_seconds: float = MAX_SECONDS, timeout: float = TIMEOUT_SECONDS,
     memory_limit: int = MEMORY_LIMIT_BYTES,
-) -> tuple[list[AudioAnalysis], list[AudioFailure]]:
+) -> tuple[Any, list[AudioFailure]]:
     """Analyse audio files (folders searched recursively) on a pool of worker processes.
 
     Parameters
@@ -230,46 +321,63 @@ def analyze_files(
 
     Returns
     -------
-    analyses, failures
-        One :class:`AudioAnalysis` per file analysed (in the order found) and one :class:`AudioFailure` per
-        file that could not be (with its reason).
+    tracks, failures
+        The canonical track table (:func:`analyses_to_table`: one row per file analysed, in the order found;
+        files with identical content are one track) and one :class:`AudioFailure` per file that could not be
+        analysed, with its reason. The table is empty (no columns) when nothing could be analysed.
     """
-    from popdrivers.audio._pool import WorkerPool
+    import pandas as pd
 
+    analyses, failures = analyze_each(paths, jobs=jobs, cache=cache, progress=progress, max_seconds=max_seconds,
+                                      timeout=timeout, memory_limit=memory_limit)
+    if not analyses:
+        return pd.DataFrame(), failures
+    table, _report = analyses_to_table(analyses)
+    return table, failures
+
+
+def analyze_each(
+    paths: Sequence[str | os.PathLike[str]], *, jobs: int | None = None, cache: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None, max_seconds: float = MAX_SECONDS, timeout: float = TIMEOUT_SECONDS,
+    memory_limit: int = MEMORY_LIMIT_BYTES,
+) -> tuple[list[AudioAnalysis], list[AudioFailure]]:
+    """:func:`analyze_files`, returning one :class:`AudioAnalysis` per file analysed (in the order found)."""
     progress = progress or null_progress
     files, failures = find_audio_files(paths)
     source = features_source()
     store = AnalysisCache(cache, source=source, settings={"max_seconds": float(max_seconds)})
     results: dict[int, AudioAnalysis] = {}
-    pending: list[tuple[tuple[int, Path, str], str]] = []
+    pending: list[tuple[int, Path, str]] = []
     total = len(files)
+    failed_files: dict[int, AudioFailure] = {}
     for index, path in enumerate(files):
         try:
             digest = sha256_of(path)
         except OSError as exc:
-            failures.append(AudioFailure(str(path), f"cannot read the file ({exc.strerror or exc})"))
+            failed_files[index] = AudioFailure(str(path), _unreadable(exc))
             continue
         cached = store.get(digest)
         if cached is not None:
             results[index] = AudioAnalysis.from_result(path, digest, cached, source)
         else:
-            pending.append(((index, path, digest), str(path.resolve())))
+            pending.append((index, path, digest))
     done = total - len(pending)
     progress(done, total, f"analysing: {done} from the cache" if done else "analysing")
-    failed_files: dict[int, AudioFailure] = {}
     if pending:
-        jobs = min(jobs or default_jobs(), len(pending))
         try:
-            with WorkerPool(jobs, timeout=timeout, memory_limit=memory_limit, max_seconds=max_seconds) as pool:
-                for outcome in pool.run(pending):
-                    index, path, digest = outcome.item
-                    if outcome.result is not None:
-                        store.put(digest, outcome.result)
-                        results[index] = AudioAnalysis.from_result(path, digest, outcome.result, source)
-                    else:
-                        failed_files[index] = AudioFailure(str(path), outcome.reason or "analysis failed")
-                    done += 1
-                    progress(done, total, f"analysing: {path.name}")
+            with AnalysisStream(jobs=min(jobs or default_jobs(), len(pending)), max_seconds=max_seconds,
+                                timeout=timeout, memory_limit=memory_limit) as stream:
+                for index, path, digest in pending:
+                    stream.submit(index, path, sha256=digest)
+                while stream.pending:
+                    for index, outcome in stream.results(timeout=None):
+                        if isinstance(outcome, AudioAnalysis):
+                            store.put(outcome.sha256, outcome.to_result())
+                            results[index] = outcome
+                        else:
+                            failed_files[index] = outcome
+                        done += 1
+                        progress(done, total, f"analysing: {Path(outcome.file).name}")
         finally:
             store.save()
     failures += [failed_files[i] for i in sorted(failed_files)]
@@ -287,15 +395,15 @@ def analyze_file(path: str | os.PathLike[str], *, max_seconds: float = MAX_SECON
     """
     if not Path(path).is_file():
         raise AudioError(f"{path}: no such file")
-    analyses, failures = analyze_files([path], jobs=1, max_seconds=max_seconds, timeout=timeout,
-                                       memory_limit=memory_limit)
+    analyses, failures = analyze_each([path], jobs=1, max_seconds=max_seconds, timeout=timeout,
+                                      memory_limit=memory_limit)
     if failures:
         raise AudioError(str(failures[0]))
     return analyses[0]
 
 
 def analyses_to_table(analyses: Sequence[AudioAnalysis]) -> Any:
-    """The canonical track table of ``analyses`` (validated by :func:`popdrivers.schema.validate`).
+    """The canonical track table of ``analyses`` and its read report (:func:`popdrivers.schema.check_tracks`).
 
     Two files with the same audio content have the same ``track_id`` and are one track: validation keeps the
     first and reports the merge.
@@ -307,17 +415,3 @@ def analyses_to_table(analyses: Sequence[AudioAnalysis]) -> Any:
     rows = [a.to_row() for a in analyses]
     frame = pd.DataFrame(rows)
     return schema.check_tracks(frame, require_popularity=False, source="analysed audio")
-
-
-def analyze_table(paths: Sequence[str | os.PathLike[str]], **options: Any) -> tuple[Any, list[AudioFailure]]:
-    """:func:`analyze_files`, then the canonical table of what was analysed: ``(DataFrame, failures)``.
-
-    The DataFrame is empty (no columns) when nothing could be analysed.
-    """
-    import pandas as pd
-
-    analyses, failures = analyze_files(paths, **options)
-    if not analyses:
-        return pd.DataFrame(), failures
-    table, _ = analyses_to_table(analyses)
-    return table, failures

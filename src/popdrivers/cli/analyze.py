@@ -57,15 +57,15 @@ def analyze_command(
 
         return analyze_with_service(service, paths, out)
     from popdrivers.artifacts import write_text_atomic
-    from popdrivers.audio import analyses_to_table, analyze_files
+    from popdrivers.audio import analyses_to_table, analyze_each
     from popdrivers.progress import rich_progress
     from popdrivers.sources.files import write_tracks
 
     cache_path, errors_path = sidecar_paths(out)
     options = {"max_seconds": max_seconds, "timeout": timeout, "memory_limit": int(memory_gib * 2**30)}
     with rich_progress("analyze", err_console) as progress:
-        analyses, failures = analyze_files(paths, jobs=jobs, cache=cache_path if use_cache else None,
-                                           progress=progress, **options)
+        analyses, failures = analyze_each(paths, jobs=jobs, cache=cache_path if use_cache else None,
+                                          progress=progress, **options)
     if failures:
         import csv
         import io

@@ -101,12 +101,12 @@ def main() -> None:
           f"{os.cpu_count()} cores, load {load[0]:.1f} / {load[1]:.1f} (1 / 5 min), {args.seconds:g} s previews, "
           f"{args.workers} analysis workers")
     print("| tracks | API requests | quota-bound minimum s | wall s | wall / minimum | previews analysed / missing / "
-          "failed / not done | CDN downloads | links refreshed | analyser calls | analysis CPU s per preview (crawl) | "
+          "failed / not done | CDN downloads | links refreshed | analysis CPU s per preview (crawl) | "
           "CPU s per preview (alone) | worker start-up CPU s | crawl process CPU s |")
-    print("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
     print(f"| {summary.tracks} | {summary.requests} | {minimum:.1f} | {wall:.1f} | {wall / minimum:.2f} | "
           f"{p.get('analysed')} / {p.get('missing')} / {p.get('failed')} / {p.get('pending')} | {downloads} | "
-          f"{p.get('refreshed_links')} | {p.get('analysis_calls')} | "
+          f"{p.get('refreshed_links')} | "
           f"{cpu_children / max(1, p.get('analysed') or 1):.2f} | {per_preview:.2f} | "
           f"{startup:.1f} | {cpu_self:.1f} |")
     print()

@@ -123,8 +123,9 @@ def collect(
         rows.insert(-3, ("previews analysed / missing / failed",
                          f"{previews['analysed']:,} / {previews['missing']:,} / {previews['failed']:,}"
                          + (f" ({previews['pending']:,} not done: rerun)" if previews["pending"] else "")))
-        if previews.get("cpu_seconds_per_preview") is not None:
-            rows.insert(-3, ("  CPU per analysed preview", f"{previews['cpu_seconds_per_preview']:.2f} s"))
+        if previews.get("analysis_seconds_per_preview") is not None:
+            rows.insert(-3, ("  analysis time per preview (queue included)",
+                             f"{previews['analysis_seconds_per_preview']:.1f} s"))
     service = summary.audio_features_service
     if service is not None:  # beside the other sources of audio features, and the requests
         at = next(i for i, (name, _) in enumerate(rows) if name.startswith("  of which from --audio-features"))

@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS track (track_id TEXT PRIMARY KEY, name TEXT, populari
     duration_ms INTEGER, homepage TEXT);
 CREATE TABLE IF NOT EXISTS audio (track_id TEXT PRIMARY KEY, available INTEGER NOT NULL, {_FEATURE_SQL});
 CREATE TABLE IF NOT EXISTS preview (track_id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT, features TEXT,
-    source TEXT, sha256 TEXT, seconds REAL, cpu_seconds REAL);
+    source TEXT, sha256 TEXT, seconds REAL);
 """
 # A track's preview, once decided: "analysed" (features holds what was measured, as JSON), "missing" (the source
 # gives none) or "failed" (refused twice, not decodable, ...: reason says). The link itself is never stored.
@@ -238,21 +238,21 @@ class CrawlStore:
 
     def put_preview(self, track_id: str, status: str, *, reason: str | None = None,
                     features: Mapping[str, Any] | None = None, source: str | None = None, sha256: str | None = None,
-                    seconds: float | None = None, cpu_seconds: float | None = None) -> None:
+                    seconds: float | None = None) -> None:
         """Record what became of one track's preview (one of :data:`PREVIEW_STATUSES`)."""
         if status not in PREVIEW_STATUSES:
             raise ValueError(f"preview status {status!r} is not one of {PREVIEW_STATUSES}")
-        self.db.execute("INSERT OR REPLACE INTO preview VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        self.db.execute("INSERT OR REPLACE INTO preview VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (track_id, status, reason, json.dumps(dict(features)) if features is not None else None,
-                         source, sha256, seconds, cpu_seconds))
+                         source, sha256, seconds))
 
     def preview_outcomes(self, track_ids: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-        """``track_id -> {status, reason, features, source, sha256, seconds, cpu_seconds}``, of all or ``track_ids``."""
-        rows = self.db.execute("SELECT track_id, status, reason, features, source, sha256, seconds, cpu_seconds "
+        """``track_id -> {status, reason, features, source, sha256, seconds}`` (of all tracks, or of ``track_ids``)."""
+        rows = self.db.execute("SELECT track_id, status, reason, features, source, sha256, seconds "
                                "FROM preview").fetchall()
         wanted = None if track_ids is None else set(track_ids)
         return {r[0]: {"status": r[1], "reason": r[2], "features": json.loads(r[3]) if r[3] else None,
-                       "source": r[4], "sha256": r[5], "seconds": r[6], "cpu_seconds": r[7]}
+                       "source": r[4], "sha256": r[5], "seconds": r[6]}
                 for r in rows if wanted is None or r[0] in wanted}
 
     # ----- a feature service keyed by Spotify id (ReccoBeats)

@@ -438,7 +438,6 @@ def collect(
     audio: bool = False,
     keep_audio: str | os.PathLike[str] | None = None,
     analysis_workers: int | None = None,
-    analysis_batch: int | None = None,
 ) -> CrawlSummary:
     """Crawl artists from Deezer's public API into the relational layout in ``out`` (resumable).
 
@@ -477,9 +476,6 @@ def collect(
         analysed.
     analysis_workers : int, optional
         Worker processes analysing previews (default: one per core).
-    analysis_batch : int, optional
-        Previews handed to the analyser at a time at most (default four per worker; see
-        :class:`.previews.AnalysisQueue`).
 
     Returns
     -------
@@ -512,7 +508,7 @@ def collect(
         crawler = _Crawler(api, session, since, notify)
         if audio:
             previews = PreviewCollector(session, crawler.fresh_preview_link, keep_audio=keep,
-                                        analyser=AnalysisQueue(analysis_workers, analysis_batch),
+                                        analyser=AnalysisQueue(analysis_workers),
                                         downloader=PreviewDownloader(policy, sleep, log))
             crawler.previews = previews
             analysed = session.store.db.execute("SELECT COUNT(*) FROM preview WHERE status = 'analysed'")

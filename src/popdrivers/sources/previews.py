@@ -163,33 +163,27 @@ def _seconds(value: str | None) -> float | None:
 
 # ------------------------------------------------------------------------------------------------- analysing
 class AnalysisQueue:
-    """Audio files analysed by :mod:`popdrivers.audio`'s worker processes while the caller goes on.
+    """Audio files analysed by :mod:`popdrivers.audio`'s long-lived worker processes while the caller goes on.
 
     :meth:`submit` never blocks; :meth:`results` returns what has finished as ``(key, outcome)`` pairs, where
-    ``outcome`` is ``{"row": the canonical row, "seconds": wall time}`` or ``{"error": reason}``. The analyser's
-    time and memory limits apply to every file; a file that fails costs only itself.
+    ``outcome`` is ``{"row": the canonical row}`` or ``{"error": reason}``. The analyser's time and memory limits
+    apply to every file; a file that fails costs only itself.
 
-    popdrivers.audio analyses a list of files at a time (:func:`popdrivers.audio.analyze_files`, a pool of
-    long-lived workers per call, whose start-up costs a few seconds of CPU): a background thread hands it what
-    has arrived since the last call, up to ``batch`` files, after waiting ``linger`` seconds for more when only a
-    few are there. Its workers read their tasks from a pipe: they end when this process does.
+    A background thread owns a :class:`popdrivers.audio.AnalysisStream`: it hands each file to the stream as it
+    arrives and polls the stream often (the stream dispatches work and enforces its time limit when polled), so
+    the workers stay busy while the crawl waits for its quota. Its workers read their tasks from a pipe: they end
+    when this process does.
 
     Parameters
     ----------
     jobs : int, optional
         Worker processes (default: one per core).
-    batch : int, optional
-        Files per call at most (default ``16 * jobs``): larger batches share the workers' start-up over more
-        files, smaller ones return results sooner.
-    linger : float
-        Seconds to wait for a fuller batch before starting one.
     """
 
-    def __init__(self, jobs: int | None = None, batch: int | None = None, linger: float = 1.0):
+    POLL_SECONDS = 0.2
+
+    def __init__(self, jobs: int | None = None):
         self.jobs = max(1, jobs or os.cpu_count() or 1)
-        self.batch = max(1, batch or 16 * self.jobs)
-        self.linger = linger
-        self.batches = 0  # calls to the analyser (each starts its workers)
         self._in: queue.Queue[tuple[Any, Path] | None] = queue.Queue()
         self._out: queue.Queue[tuple[Any, dict[str, Any]]] = queue.Queue()
         self._pending = 0
@@ -228,65 +222,60 @@ class AnalysisQueue:
         return out
 
     def close(self, wait: bool = True) -> None:
-        """Stop after the batch in progress (``wait``: and wait for it); files not started are dropped."""
+        """Stop the workers (``wait``: after the thread has stopped them); files not finished are dropped."""
         self._closed = True
-        while True:  # files not handed to the analyser yet are dropped
-            try:
-                self._in.get_nowait()
-            except queue.Empty:
-                break
         self._in.put(None)
         if wait and self._thread is not None:
             self._thread.join()
 
     def _run(self) -> None:
-        while True:
-            first = self._in.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            until = time.monotonic() + self.linger
-            while len(batch) < self.batch:
-                try:
-                    item = self._in.get(timeout=max(0.0, until - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                batch.append(item)
-            self._analyse(batch)
-            if stop:
-                return
-
-    def _analyse(self, batch: list[tuple[Any, Path]]) -> None:
-        started = time.perf_counter()
-        self.batches += 1
+        inside: set[Any] = set()  # keys handed to the stream, outcome not out yet
+        broken: str | None = None  # the analyser cannot run at all: every file says why
+        stream = None
         try:
-            from popdrivers.audio import analyze_files
+            from popdrivers.audio import AnalysisStream
 
-            analyses, failures = analyze_files([path for _, path in batch], jobs=min(self.jobs, len(batch)))
-        except Exception as exc:  # noqa: BLE001 (e.g. the workers could not start: every file says why)
-            for key, _ in batch:
-                self._out.put((key, {"error": f"{type(exc).__name__}: {exc}"}))
-            return
-        seconds = (time.perf_counter() - started) * min(self.jobs, len(batch)) / len(batch)
-        by_path = {Path(path).resolve(): key for key, path in batch}
-        answered = set()
-        for analysis in analyses:
-            key = by_path.get(Path(analysis.file).resolve())
-            if key is not None:
-                answered.add(key)
-                self._out.put((key, {"row": analysis.to_row(), "seconds": seconds}))
-        for failure in failures:
-            key = by_path.get(Path(failure.file).resolve())
-            if key is not None and key not in answered:
-                answered.add(key)
-                self._out.put((key, {"error": failure.reason}))
-        for key, _ in batch:
-            if key not in answered:
-                self._out.put((key, {"error": "the analyser returned nothing for this file"}))
+            stream = AnalysisStream(jobs=self.jobs)
+        except Exception as exc:  # noqa: BLE001 (reported per file)
+            broken = f"the audio analyser cannot start ({type(exc).__name__}: {exc})"
+        try:
+            while True:
+                try:  # wait for work only when nothing is being analysed
+                    item = self._in.get(timeout=None if not inside else self.POLL_SECONDS / 4)
+                except queue.Empty:
+                    item = ()
+                while item != ():
+                    if item is None:
+                        return
+                    key, path = item
+                    if broken is not None:
+                        self._out.put((key, {"error": broken}))
+                    else:
+                        inside.add(key)
+                        stream.submit(key, path)  # type: ignore[union-attr]
+                    try:
+                        item = self._in.get_nowait()
+                    except queue.Empty:
+                        item = ()
+                if not inside:
+                    continue
+                try:
+                    finished = stream.results(timeout=self.POLL_SECONDS)  # type: ignore[union-attr]
+                except Exception as exc:  # noqa: BLE001 (e.g. its workers could not start)
+                    broken = f"the audio analyser stopped ({type(exc).__name__}: {exc})"
+                    for key in inside:
+                        self._out.put((key, {"error": broken}))
+                    inside.clear()
+                    continue
+                for key, outcome in finished:
+                    inside.discard(key)
+                    if hasattr(outcome, "to_row"):
+                        self._out.put((key, {"row": outcome.to_row()}))
+                    else:
+                        self._out.put((key, {"error": getattr(outcome, "reason", str(outcome))}))
+        finally:
+            if stream is not None:
+                stream.close()
 
 
 def measured_features(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -329,11 +318,10 @@ class PreviewReport:
     pending: int = 0  # fetched tracks whose preview is not decided (a transient failure: the next run asks again)
     reasons: dict[str, int] = field(default_factory=dict)  # "missing: ..." / "failed: ..." -> tracks
     features_source: tuple[str, ...] = ()
-    # analyser time per preview: wall time of each call x its workers / its files (start-up shared in)
-    cpu_seconds_per_preview: float | None = None
+    # seconds from handing the file to the analyser to its result (queueing included), mean per preview
+    analysis_seconds_per_preview: float | None = None
     downloads: int = 0  # requests to the CDN in this run
     refreshed_links: int = 0  # fresh links asked for in this run (expired or refused, or after a restart)
-    analysis_calls: int = 0  # batches handed to popdrivers.audio in this run (each starts its workers)
 
     def describe(self) -> str:
         why = "; ".join(f"{n} {reason}" for reason, n in sorted(self.reasons.items(), key=lambda kv: -kv[1]))
@@ -344,8 +332,8 @@ class PreviewReport:
     def to_dict(self) -> dict[str, Any]:
         return {"analysed": self.analysed, "missing": self.missing, "failed": self.failed, "pending": self.pending,
                 "reasons": dict(self.reasons), "features_source": list(self.features_source),
-                "cpu_seconds_per_preview": self.cpu_seconds_per_preview, "downloads": self.downloads,
-                "refreshed_links": self.refreshed_links, "analysis_calls": self.analysis_calls}
+                "analysis_seconds_per_preview": self.analysis_seconds_per_preview, "downloads": self.downloads,
+                "refreshed_links": self.refreshed_links}
 
 
 @dataclass
@@ -371,8 +359,8 @@ class PreviewCollector:
     downloader : PreviewDownloader
     analyser : AnalysisQueue
     backlog : int, optional
-        Previews in flight at most (downloading or analysing); default two batches of the analyser plus the
-        download threads.
+        Previews in flight at most (downloading or analysing); default four per analysis worker plus the
+        download threads: enough to keep every worker busy, little enough to bound the spool.
     keep_audio : path-like, optional
         Keep each downloaded preview as ``DIR/<track_id>.mp3`` (default: deleted once analysed).
     """
@@ -382,7 +370,7 @@ class PreviewCollector:
                  keep_audio: str | os.PathLike[str] | None = None, download_threads: int = DOWNLOAD_THREADS):
         self.session, self.store, self.log = session, session.store, session.log
         self.fresh_link, self.downloader, self.analyser = fresh_link, downloader, analyser
-        self.backlog = backlog or 2 * analyser.batch + download_threads
+        self.backlog = backlog or 4 * analyser.jobs + download_threads
         self.spool = session.out / SPOOL_NAME
         self.spool.mkdir(exist_ok=True)
         self.keep_audio = Path(keep_audio) if keep_audio is not None else None
@@ -539,22 +527,21 @@ class PreviewCollector:
             return
         row = outcome["row"]
         self._record(track_id, "analysed", features=measured_features(row), source=preview_source(row),
-                     sha256=job.sha256, seconds=time.perf_counter() - job.started,
-                     cpu_seconds=outcome.get("seconds"), path=job.path)
+                     sha256=job.sha256, seconds=time.perf_counter() - job.started, path=job.path)
 
     def _record(self, track_id: str, status: str, *, reason: str | None = None,
                 features: Mapping[str, Any] | None = None, source: str | None = None, sha256: str | None = None,
-                seconds: float | None = None, cpu_seconds: float | None = None, path: Path | None = None) -> None:
+                seconds: float | None = None, path: Path | None = None) -> None:
         with self.store.transaction():
             self.store.put_preview(track_id, status, reason=reason, features=features, source=source,
-                                   sha256=sha256, seconds=seconds, cpu_seconds=cpu_seconds)
+                                   sha256=sha256, seconds=seconds)
             self.session.checkpoint_stats()
         self.analysed_now += status == "analysed"
         event: dict[str, Any] = {"event": f"preview_{status}", "track_id": track_id}
         if reason:
             event["reason"] = reason
-        if cpu_seconds is not None:
-            event["cpu_seconds"] = round(cpu_seconds, 3)
+        if seconds is not None:
+            event["seconds"] = round(seconds, 3)
         self.log(event)
         if path is not None:  # only after the outcome is committed: a kill before it re-analyses the spool
             self._release(path, track_id)
@@ -576,22 +563,22 @@ class PreviewCollector:
         ids = list(track_ids)
         outcomes = self.store.preview_outcomes(ids)
         return preview_report(outcomes, len(ids), downloads=self.downloader.requests,
-                              refreshed_links=self.refreshed_links, analysis_calls=self.analyser.batches)
+                              refreshed_links=self.refreshed_links)
 
 
 def preview_report(outcomes: Mapping[str, Mapping[str, Any]], tracks: int, *, downloads: int = 0,
-                   refreshed_links: int = 0, analysis_calls: int = 0) -> PreviewReport:
+                   refreshed_links: int = 0) -> PreviewReport:
     """A :class:`PreviewReport` from stored outcomes of a crawl of ``tracks`` tracks."""
     counts = Counter(o["status"] for o in outcomes.values())
     reasons = Counter(f"{o['status']}: {o['reason']}" for o in outcomes.values()
                       if o["status"] != "analysed" and o.get("reason"))
-    cpu = [o["cpu_seconds"] for o in outcomes.values() if o["status"] == "analysed" and o.get("cpu_seconds")]
+    took = [o["seconds"] for o in outcomes.values() if o["status"] == "analysed" and o.get("seconds")]
     sources = sorted({o["source"] for o in outcomes.values() if o.get("source")})
     return PreviewReport(analysed=counts["analysed"], missing=counts["missing"], failed=counts["failed"],
                          pending=max(0, tracks - sum(counts.values())), reasons=dict(reasons),
                          features_source=tuple(sources),
-                         cpu_seconds_per_preview=round(sum(cpu) / len(cpu), 4) if cpu else None,
-                         downloads=downloads, refreshed_links=refreshed_links, analysis_calls=analysis_calls)
+                         analysis_seconds_per_preview=round(sum(took) / len(took), 3) if took else None,
+                         downloads=downloads, refreshed_links=refreshed_links)
 
 
 def apply_previews(tables: Mapping[str, list[dict[str, Any]]], outcomes: Mapping[str, Mapping[str, Any]]

@@ -197,11 +197,6 @@ class DeezerCatalog:
         key, mode = PREVIEW_KEYS[(track_id // len(PREVIEW_TEMPI)) % len(PREVIEW_KEYS)]
         return {"tempo": PREVIEW_TEMPI[variant], "key": key, "mode": mode}
 
-    def tracks_with_preview(self, names: list[str]) -> set[str]:
-        """Ids (as text) of the tracks of ``names`` whose preview is real audio."""
-        ids = set(self.expected(names)["track"]["track_id"])
-        return {t for t in ids if self.preview_kind(int(t)) == "audio"}
-
     # ----- JSON shapes
     def artist_json(self, artist: DArtist, base: str) -> dict[str, Any]:
         return {"id": artist.id, "name": artist.name, "link": f"https://www.deezer.com/artist/{artist.id}",

@@ -101,12 +101,14 @@ def main() -> None:
           f"{os.cpu_count()} cores, load {load[0]:.1f} / {load[1]:.1f} (1 / 5 min), {args.seconds:g} s previews, "
           f"{args.workers} analysis workers")
     print("| tracks | API requests | quota-bound minimum s | wall s | wall / minimum | previews analysed / missing / "
-          "failed / not done | CDN downloads | links refreshed | analysis CPU s per preview (crawl) | "
+          "failed / not done | CDN downloads | links refreshed | crawl waited for analysis s | analysis after the "
+          "last request s | analysis CPU s per preview (crawl) | "
           "CPU s per preview (alone) | worker start-up CPU s | crawl process CPU s |")
-    print("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| {summary.tracks} | {summary.requests} | {minimum:.1f} | {wall:.1f} | {wall / minimum:.2f} | "
           f"{p.get('analysed')} / {p.get('missing')} / {p.get('failed')} / {p.get('pending')} | {downloads} | "
-          f"{p.get('refreshed_links')} | "
+          f"{p.get('refreshed_links')} | {p.get('waited_for_analysis_seconds')} | "
+          f"{p.get('analysis_after_crawl_seconds')} | "
           f"{cpu_children / max(1, p.get('analysed') or 1):.2f} | {per_preview:.2f} | "
           f"{startup:.1f} | {cpu_self:.1f} |")
     print()

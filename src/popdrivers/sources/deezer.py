@@ -555,6 +555,6 @@ def collect(
              "retries": summary.retries, "skipped": summary.skipped_replies})
         return summary
     finally:
-        if previews is not None:
-            previews.close(wait=False)  # after finish() nothing is left; after an error, drop what is in flight
+        if previews is not None:  # after finish() nothing is in flight; after an error, downloads are dropped
+            previews.close(wait=False)
         session.close()

@@ -322,6 +322,10 @@ class PreviewReport:
     analysis_seconds_per_preview: float | None = None
     downloads: int = 0  # requests to the CDN in this run
     refreshed_links: int = 0  # fresh links asked for in this run (expired or refused, or after a restart)
+    # Where the CPU set the pace in this run: seconds the crawl waited for the analyser with the backlog full,
+    # and seconds of analysis left after the last API request.
+    waited_for_analysis_seconds: float = 0.0
+    analysis_after_crawl_seconds: float = 0.0
 
     def describe(self) -> str:
         why = "; ".join(f"{n} {reason}" for reason, n in sorted(self.reasons.items(), key=lambda kv: -kv[1]))
@@ -333,7 +337,9 @@ class PreviewReport:
         return {"analysed": self.analysed, "missing": self.missing, "failed": self.failed, "pending": self.pending,
                 "reasons": dict(self.reasons), "features_source": list(self.features_source),
                 "analysis_seconds_per_preview": self.analysis_seconds_per_preview, "downloads": self.downloads,
-                "refreshed_links": self.refreshed_links}
+                "refreshed_links": self.refreshed_links,
+                "waited_for_analysis_seconds": round(self.waited_for_analysis_seconds, 1),
+                "analysis_after_crawl_seconds": round(self.analysis_after_crawl_seconds, 1)}
 
 
 @dataclass
@@ -383,6 +389,8 @@ class PreviewCollector:
         self._given_up: set[str] = set()  # transient failures in this run: asked again by the next run
         self.refreshed_links = 0
         self.analysed_now = 0  # previews analysed in this run (the progress line)
+        self.waited_seconds = 0.0  # the crawl waiting for the analyser (backlog full)
+        self.drain_seconds = 0.0  # analysis left once the crawl's requests were done
 
     # ----- what the crawler calls
     def track_fetched(self, track_id: str, link: str | None) -> None:
@@ -436,15 +444,18 @@ class PreviewCollector:
 
     def finish(self) -> None:
         """Wait for every preview in flight and commit them; spooled files already decided are removed."""
+        started = time.perf_counter()
         self.commit_ready(block=True)
+        self.drain_seconds += time.perf_counter() - started
         for path in self.spool.glob("*.mp3"):
             if self.store.has_preview_outcome(path.stem):  # decided, then killed before the file was released
                 self._release(path, path.stem)
 
     def close(self, wait: bool = True) -> None:
-        """Stop the download threads and the analyser (``wait=False``: drop what is in flight)."""
+        """Stop the download threads (``wait=False``: without waiting for those in progress) and the analyser's
+        workers (always waited for: a second or two, so no worker outlives the crawl)."""
         self._downloads.shutdown(wait=wait, cancel_futures=True)
-        self.analyser.close(wait=wait)
+        self.analyser.close(wait=True)
 
     def _handle(self, done: set[cf.Future]) -> None:
         for future in done:
@@ -457,8 +468,10 @@ class PreviewCollector:
         return self.spool / f"{track_id}.mp3"
 
     def _wait_below_backlog(self) -> None:
+        started = time.perf_counter()
         while self.in_flight >= self.backlog:
             self._step(0.05)
+        self.waited_seconds += time.perf_counter() - started
 
     def _start_download(self, track_id: str, link: str, attempt: int) -> None:
         self._wait_below_backlog()
@@ -562,8 +575,11 @@ class PreviewCollector:
         """Counts over ``track_ids`` (the crawl's tracks), with the reasons of what was lost."""
         ids = list(track_ids)
         outcomes = self.store.preview_outcomes(ids)
-        return preview_report(outcomes, len(ids), downloads=self.downloader.requests,
-                              refreshed_links=self.refreshed_links)
+        report = preview_report(outcomes, len(ids), downloads=self.downloader.requests,
+                                refreshed_links=self.refreshed_links)
+        report.waited_for_analysis_seconds = self.waited_seconds
+        report.analysis_after_crawl_seconds = self.drain_seconds
+        return report
 
 
 def preview_report(outcomes: Mapping[str, Mapping[str, Any]], tracks: int, *, downloads: int = 0,

@@ -9,12 +9,23 @@ gets an error. Unknown ids answer HTTP 200 with ``{"error": {"code": 800, "messa
 The quota is real: more than ``quota`` requests within ``window`` seconds of ``clock`` answer HTTP 200 with
 Deezer's quota error (``code 4``). Pass a :class:`FakeClock` shared with the client to make that deterministic.
 Faults (status, malformed JSON, quota error, dropped connection, gate) are injected per request path.
+
+**Previews.** ``/track/{id}`` carries a ``preview`` link, as Deezer's does: a signed CDN URL that expires
+(``/preview/{id}.mp3?hdnea=exp=...~acl=...~hmac=...``, checked against ``clock``; expired or forged links answer
+403, or ``expired_status``). The server answers it with a real, decodable MP3 made on the spot (numpy signal,
+encoded by soundfile's libsndfile): a click track at a known tempo over a sustained chord in a known key
+(:meth:`DeezerCatalog.preview_truth`). About one track in eight has no preview (``"preview": ""``, as Deezer
+writes it) and one in twenty serves bytes that are not audio. Preview downloads come from Deezer's CDN, another
+host: they are not counted against the API quota. :meth:`FakeDeezer.stale_links` makes the next links issued for
+a track already expired.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
+import io
 import json
 import math
 import random
@@ -31,6 +42,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pandas as pd
 from fake_spotify import Fault, QuietServer
 
+PREVIEW_TEMPI = (90.0, 100.0, 110.0, 120.0, 128.0, 140.0)  # click tracks the tempo estimators find reliably
+PREVIEW_KEYS = ((0, 1), (7, 1), (9, 0), (2, 1), (4, 0), (5, 1))  # (pitch class, mode) of each preview's chord
+PREVIEW_SAMPLE_RATE = 22050
+_LINK_SECRET = b"fake-deezer-cdn"
 QUOTA_ERROR = {"error": {"type": "Exception", "message": "Quota limit exceeded", "code": 4}}
 NO_DATA = {"error": {"type": "DataException", "message": "no data", "code": 800}}
 RANK_CEILING = 1_000_000
@@ -166,6 +181,22 @@ class DeezerCatalog:
     def artist_named(self, name: str) -> DArtist:
         return next(a for a in self.artists.values() if a.name == name)
 
+    # ----- previews (decided from the track id, so the rest of the catalogue is what it was before previews)
+    @staticmethod
+    def preview_kind(track_id: int) -> str:
+        """``"audio"`` (a decodable MP3), ``"none"`` (Deezer gives no preview) or ``"broken"`` (bytes, not audio)."""
+        digest = int(hashlib.sha256(f"preview:{track_id}".encode()).hexdigest()[:8], 16)
+        if digest % 8 == 0:
+            return "none"
+        return "broken" if digest % 20 == 1 else "audio"
+
+    @staticmethod
+    def preview_truth(track_id: int) -> dict[str, float]:
+        """What the preview of ``track_id`` is made of: its click tempo (BPM), chord key and mode."""
+        variant = track_id % len(PREVIEW_TEMPI)
+        key, mode = PREVIEW_KEYS[(track_id // len(PREVIEW_TEMPI)) % len(PREVIEW_KEYS)]
+        return {"tempo": PREVIEW_TEMPI[variant], "key": key, "mode": mode}
+
     # ----- JSON shapes
     def artist_json(self, artist: DArtist, base: str) -> dict[str, Any]:
         return {"id": artist.id, "name": artist.name, "link": f"https://www.deezer.com/artist/{artist.id}",
@@ -195,9 +226,10 @@ class DeezerCatalog:
                 "explicit_lyrics": track.explicit, "artist": {"id": artist.id, "name": artist.name, "type": "artist"},
                 "type": "track"}
 
-    def track_json(self, track: DTrack) -> dict[str, Any]:
+    def track_json(self, track: DTrack, preview: str = "") -> dict[str, Any]:
         album = self.albums[track.album_id]
-        return {**self.track_summary(track), "release_date": album.release_date, "bpm": track.bpm,
+        return {**self.track_summary(track), "preview": preview, "release_date": album.release_date,
+                "bpm": track.bpm,
                 "gain": track.gain, "available_countries": ["FR", "US"],
                 "contributors": [{"id": a, "name": self.artists[a].name, "type": "artist",
                                   "role": "Main" if a == track.artist_id else "Featured"}
@@ -256,8 +288,12 @@ class FakeDeezer:
     """The running server: ``api_base`` (a host root), ``faults``, the request ``log``; stop with :meth:`stop`."""
 
     def __init__(self, catalog: DeezerCatalog, clock=time.monotonic, quota: int = 50, window: float = 5.0,
-                 delay: float = 0.0):
+                 delay: float = 0.0, preview_seconds: float = 4.0, preview_ttl: float = 600.0,
+                 expired_status: int = 403):
         self.catalog, self.clock, self.quota, self.window, self.delay = catalog, clock, quota, window, delay
+        self.preview_seconds, self.preview_ttl, self.expired_status = preview_seconds, preview_ttl, expired_status
+        self._stale: dict[int, int] = {}  # track id -> links still to issue already expired
+        self._clips: dict[tuple[float, int, int], bytes] = {}
         self.faults: list[Fault] = []
         self.log: list[tuple[str, int, str]] = []  # (path+query, HTTP status, "ok" | "quota" | "error" | fault)
         self._recent: deque[float] = deque()
@@ -279,6 +315,54 @@ class FakeDeezer:
             fault.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    # ----- previews
+    def stale_links(self, track_id: int, times: int = 1) -> None:
+        """The next ``times`` preview links issued for ``track_id`` are already expired when the client gets them."""
+        with self._lock:
+            self._stale[track_id] = self._stale.get(track_id, 0) + times
+
+    def preview_link(self, track_id: int) -> str:
+        """A signed link to the track's preview, valid ``preview_ttl`` seconds of ``clock`` (like Deezer's hdnea)."""
+        with self._lock:
+            stale = self._stale.get(track_id, 0)
+            if stale:
+                self._stale[track_id] = stale - 1
+        expires = self.clock() + (-1.0 if stale else self.preview_ttl)
+        acl = f"/preview/{track_id}.mp3"
+        token = f"exp={expires:.3f}~acl={acl}"
+        signature = hmac.new(_LINK_SECRET, token.encode(), hashlib.sha256).hexdigest()[:20]
+        return f"{self.api_base}{acl}?hdnea={token}~hmac={signature}"
+
+    def preview_bytes(self, track_id: int) -> bytes:
+        """The preview file: a real MP3 (cached per tempo, key and mode), or, for a broken one, not audio."""
+        if self.catalog.preview_kind(track_id) == "broken":
+            return b"<html><body>503 upstream preview unavailable</body></html>" * 20
+        truth = self.catalog.preview_truth(track_id)
+        key = (truth["tempo"], truth["key"], truth["mode"])
+        with self._lock:
+            clip = self._clips.get(key)
+        if clip is None:
+            clip = preview_mp3(*key, seconds=self.preview_seconds)
+            with self._lock:
+                self._clips[key] = clip
+        return clip
+
+    def _check_link(self, path: str, query: dict[str, str]) -> int | None:
+        """None for a valid unexpired link to an existing preview, else the HTTP status the CDN answers."""
+        m = re.fullmatch(r"/preview/(\d+)\.mp3", path)
+        if m is None or int(m[1]) not in self.catalog.tracks:
+            return 404
+        token, _, signature = query.get("hdnea", "").rpartition("~hmac=")
+        fields = dict(part.split("=", 1) for part in token.split("~") if "=" in part)
+        good = hmac.new(_LINK_SECRET, token.encode(), hashlib.sha256).hexdigest()[:20]
+        if not hmac.compare_digest(signature, good) or fields.get("acl") != path:
+            return 403
+        if float(fields.get("exp", 0)) < self.clock():
+            return self.expired_status
+        if self.catalog.preview_kind(int(m[1])) == "none":
+            return 404
+        return None
 
     def requests_to(self, pattern: str, outcome: str | None = None) -> int:
         with self._lock:
@@ -317,12 +401,13 @@ class FakeDeezer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, body: Any, outcome: str, raw: bytes | None = None) -> None:
+            def _send(self, status: int, body: Any, outcome: str, raw: bytes | None = None,
+                      content_type: str = "application/json; charset=utf-8") -> None:
                 data = raw if raw is not None else json.dumps(body).encode()
                 with server._lock:
                     server.log.append((self.path, status, outcome))
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -331,6 +416,8 @@ class FakeDeezer:
                 if server.delay:
                     time.sleep(server.delay)
                 fault = server._take_fault(self.path)
+                if self.path.startswith("/preview/"):
+                    return self._preview(fault)
                 over = server._over_quota()
                 if fault is not None:
                     if fault.kind == "gate":
@@ -360,6 +447,27 @@ class FakeDeezer:
                 if fault is not None and fault.kind == "missing" and isinstance(body, dict):
                     body = {k: v for k, v in body.items() if k != fault.drop_field}
                 return self._send(200, body, "error" if "error" in body else "ok")
+
+            def _preview(self, fault: Fault | None) -> None:
+                """The CDN: outside the API quota; its own faults (status, drop, gate, truncated body)."""
+                if fault is not None:
+                    if fault.kind == "gate":
+                        fault.reached.set()
+                        fault.release.wait(30)
+                    elif fault.kind == "status":
+                        return self._send(fault.status, None, "fault", raw=b"", content_type="text/plain")
+                    elif fault.kind == "drop":
+                        with server._lock:
+                            server.log.append((self.path, 0, "fault"))
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return None
+                url = urlsplit(self.path)
+                refused = server._check_link(url.path, {k: v[0] for k, v in parse_qs(url.query).items()})
+                if refused is not None:
+                    return self._send(refused, None, "refused", raw=b"", content_type="text/plain")
+                track_id = int(url.path.rsplit("/", 1)[1].split(".")[0])
+                return self._send(200, None, "preview", raw=server.preview_bytes(track_id), content_type="audio/mpeg")
 
         return Handler
 
@@ -392,7 +500,10 @@ class FakeDeezer:
                               cat.track_summary)
         if m := re.fullmatch(r"/track/(\d+)", path):
             track = cat.tracks.get(int(m[1]))
-            return cat.track_json(track) if track else NO_DATA
+            if track is None:
+                return NO_DATA
+            has_preview = cat.preview_kind(track.id) != "none"
+            return cat.track_json(track, self.preview_link(track.id) if has_preview else "")
         return {"error": {"type": "DataException", "message": "no data", "code": 800}}
 
     def _page(self, path: str, query: dict[str, str], items: list[Any], index: int, limit: int,
@@ -407,6 +518,34 @@ class FakeDeezer:
             at = max(0, index - limit)
             body["prev"] = f"{self.api_base}{path}?{urlencode({**keep, 'index': at, 'sig': _sig(path, at)})}"
         return body
+
+
+def preview_mp3(tempo: float, key: int, mode: int, seconds: float = 4.0,
+                sample_rate: int = 44100) -> bytes:
+    """An MP3 of ``seconds``: clicks on every beat at ``tempo`` (accented downbeats of 4/4) over a sustained
+    triad on pitch class ``key`` (``mode`` 1 major, 0 minor), encoded by soundfile (libsndfile's MP3 writer)."""
+    import numpy as np
+    import soundfile
+
+    n = int(seconds * sample_rate)
+    t = np.arange(n) / sample_rate
+    root = 48 + key  # MIDI note in the octave below middle C
+    chord = np.zeros(n)
+    for note in (root, root + (4 if mode else 3), root + 7, root + 12):
+        freq = 440.0 * 2 ** ((note - 69) / 12)
+        chord += sum(np.sin(2 * np.pi * h * freq * t) / h for h in (1, 2, 3))
+    signal = 0.08 * chord
+    click_t = np.arange(int(0.03 * sample_rate)) / sample_rate
+    click = np.sin(2 * np.pi * 1200 * click_t) * np.exp(-click_t / 0.005)
+    beat = 0
+    while (start := int(round(beat * 60.0 / tempo * sample_rate))) < n:
+        end = min(n, start + click.size)
+        signal[start:end] += (0.9 if beat % 4 == 0 else 0.5) * click[: end - start]
+        beat += 1
+    buffer = io.BytesIO()
+    soundfile.write(buffer, (signal / max(1.0, np.abs(signal).max())).astype("float32"), sample_rate,
+                    format="MP3")
+    return buffer.getvalue()
 
 
 @contextlib.contextmanager

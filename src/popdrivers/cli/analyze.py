@@ -39,6 +39,11 @@ def analyze_command(
     use_cache: bool = typer.Option(True, "--cache/--no-cache",
                                    help="Keep results by content hash in OUT.cache.json, so a rerun analyses only "
                                         "new or changed files (and a killed run resumes)."),
+    service: str | None = typer.Option(
+        None, "--service", metavar="reccobeats",
+        help="Opt-in: SEND each named file to this third-party service (only 'reccobeats': "
+             "api.reccobeats.com, files up to 5 MB, first 30 s analysed) instead of analysing it on this machine. "
+             "The audio leaves this machine. Without this option nothing is sent."),
 ) -> None:
     """Analyse audio into tempo, key, mode, loudness, time signature, duration and popdrivers' descriptors.
 
@@ -47,6 +52,10 @@ def analyze_command(
     """
     if out.suffix.lower() not in _TABLE_SUFFIXES:
         raise InputError(f"--out {out}: use a .csv or .parquet file name")
+    if service is not None:  # the audio leaves the machine: only when asked, and said plainly first
+        from popdrivers.cli._analyze_service import analyze_with_service
+
+        return analyze_with_service(service, paths, out)
     from popdrivers.artifacts import write_text_atomic
     from popdrivers.audio import analyses_to_table, analyze_each
     from popdrivers.progress import rich_progress

@@ -114,6 +114,14 @@ class Retry(Exception):
         self.reason, self.wait, self.rate_limited, self.free = reason, wait, rate_limited, free
 
 
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds of a reply's ``Retry-After`` header (a number of seconds), None when absent or not a number."""
+    try:
+        return max(0.0, float((headers or {})["Retry-After"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 class RequestPacer:
     """At most ``max_requests`` requests in any window of ``per_seconds`` (a rolling window).
 
@@ -262,9 +270,15 @@ class CrawlSummary:
     complete: bool
     elapsed_seconds: float
     notes: tuple[str, ...] = field(default=())
+    # Deezer --audio: {"analysed", "missing", "failed", "pending", "reasons", ...} (see sources.previews)
+    previews: Mapping[str, Any] | None = None
+    # --audio-features SERVICE (ReccoBeats): {"service", "asked", "found", "unknown", ...}
+    audio_features_service: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for key in ("previews", "audio_features_service"):
+            data[key] = dict(data[key]) if data[key] is not None else None
         for key in ("artists_ambiguous", "artists_not_found", "notes"):
             data[key] = list(data[key])
         return data
@@ -291,8 +305,11 @@ class CrawlSession:
         self.store = CrawlStore.open(self.out)
         self.log = CrawlLog(self.out / LOG_NAME)
         self.runner: RequestRunner | None = None
+        self.runners: dict[str, RequestRunner] = {}  # counter prefix -> runner ("" the source's own API)
         self.skipped = 0
         self._progress: dict[str, Any] = {"done": 0, "total": 0, "shown": 0.0, "callback": None}
+        # A stage running beside the requests (analysed previews) adds its count to the progress line.
+        self.progress_note: Callable[[], str] | None = None
 
     def close(self) -> None:
         self.store.close()
@@ -316,21 +333,26 @@ class CrawlSession:
                     f"the same --{key} to resume it, add --refresh to start over, or choose another --out folder")
 
     # ----- counters
-    def attach(self, runner: RequestRunner) -> None:
-        """Count ``runner``'s requests on top of those of earlier runs of this crawl."""
-        self.runner = runner
+    def attach(self, runner: RequestRunner, prefix: str = "") -> None:
+        """Count ``runner``'s requests on top of those of earlier runs of this crawl.
+
+        The source's own API has no ``prefix``; another service the crawl asks (ReccoBeats) is counted apart,
+        under ``prefix`` ("reccobeats_requests", ...).
+        """
+        if not prefix:
+            self.runner = runner
+            runner.on_request = self.report
+        self.runners[prefix] = runner
         with self.store.transaction():
             for key in self.COUNTERS:
-                self.store.set_meta(f"base_{key}", self.store.get_meta(key, "0"))
-        runner.on_request = self.report
+                self.store.set_meta(f"base_{prefix}{key}", self.store.get_meta(prefix + key, "0"))
 
     def checkpoint_stats(self) -> None:
         """Persist the request counters with each checkpoint (a killed run still counts its requests)."""
-        if self.runner is None:
-            return
-        for key in self.COUNTERS:
-            base = int(self.store.get_meta(f"base_{key}", "0") or 0)
-            self.store.set_meta(key, base + getattr(self.runner.stats, key))
+        for prefix, runner in self.runners.items():
+            for key in self.COUNTERS:
+                base = int(self.store.get_meta(f"base_{prefix}{key}", "0") or 0)
+                self.store.set_meta(prefix + key, base + getattr(runner.stats, key))
 
     def counter(self, key: str) -> int:
         return int(self.store.get_meta(key, "0") or 0)
@@ -357,9 +379,10 @@ class CrawlSession:
             return
         progress["shown"] = time.monotonic()
         stats = self.runner.stats if self.runner is not None else ApiStats()
+        note = f" · {self.progress_note()}" if self.progress_note is not None else ""
         progress["callback"](progress["done"], progress["total"],
                              f"{self.store.count('track'):,} tracks · {stats.requests:,} requests · "
-                             f"{stats.retries:,} retries")
+                             f"{stats.retries:,} retries{note}")
 
     # ----- crawl.json
     def write_summary(self, summary: CrawlSummary, **extra: Any) -> None:
@@ -379,23 +402,30 @@ class ExportedTables:
 
 def export_tables(session: CrawlSession, artist_ids: Sequence[str], source: str,
                   own_popularity: Callable[[dict[str, list[dict[str, Any]]]], None],
-                  popularity: TrackMatcher | None = None, audio: TrackMatcher | None = None) -> ExportedTables:
+                  popularity: TrackMatcher | None = None, audio: TrackMatcher | None = None,
+                  measured: Callable[[dict[str, list[dict[str, Any]]]], Sequence[str]] | None = None
+                  ) -> ExportedTables:
     """Build the tables from the store, set popularity and its source, merge the files, write the CSVs.
 
     ``own_popularity`` sets ``track_popularity``/``track_popularity_source`` from what the source gave (Spotify's
     value, or the transform of Deezer's rank); a ``popularity`` file then replaces it for every track.
+    ``measured`` puts features measured by popdrivers (analysed previews) into the audio rows and returns the
+    extra ``audio.csv`` columns; a features file then fills only the tracks still without features.
     """
     tables = session.store.tables(list(artist_ids))
     own_popularity(tables)
+    extra_audio = tuple(measured(tables)) if measured is not None else ()
     popularity_merge = merge_popularity(tables, popularity) if popularity is not None else None
     audio_merge = merge_audio_features(tables, audio) if audio is not None else None
-    write_tables(session.out, tables, source)
+    write_tables(session.out, tables, source, extra_audio)
     return ExportedTables(tables, popularity_merge, audio_merge)
 
 
 def summarize(session: CrawlSession, exported: ExportedTables, *, source: str, access_level: str, market: str,
               since: str | None, queries: Sequence[str], resolved: Sequence[str], popularity: str,
-              audio_features: str, complete: bool, started: float, notes: Sequence[str]) -> CrawlSummary:
+              audio_features: str, complete: bool, started: float, notes: Sequence[str],
+              previews: Mapping[str, Any] | None = None,
+              audio_features_service: Mapping[str, Any] | None = None) -> CrawlSummary:
     """The :class:`CrawlSummary` of a run (counts read back from the written tables and the store)."""
     tables = exported.tables
     statuses = {q: session.store.resolution(q) for q in queries}
@@ -421,7 +451,8 @@ def summarize(session: CrawlSession, exported: ExportedTables, *, source: str, a
         audio_features_from_file=exported.audio_merge.total if exported.audio_merge else 0,
         audio_features=audio_features, requests=session.counter("requests"), retries=session.counter("retries"),
         rate_limit_waits=session.counter("rate_limit_waits"), skipped_replies=session.skipped, complete=complete,
-        elapsed_seconds=round(time.perf_counter() - started, 3), notes=tuple(notes))
+        elapsed_seconds=round(time.perf_counter() - started, 3), notes=tuple(notes), previews=previews,
+        audio_features_service=audio_features_service)
 
 
 # ----- small helpers both collectors use to read artist lists and JSON replies
@@ -467,6 +498,9 @@ class ArtistCrawler(ABC):
         self.store, self.log = session.store, session.log
         # Items skipped in this run are not asked for again until the next run.
         self.skip_tracks: set[str] = set()
+        # Steps run for each artist once its tracks are in: features from another service (ReccoBeats), analysed
+        # previews. Each takes the artist id and checkpoints its own work.
+        self.feature_steps: list[Callable[[str], None]] = []
 
     def cached_resolution(self, query: str) -> tuple[bool, str | None]:
         """(decided in an earlier run, its artist id); an earlier "not found" or "ambiguous" is told again."""
@@ -516,6 +550,8 @@ class ArtistCrawler(ABC):
             self.list_album_tracks(album_id, artist_id)
         self.fetch_tracks(artist_id)
         self.after_tracks(artist_id)
+        for step in self.feature_steps:
+            step(artist_id)
         with self.store.transaction():
             self.store.mark_artist_done(artist_id)
             self.session.checkpoint_stats()

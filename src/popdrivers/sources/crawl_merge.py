@@ -218,6 +218,8 @@ def merge_popularity(tables: Mapping[str, list[dict[str, Any]]], matcher: TrackM
 def merge_audio_features(tables: Mapping[str, list[dict[str, Any]]], matcher: TrackMatcher) -> MergeReport:
     """Fill the audio features of tracks that have none from the API (or only Deezer's bpm) from the file.
 
+    Tracks with Spotify's own features or features measured from their preview keep them.
+
     A matched track takes the file's values for every feature (unknown ones empty) and ``features_source``
     names the file: features of two sources are never combined within one track.
     """
@@ -225,7 +227,8 @@ def merge_audio_features(tables: Mapping[str, list[dict[str, Any]]], matcher: Tr
     counts: Counter = Counter()
     open_rows = 0
     for row in tables["audio.csv"]:
-        if row.get("features_source") == "spotify":
+        own = str(row.get("features_source") or "")
+        if own == "spotify" or own.startswith("audio:"):  # the API's own, or measured from the track's sound
             continue
         open_rows += 1
         track = tracks.get(row["track_id"], {})

@@ -43,13 +43,14 @@ DEEZER_COLUMNS = {"track.csv": ("track_deezer_rank",), "audio.csv": ("deezer_gai
 TABLE_NAMES = ("track.csv", "audio.csv", "album.csv", "artist.csv")
 
 
-def table_columns(source: str) -> dict[str, tuple[str, ...]]:
-    """The header of each CSV a ``source`` crawl writes."""
+def table_columns(source: str, audio_extra: Sequence[str] = ()) -> dict[str, tuple[str, ...]]:
+    """The header of each CSV a ``source`` crawl writes; ``audio_extra`` ends audio.csv's (an audio crawl's)."""
     base = {"track.csv": TRACK_COLUMNS, "audio.csv": AUDIO_COLUMNS, "album.csv": ALBUM_COLUMNS,
             "artist.csv": ARTIST_COLUMNS}
     if source == "deezer":
-        return {name: columns + DEEZER_COLUMNS.get(name, ()) for name, columns in base.items()}
-    return base
+        base = {name: columns + DEEZER_COLUMNS.get(name, ()) for name, columns in base.items()}
+    extra = tuple(c for c in dict.fromkeys(audio_extra) if c not in base["audio.csv"])
+    return {**base, "audio.csv": base["audio.csv"] + extra}
 
 
 _FEATURE_SQL = ", ".join(f"{c} {'INTEGER' if c in INTEGER_FEATURES else 'REAL'}" for c in AUDIO_FEATURE_COLUMNS)
@@ -68,7 +69,12 @@ CREATE TABLE IF NOT EXISTS track_stub (track_id TEXT PRIMARY KEY, album_id TEXT,
 CREATE TABLE IF NOT EXISTS track (track_id TEXT PRIMARY KEY, name TEXT, popularity INTEGER, explicit INTEGER,
     duration_ms INTEGER, homepage TEXT);
 CREATE TABLE IF NOT EXISTS audio (track_id TEXT PRIMARY KEY, available INTEGER NOT NULL, {_FEATURE_SQL});
+CREATE TABLE IF NOT EXISTS preview (track_id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT, features TEXT,
+    source TEXT, sha256 TEXT, seconds REAL);
 """
+# A track's preview, once decided: "analysed" (features holds what was measured, as JSON), "missing" (the source
+# gives none) or "failed" (refused twice, not decodable, ...: reason says). The link itself is never stored.
+PREVIEW_STATUSES = ("analysed", "missing", "failed")
 # Columns added after the first release: a crawl folder started by an older version gains them on open.
 _ADDED_COLUMNS = {
     "album": {"album_type": "TEXT", "genres": "TEXT"},
@@ -219,6 +225,45 @@ class CrawlStore:
             f"INSERT OR REPLACE INTO audio ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})",
             [{n: row.get(n) for n in names} for row in rows])
 
+    # ----- previews (Deezer --audio)
+    def previews_to_do(self, artist_id: str) -> list[str]:
+        """Tracks of ``artist_id`` fetched but whose preview is not decided yet, in album order."""
+        return [r[0] for r in self.db.execute(
+            "SELECT t.track_id FROM artist_album aa JOIN track_stub s USING (album_id) JOIN track t USING (track_id) "
+            "LEFT JOIN preview p USING (track_id) WHERE aa.artist_id = ? AND p.track_id IS NULL "
+            "ORDER BY aa.position, s.disc_number, s.track_number", (artist_id,))]
+
+    def has_preview_outcome(self, track_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM preview WHERE track_id = ?", (track_id,)).fetchone() is not None
+
+    def put_preview(self, track_id: str, status: str, *, reason: str | None = None,
+                    features: Mapping[str, Any] | None = None, source: str | None = None, sha256: str | None = None,
+                    seconds: float | None = None) -> None:
+        """Record what became of one track's preview (one of :data:`PREVIEW_STATUSES`)."""
+        if status not in PREVIEW_STATUSES:
+            raise ValueError(f"preview status {status!r} is not one of {PREVIEW_STATUSES}")
+        self.db.execute("INSERT OR REPLACE INTO preview VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (track_id, status, reason, json.dumps(dict(features)) if features is not None else None,
+                         source, sha256, seconds))
+
+    def preview_outcomes(self, track_ids: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """``track_id -> {status, reason, features, source, sha256, seconds}`` (of all tracks, or of ``track_ids``)."""
+        rows = self.db.execute("SELECT track_id, status, reason, features, source, sha256, seconds "
+                               "FROM preview").fetchall()
+        wanted = None if track_ids is None else set(track_ids)
+        return {r[0]: {"status": r[1], "reason": r[2], "features": json.loads(r[3]) if r[3] else None,
+                       "source": r[4], "sha256": r[5], "seconds": r[6]}
+                for r in rows if wanted is None or r[0] in wanted}
+
+    # ----- a feature service keyed by Spotify id (ReccoBeats)
+    def audio_to_fill(self, artist_id: str, service: str) -> list[str]:
+        """Tracks of ``artist_id`` with no audio features yet that ``service`` has not been asked about."""
+        return [r[0] for r in self.db.execute(
+            "SELECT t.track_id FROM artist_album aa JOIN track_stub s USING (album_id) JOIN track t USING (track_id) "
+            "LEFT JOIN audio f USING (track_id) WHERE aa.artist_id = ? AND (f.track_id IS NULL OR "
+            "(f.available = 0 AND COALESCE(f.source, '') != ?)) ORDER BY aa.position, s.disc_number, s.track_number",
+            (artist_id, service))]
+
     def count(self, table: str) -> int:
         return self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608 (fixed names)
 
@@ -307,7 +352,7 @@ def write_table(path: str | os.PathLike[str], columns: Sequence[str], rows: Iter
 
 
 def write_tables(out: str | os.PathLike[str], tables: Mapping[str, Sequence[Mapping[str, Any]]],
-                 source: str = "spotify") -> None:
+                 source: str = "spotify", audio_extra: Sequence[str] = ()) -> None:
     """Write the four CSVs of the relational crawl layout into ``out``, each atomically."""
-    for name, columns in table_columns(source).items():
+    for name, columns in table_columns(source, audio_extra).items():
         write_table(Path(out) / name, columns, tables[name])

@@ -19,6 +19,11 @@ documented transform :func:`rank_to_popularity`; ``popularity_source`` says ``de
 code 4 inside an HTTP 200 reply. Requests are paced by a rolling window (:class:`~.crawl.RequestPacer`); a quota
 error is waited out and the same request asked again, so nothing is lost or fetched twice.
 
+**Previews** (``audio=True``, ``popdrivers collect --source deezer --audio``). Each track's 30-second preview is
+fetched right after the track reply and analysed by :mod:`popdrivers.audio` in worker processes while the crawl
+goes on (:mod:`.previews`): the track then takes tempo, key, mode, loudness, time_signature and popdrivers'
+descriptors from its sound, ``features_source = "audio:deezer-preview:<analyser>"``.
+
 The API base is configurable (``api_base`` / ``POPDRIVERS_DEEZER_API_BASE``, a host root without path);
 ``next`` links are followed exactly as the API gives them.
 """
@@ -44,6 +49,7 @@ from popdrivers.sources.crawl import (
     CrawlSession,
     CrawlSummary,
     EventSink,
+    ExportedTables,
     MalformedReply,
     RequestPacer,
     RequestRunner,
@@ -56,13 +62,21 @@ from popdrivers.sources.crawl import (
     export_tables,
     padded_release,
     read_artist_list,
+    retry_after,
     since_date,
     summarize,
 )
 from popdrivers.sources.crawl_merge import read_audio_features_file, read_popularity_file
+from popdrivers.sources.previews import (
+    AnalysisQueue,
+    PreviewCollector,
+    PreviewDownloader,
+    apply_previews,
+    check_keep_audio,
+)
 
-__all__ = ["DEFAULT_API_BASE", "POPULARITY_NOTE", "DeezerApi", "collect", "parse_artist_ref", "rank_to_popularity",
-           "resolve_api_base"]
+__all__ = ["DEFAULT_API_BASE", "POPULARITY_NOTE", "PREVIEWS_NOTE", "DeezerApi", "collect", "parse_artist_ref",
+           "rank_to_popularity", "resolve_api_base"]
 
 DEFAULT_API_BASE = "https://api.deezer.com"
 API_BASE_ENV = "POPDRIVERS_DEEZER_API_BASE"
@@ -81,6 +95,13 @@ POPULARITY_NOTE = (
     "deezer_rank is kept beside it and popularity_source says deezer_rank; effects in popularity points are "
     "not comparable with a Spotify dataset's. bpm fills tempo (features_source deezer); gain is kept as "
     "deezer_gain (a level adjustment, not Spotify's loudness).")
+
+PREVIEWS_NOTE = (
+    "With --audio each track's 30-second Deezer preview is analysed on this machine by popdrivers.audio: tempo, "
+    "key, mode, loudness and time_signature on Spotify's scales plus popdrivers' own descriptors, with "
+    "features_source audio:deezer-preview:<analyser> (a track with an analysed preview does not keep Deezer's "
+    "bpm). The links are not stored, nor the audio unless --keep-audio DIR; tracks without a preview keep Deezer's "
+    "bpm as tempo (features_source deezer) and nothing else.")
 
 _ARTIST_LINK = re.compile(r"^https?://(?:www\.)?deezer\.com/(?:[a-z]{2}(?:-[a-z]{2})?/)?artist/(\d+)(?:[/?#].*)?$")
 _ARTIST_URI = re.compile(r"^deezer:artist:(\d+)$")
@@ -115,13 +136,6 @@ def parse_artist_ref(line: str) -> tuple[str, str | None]:
     if m := _ARTIST_LINK.match(text) or _ARTIST_URI.match(text):
         return "link", m[1]
     return "name", None
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        return max(0.0, float(headers["Retry-After"]))
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 class DeezerApi:
@@ -165,7 +179,7 @@ class DeezerApi:
         except requests.exceptions.RequestException as exc:
             raise Retry(f"{type(exc).__name__}: connection dropped or timed out") from None
         if reply.status_code == 429:
-            raise Retry("HTTP 429 rate limited", wait=_retry_after(reply.headers), rate_limited=True)
+            raise Retry("HTTP 429 rate limited", wait=retry_after(reply.headers), rate_limited=True)
         if reply.status_code >= 500:
             raise Retry(f"HTTP {reply.status_code}")
         if reply.status_code >= 400:
@@ -207,6 +221,16 @@ class _Crawler(ArtistCrawler):
     def __init__(self, api: DeezerApi, session: CrawlSession, since: str | None, notify: Callable[[str], None]):
         super().__init__(session, notify)
         self.api, self.since = api, since
+        self.previews: PreviewCollector | None = None  # set by collect(audio=True)
+
+    def fresh_preview_link(self, track_id: str) -> str | None:
+        """The track's current preview link (the one seen earlier has expired or was refused)."""
+        return as_text(self.api.get(f"track {track_id} (fresh preview link)", f"track/{track_id}").get("preview"))
+
+    def after_tracks(self, artist_id: str) -> None:
+        # Tracks fetched by an earlier run (stopped, or run without --audio) whose preview is not decided yet.
+        if self.previews is not None:
+            self.previews.resume(artist_id)
 
     # ----- paging
     def _all_pages(self, what: str, path: str, params: Mapping[str, Any], skip_kind: str,
@@ -365,6 +389,8 @@ class _Crawler(ArtistCrawler):
                 self.store.put_tracks([track])
                 self.store.put_audio([audio])
                 self.session.checkpoint_stats()
+            if self.previews is not None:  # right after the reply: the link expires within minutes
+                self.previews.track_fetched(track_id, as_text(reply.get("preview")))
 
     @staticmethod
     def _parse_track(reply: Mapping[str, Any], track_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -409,6 +435,9 @@ def collect(
     quota: tuple[int, float] = (QUOTA_REQUESTS, QUOTA_SECONDS),
     progress: ProgressCallback | None = None,
     notify: Callable[[str], None] | None = None,
+    audio: bool = False,
+    keep_audio: str | os.PathLike[str] | None = None,
+    analysis_workers: int | None = None,
 ) -> CrawlSummary:
     """Crawl artists from Deezer's public API into the relational layout in ``out`` (resumable).
 
@@ -437,6 +466,16 @@ def collect(
     progress : ProgressCallback, optional
     notify : callable, optional
         Plain-language notices (ambiguous or missing artists).
+    audio : bool
+        Fetch each track's 30-second preview right after its reply and analyse it with :mod:`popdrivers.audio`
+        in worker processes while the crawl goes on (:mod:`.previews`); the measured features replace Deezer's
+        ``bpm`` for that track, with ``features_source = "audio:deezer-preview:<analyser>"``. Links are never
+        stored; a preview analysed is never fetched again.
+    keep_audio : path-like, optional
+        Keep the downloaded previews in this folder (``<track_id>.mp3``); by default they are deleted once
+        analysed.
+    analysis_workers : int, optional
+        Worker processes analysing previews (default: one per core).
 
     Returns
     -------
@@ -454,40 +493,68 @@ def collect(
     since = since_date(since)
     base = resolve_api_base(api_base)
     popularity = read_popularity_file(popularity_file) if popularity_file else None
-    audio = read_audio_features_file(audio_features_file) if audio_features_file else None
+    audio_file = read_audio_features_file(audio_features_file) if audio_features_file else None
+    if keep_audio is not None and not audio:
+        raise InputError("--keep-audio keeps the previews --audio downloads: add --audio")
+    keep = check_keep_audio(keep_audio, out)
     notify = notify or (lambda message: None)
     session = CrawlSession(out, refresh)
     log = session.log
+    previews: PreviewCollector | None = None
     try:
         session.check_same_crawl({"source": "deezer", "market": "", "since": since or ""})
         api = DeezerApi(base, policy=policy, sleep=sleep, clock=clock, on_event=log, quota=quota)
         session.attach(api.runner)
         crawler = _Crawler(api, session, since, notify)
+        if audio:
+            previews = PreviewCollector(session, crawler.fresh_preview_link, keep_audio=keep,
+                                        analyser=AnalysisQueue(analysis_workers),
+                                        downloader=PreviewDownloader(policy, sleep, log))
+            crawler.previews = previews
+            analysed = session.store.db.execute("SELECT COUNT(*) FROM preview WHERE status = 'analysed'")
+            base_analysed = analysed.fetchone()[0]
+            session.progress_note = lambda: f"{base_analysed + previews.analysed_now:,} previews analysed"
         log({"event": "start", "source": "deezer", "artists": len(queries), "since": since, "refresh": refresh,
-             "api_base": base, "resumed": session.store.count("resolution") > 0})
+             "api_base": base, "resumed": session.store.count("resolution") > 0, "audio": audio,
+             "analysis_workers": previews.analyser.jobs if previews else None})
         resolved: list[str] = []
 
+        def export(ids: Sequence[str]) -> ExportedTables:
+            outcomes = session.store.preview_outcomes()
+            return export_tables(session, ids, "deezer", _deezer_popularity, popularity, audio_file,
+                                 measured=(lambda tables: apply_previews(tables, outcomes)) if outcomes else None)
+
         def finish(complete: bool) -> CrawlSummary:
+            notes = [POPULARITY_NOTE]
+            if previews is not None:
+                previews.finish()  # what is in flight is analysed and committed before the tables are written
             with session.store.transaction():
                 session.checkpoint_stats()
-            exported = export_tables(session, resolved, "deezer", _deezer_popularity, popularity, audio)
+            exported = export(resolved)
+            report = None
+            if previews is not None:
+                report = previews.report([row["track_id"] for row in exported.tables["track.csv"]])
+                notes.append(report.describe() + ". " + PREVIEWS_NOTE)
+                log({"event": "previews", **report.to_dict()})
             summary = summarize(
                 session, exported, source="deezer", access_level="public", market="", since=since, queries=queries,
-                resolved=resolved, popularity="deezer_rank", audio_features="not offered (bpm and gain only)",
-                complete=complete, started=started, notes=[POPULARITY_NOTE])
+                resolved=resolved, popularity="deezer_rank",
+                audio_features="measured from previews" if audio else "not offered (bpm and gain only)",
+                complete=complete, started=started, notes=notes, previews=report.to_dict() if report else None)
             session.write_summary(summary, api_base=base, popularity_transform=POPULARITY_NOTE,
                                   popularity_merge=exported.popularity_merge.to_dict()
                                   if exported.popularity_merge else None,
                                   audio_features_merge=exported.audio_merge.to_dict() if exported.audio_merge
-                                  else None)
+                                  else None, kept_audio=str(keep) if keep is not None else None)
             return summary
 
         summary = crawl_artists(
-            session, queries, resolve=crawler.resolve, crawl_artist=crawler.crawl_artist,
-            export=lambda ids: export_tables(session, ids, "deezer", _deezer_popularity, popularity, audio),
+            session, queries, resolve=crawler.resolve, crawl_artist=crawler.crawl_artist, export=export,
             finish=finish, resolved=resolved, out=out, progress=progress)
         log({"event": "finished", "tracks": summary.tracks, "requests": summary.requests,
              "retries": summary.retries, "skipped": summary.skipped_replies})
         return summary
     finally:
+        if previews is not None:  # after finish() nothing is in flight; after an error, downloads are dropped
+            previews.close(wait=False)
         session.close()

@@ -53,6 +53,9 @@ from popdrivers.sources.crawl import (
 )
 from popdrivers.sources.crawl_merge import read_audio_features_file, read_popularity_file
 from popdrivers.sources.crawl_store import AUDIO_FEATURE_COLUMNS, INTEGER_FEATURES
+from popdrivers.sources.reccobeats import FEATURES_SOURCE as RECCOBEATS
+from popdrivers.sources.reccobeats import LookupStep, ReccoBeatsApi
+from popdrivers.sources.reccobeats import resolve_api_base as resolve_reccobeats_base
 from popdrivers.sources.spotify_client import Credentials, SpotifyApi, load_credentials, resolve_endpoints
 
 __all__ = ["AUDIO_FORBIDDEN_MESSAGE", "DEVELOPMENT_MODE_MESSAGE", "CrawlSummary", "collect", "parse_artist_ref",
@@ -67,7 +70,8 @@ AUDIO_FORBIDDEN_MESSAGE = (
     "Spotify answered 403 Forbidden to audio-features: applications created after 27 Nov 2024 are not "
     "allowed to read audio features. Stopped asking; everything else is still collected (audio.csv keeps the "
     "durations, its audio-feature cells are empty). Merge audio features from a dataset file with "
-    "--audio-features FILE (joined on track id, ISRC, or artist + title).")
+    "--audio-features FILE (joined on track id, ISRC, or artist + title), or look them up in ReccoBeats with "
+    "--audio-features reccobeats.")
 DEVELOPMENT_MODE_MESSAGE = (
     "Spotify Development Mode: this app gets no popularity (tracks, albums, artists) and no artist followers, "
     "and Spotify refuses its batch requests (several tracks at once) and search pages of more than 10 results. "
@@ -483,6 +487,25 @@ class _Crawler(ArtistCrawler):
         self.notify(AUDIO_FORBIDDEN_MESSAGE)
 
 
+def _service_base(service: str | None, api_base: str | None) -> str | None:
+    """The host root of the features service asked for (only ReccoBeats is known), or None."""
+    if service is None:
+        return None
+    if service.strip().lower() != RECCOBEATS:
+        raise InputError(f"--audio-features service '{service}' is not known: use '{RECCOBEATS}' or a dataset file")
+    return resolve_reccobeats_base(api_base)
+
+
+def reccobeats_note(service: Mapping[str, Any]) -> str:
+    """One line on what ReccoBeats gave (for the summary's notes)."""
+    stopped = (f"; ReccoBeats stopped answering ({service['unavailable']}): it was not asked again in this run, "
+               "rerun the same command later to look up the rest" if service.get("unavailable") else "")
+    return (f"audio features from ReccoBeats (a third-party database, looked up by Spotify track id; "
+            f"features_source = reccobeats): {service['found']:,} of {service['asked']:,} tracks asked found, "
+            f"{service['unknown']:,} unknown to ReccoBeats (left empty), {service['skipped']:,} skipped for a bad "
+            f"reply (asked again by the next run); ReccoBeats gives no time_signature{stopped}")
+
+
 def _spotify_popularity(tables: dict[str, list[dict[str, Any]]]) -> None:
     for row in tables["track.csv"]:
         row["track_popularity_source"] = "spotify" if row.get("track_popularity") is not None else None
@@ -504,6 +527,9 @@ def collect(
     sleep: Callable[[float], None] = time.sleep,
     progress: ProgressCallback | None = None,
     notify: Callable[[str], None] | None = None,
+    audio_features_service: str | None = None,
+    service_api_base: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> CrawlSummary:
     """Crawl artists from the Spotify Web API into the relational layout in ``out`` (resumable).
 
@@ -539,6 +565,13 @@ def collect(
         Called with (artists done, artists total, "tracks · requests · retries").
     notify : callable, optional
         Receives plain-language notices (Development Mode, 403 on audio features, ambiguous or missing artists).
+    audio_features_service : {"reccobeats"}, optional
+        Look up the features of tracks Spotify gave none (403 since Nov 2024) in this service by Spotify track id
+        (:mod:`.reccobeats`; ``features_source = reccobeats``; ids it does not know are reported).
+    service_api_base : str, optional
+        The service's host root (default ``POPDRIVERS_RECCOBEATS_API_BASE`` else ``https://api.reccobeats.com``).
+    clock : callable
+        Time for the service's request pacer (injectable for tests, with ``sleep``).
 
     Returns
     -------
@@ -564,6 +597,7 @@ def collect(
     credentials = credentials or load_credentials()
     popularity = read_popularity_file(popularity_file) if popularity_file else None
     audio = read_audio_features_file(audio_features_file) if audio_features_file else None
+    service_base = _service_base(audio_features_service, service_api_base)
     notify = notify or (lambda message: None)
     session = CrawlSession(out, refresh)
     log = session.log
@@ -572,8 +606,14 @@ def collect(
         api = SpotifyApi(credentials, api_base=base, token_url=token, policy=policy, sleep=sleep, on_event=log)
         session.attach(api.runner)
         crawler = _Crawler(api, session, market, since, notify)
+        lookup = None
+        if service_base is not None:
+            lookup = LookupStep(ReccoBeatsApi(service_base, policy=policy, sleep=sleep, clock=clock, on_event=log),
+                                session, skip=crawler.skip_tracks)
+            crawler.feature_steps.append(lookup)
         log({"event": "start", "source": "spotify", "artists": len(queries), "market": market, "since": since,
-             "refresh": refresh, "api_base": base, "resumed": session.store.count("resolution") > 0})
+             "refresh": refresh, "api_base": base, "resumed": session.store.count("resolution") > 0,
+             "audio_features_service": audio_features_service and service_base})
         resolved: list[str] = []
 
         def finish(complete: bool) -> CrawlSummary:
@@ -584,11 +624,14 @@ def collect(
             notes = [DEVELOPMENT_MODE_MESSAGE] if development else []
             if crawler.audio_forbidden:
                 notes.append(AUDIO_FORBIDDEN_MESSAGE)
+            service = lookup.summary() if lookup is not None else None
+            if service is not None:
+                notes.append(reccobeats_note(service))
             summary = summarize(
                 session, exported, source="spotify", access_level=crawler.access_level, market=market, since=since,
                 queries=queries, resolved=resolved, popularity="unavailable" if development else "spotify",
                 audio_features="forbidden" if crawler.audio_forbidden else "available", complete=complete,
-                started=started, notes=notes)
+                started=started, notes=notes, audio_features_service=service)
             session.write_summary(summary, api_base=base, popularity_merge=exported.popularity_merge.to_dict()
                                   if exported.popularity_merge else None,
                                   audio_features_merge=exported.audio_merge.to_dict() if exported.audio_merge

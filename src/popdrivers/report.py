@@ -481,8 +481,9 @@ table.drivers td, table.drivers th {{ padding: 3px 8px; border-bottom: 1px solid
 <h2>Reading</h2><ul>{reading}</ul>
 {''.join(parts)}
 <h2>Estimates and checks</h2>
-<p>Effects are popularity points per unit. p (Holm): adjusted for testing every driver; an effect is called
-distinguishable from 0 when it is below 0.05. Simultaneous band: covers all drivers' effects at once with 95%
+<p>Effects are popularity points per unit: the average over the design's tracks of each track's effect of +1 unit
+(variance-weighted: the partially linear number beside it). p (Holm): adjusted for testing every driver; an effect
+is called distinguishable from 0 when it is below 0.05. Simultaneous band: covers all drivers' effects at once with 95%
 probability. Placebo rejections: the driver's residual shuffled within the comparison groups
 {info.get('placebo', '')}; the share of shuffles the 95% CI calls significant should be about 5%. Permutation p:
 how often a shuffle beats the real estimate. RV: share of residual variance of both driver and popularity a hidden

@@ -1,17 +1,29 @@
-"""Can the causal drivers be proven wrong? Coverage, multiplicity, placebo and timing against known truths.
+"""Can the causal drivers be proven wrong? Coverage, curves, heterogeneity, multiplicity, placebo and timing
+against known truths.
 
-Studies (each prints a table and writes CSVs under ``--out``):
+The truth of a simulated catalogue (docs/simulation.md) is the average over its tracks of the effect of +1 unit of
+each driver on popularity as observed (0-100, floor at 0), and per continuous driver the dose-response curve; by
+default the catalogue has effects that differ by genre family (with unequal within-album spread), a saturating
+loudness effect and ~13% of tracks at 0 (the reviewer's scenario of issue 24).
+
+Studies (each prints tables and writes CSVs under ``--out``):
 
 ``grid``
-    A simulated catalogue with every real-data structure on (the default), each structure switched off in turn,
-    and a hidden track-level confounder switched on, x ``--seeds`` seeds. Every design is estimated on the same
-    tracks (within album = the primary, within artist with track controls, naive) plus within artist *without*
-    track controls (the design popdrivers used before release structure was modelled). Per scenario and design:
-    coverage of the 95% CI, mean bias, mean CI width. Runs use one cross-fitting repetition and no checks, to fit
-    the grid in an afternoon on 2 cores (``--n-rep`` to change).
+    The default simulated catalogue (every structure on), each structure switched off in turn, a catalogue whose
+    effects are the same for every track ("homogeneous": no family effects, no saturation, no floor), a hidden
+    track-level confounder switched on, and everything off, x ``--seeds`` seeds. Every design is estimated on the
+    same tracks. Per scenario and design: coverage of the 95% CI of the average effect (the primary number) and
+    of the variance-weighted partially linear number beside it, bias, width; for the primary design the coverage
+    of the dose-response curves (pointwise CIs at the curve's points between the driver's 5th and 95th percentile;
+    the simultaneous band over the whole curve) and how often the heterogeneity test fires for drivers whose
+    effect varies (power) and for those whose does not. One cross-fitting repetition and no placebo/sensitivity,
+    to fit on 2 cores (``--n-rep``). ``--bare`` adds the within-artist design without track controls.
 ``default``
     The default catalogue with the product's defaults (3 repetitions, placebo, sensitivity): coverage of the
-    95% CIs and of the simultaneous band (all twelve truths at once), placebo warnings.
+    average effects and of the simultaneous band, curve coverage, heterogeneity p-values, placebo warnings.
+``heterogeneity``
+    Size of the heterogeneity test: catalogues whose effects are the same for every track ("homogeneous"), x
+    ``--seeds`` seeds, the product's settings (``--n-rep``): the share of drivers x catalogues with p < 0.05.
 ``null``
     Catalogues where no driver has any effect, x ``--seeds`` seeds (small catalogues: it is the error rates that
     are studied): family-wise error rate with Holm (any driver called distinguishable from 0), without it, and
@@ -21,16 +33,19 @@ Studies (each prints a table and writes CSVs under ``--out``):
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_drivers.py grid --seeds 10
-    .venv/bin/python benchmarks/bench_drivers.py default --seeds 10
-    .venv/bin/python benchmarks/bench_drivers.py null --seeds 200
-    .venv/bin/python benchmarks/bench_drivers.py timing --rows 100000
+    nice -n 10 .venv/bin/python benchmarks/bench_drivers.py grid --seeds 10
+    nice -n 10 .venv/bin/python benchmarks/bench_drivers.py grid --seeds 2 --scenarios "default (all on),homogeneous"
+    nice -n 10 .venv/bin/python benchmarks/bench_drivers.py default --seeds 10
+    nice -n 10 .venv/bin/python benchmarks/bench_drivers.py heterogeneity --seeds 40
+    nice -n 10 .venv/bin/python benchmarks/bench_drivers.py null --seeds 200
+    nice -n 10 .venv/bin/python benchmarks/bench_drivers.py timing --rows 100000
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import platform
 import time
@@ -40,10 +55,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from popdrivers import registry
 from popdrivers.drivers import PLACEBO_WARNING_RATE, estimate_drivers
-from popdrivers.sources.simulate import CatalogStructure, simulate_catalog
+from popdrivers.features import build_features
+from popdrivers.report import curve_covered, truth_on_curve
+from popdrivers.sources.simulate import CatalogStructure, CausalTruth, simulate_catalog
 
 SWITCHES = [f.name for f in dataclasses.fields(CatalogStructure)]
+EFFECT_SHAPES = ("heterogeneous_effects", "saturating_effects", "popularity_floor")
+# The share of a loudness curve's points (between its 5th and 95th percentile) that must cover the truth.
+CURVE_TARGET = 0.70
+HIDDEN = "+ hidden confounder"
+
+
+def homogeneous() -> CatalogStructure:
+    """Every release structure on; each driver's effect the same for every track (no family effects, no
+    saturation, no floor beyond the few clipped and dead tracks)."""
+    return dataclasses.replace(CatalogStructure(), **dict.fromkeys(EFFECT_SHAPES, False))
 
 
 def scenarios() -> dict[str, CatalogStructure]:
@@ -51,42 +79,94 @@ def scenarios() -> dict[str, CatalogStructure]:
     out = {"default (all on)": default}
     for name in SWITCHES:
         if name == "hidden_confounder":
-            out["+ hidden confounder"] = dataclasses.replace(default, hidden_confounder=True)
-        else:
-            out[f"- {name.replace('_', ' ')}"] = dataclasses.replace(default, **{name: False})
+            continue
+        out[f"- {name.replace('_', ' ')}"] = dataclasses.replace(default, **{name: False})
+    out["homogeneous"] = homogeneous()
+    out[HIDDEN] = dataclasses.replace(default, hidden_confounder=True)
     out["plain (all off)"] = CatalogStructure.plain()
     return out
 
 
-def _rows(report, truth, scenario: str, seed: int, label: str | None = None) -> list[dict]:
+def _percentiles(tracks: pd.DataFrame, low: float = 0.05, high: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Each continuous driver's 5th and 95th percentile on the table (where the curve is judged)."""
+    features = build_features(tracks)
+    out = {}
+    for name in registry.driver_names():
+        spec = registry.spec(name)
+        if spec.binary or spec.column not in features.columns:
+            continue
+        values = pd.to_numeric(features[spec.column], errors="coerce").dropna()
+        out[name] = (float(values.quantile(low)), float(values.quantile(high)))
+    return out
+
+
+def _curve_rows(report, truth: CausalTruth, tracks: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per driver with a curve: points between its 5th and 95th percentile, how many the pointwise CIs cover,
+    whether the band covers every point of the curve, and the largest gap to the truth."""
+    ranges = _percentiles(tracks)
+    out = {}
+    for r in report.drivers:
+        if not r.curve or r.feature not in truth.curves:
+            continue
+        curve = truth.curves[r.feature]
+        true = (curve["values"], curve["effects"])
+        low, high = ranges.get(r.feature, (-math.inf, math.inf))
+        covered, points = curve_covered(r, true, low, high)
+        at = truth_on_curve(r, true)
+        band = all(p.band_low - 1e-9 <= t <= p.band_high + 1e-9 for p, t in zip(r.curve, at, strict=True)
+                   if math.isfinite(p.band_low))
+        out[r.feature] = {"curve_points": points, "curve_covered": covered,
+                          "curve_share": covered / points if points else math.nan, "curve_band_covered": band,
+                          "curve_max_gap": float(np.max(np.abs(np.array([p.effect for p in r.curve]) - at)))}
+    return out
+
+
+def _rows(report, truth: CausalTruth, tracks: pd.DataFrame, scenario: str, seed: int,
+          label: str | None = None) -> list[dict]:
+    curves = _curve_rows(report, truth, tracks) if label is None else {}
+    primary = {r.feature: r for r in report.drivers}
     rows = []
     for design in report.designs:
+        is_primary = design.name == report.design and label is None
         for e in design.estimates:
             true = truth.effects[e.feature]
-            rows.append({"scenario": scenario, "seed": seed, "design": label or design.name, "driver": e.feature,
-                         "truth": true, "estimate": e.effect, "bias": e.effect - true,
-                         "width": e.ci_high - e.ci_low, "covered": e.ci_low <= true <= e.ci_high,
-                         "band_covered": e.simultaneous_ci_low <= true <= e.simultaneous_ci_high,
-                         "p_adjusted": e.p_adjusted, "p_value": e.p_value})
+            row = {"scenario": scenario, "seed": seed, "design": label or design.name, "driver": e.feature,
+                   "truth": true, "estimate": e.effect, "bias": e.effect - true, "width": e.ci_high - e.ci_low,
+                   "covered": e.ci_low <= true <= e.ci_high,
+                   "band_covered": e.simultaneous_ci_low <= true <= e.simultaneous_ci_high,
+                   "p_adjusted": e.p_adjusted, "p_value": e.p_value,
+                   "weighted_estimate": e.variance_weighted_effect,
+                   "weighted_covered": e.variance_weighted_ci_low <= true <= e.variance_weighted_ci_high,
+                   "truly_heterogeneous": bool(truth.heterogeneous.get(e.feature, False))}
+            if is_primary:
+                h = primary[e.feature].heterogeneity
+                row["heterogeneity_p"] = h.p_value if h is not None else math.nan
+                row.update(curves.get(e.feature, {}))
+            rows.append(row)
         if label:
             break
     return rows
 
 
-def grid(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int, only: list[str] | None) -> pd.DataFrame:
+def grid(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int, only: list[str] | None,
+         bare: bool) -> pd.DataFrame:
     rows = []
-    for scenario, structure in scenarios().items():
-        if only and scenario not in only:
-            continue
+    chosen = {k: v for k, v in scenarios().items() if not only or k in only}
+    start_all = time.perf_counter()
+    for i, (scenario, structure) in enumerate(chosen.items()):
         start = time.perf_counter()
         for seed in range(seeds):
             tracks, truth = simulate_catalog(n_artists, tracks_per_artist, seed=seed, structure=structure)
             report = estimate_drivers(tracks, seed=seed, n_rep=n_rep, refute=False, by_genre=False)
-            rows += _rows(report, truth, scenario, seed)
-            bare = estimate_drivers(tracks, seed=seed, design="within_artist", compare=False, n_rep=n_rep,
-                                    refute=False, by_genre=False, track_controls=False)
-            rows += _rows(bare, truth, scenario, seed, label="within_artist, no track controls")
-        print(f"  {scenario}: {seeds} seeds in {time.perf_counter() - start:.0f} s", flush=True)
+            rows += _rows(report, truth, tracks, scenario, seed)
+            if bare:
+                plain = estimate_drivers(tracks, seed=seed, design="within_artist", compare=False, n_rep=n_rep,
+                                         refute=False, by_genre=False, track_controls=False)
+                rows += _rows(plain, truth, tracks, scenario, seed, label="within_artist, no track controls")
+        elapsed = time.perf_counter() - start_all
+        eta = elapsed / (i + 1) * (len(chosen) - i - 1)
+        print(f"  {scenario}: {seeds} seeds in {time.perf_counter() - start:.0f} s ({i + 1}/{len(chosen)} "
+              f"scenarios, ETA {eta / 60:.0f} min, load {os.getloadavg()[0]:.1f})", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -96,15 +176,42 @@ def default_study(seeds: int, n_artists: int, tracks_per_artist: int) -> pd.Data
         start = time.perf_counter()
         tracks, truth = simulate_catalog(n_artists, tracks_per_artist, seed=seed)
         report = estimate_drivers(tracks, seed=seed)
+        curves = _curve_rows(report, truth, tracks)
         for r in report.drivers:
             true = truth.effects[r.feature]
             rows.append({"seed": seed, "driver": r.feature, "truth": true, "estimate": r.effect,
                          "bias": r.effect - true, "width": r.ci_high - r.ci_low,
                          "covered": r.ci_low <= true <= r.ci_high,
                          "band_covered": r.simultaneous_ci_low <= true <= r.simultaneous_ci_high,
+                         "weighted_estimate": r.estimate.variance_weighted_effect,
+                         "weighted_covered": (r.estimate.variance_weighted_ci_low <= true
+                                              <= r.estimate.variance_weighted_ci_high),
+                         "heterogeneity_p": r.heterogeneity.p_value if r.heterogeneity else math.nan,
+                         "truly_heterogeneous": bool(truth.heterogeneous.get(r.feature, False)),
                          "placebo_rejection_rate": r.placebo_rejection_rate, "placebo_p": r.placebo_p,
-                         "seconds": time.perf_counter() - start})
-        print(f"  default seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
+                         "seconds": time.perf_counter() - start, **curves.get(r.feature, {})})
+        print(f"  default seed {seed}: {time.perf_counter() - start:.0f} s, load {os.getloadavg()[0]:.1f}",
+              flush=True)
+    return pd.DataFrame(rows)
+
+
+def heterogeneity_study(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int) -> pd.DataFrame:
+    rows = []
+    start = time.perf_counter()
+    for seed in range(seeds):
+        tracks, truth = simulate_catalog(n_artists, tracks_per_artist, seed=20_000 + seed, structure=homogeneous())
+        report = estimate_drivers(tracks, seed=seed, compare=False, refute=False, by_genre=False, n_rep=n_rep)
+        for r in report.drivers:
+            h = r.heterogeneity
+            rows.append({"seed": seed, "driver": r.feature, "truly_heterogeneous": truth.heterogeneous[r.feature],
+                         "heterogeneity_p": h.p_value if h is not None else math.nan,
+                         "restrictions": h.restrictions if h is not None else 0,
+                         "truth": truth.effects[r.feature], "estimate": r.effect,
+                         "covered": r.ci_low <= truth.effects[r.feature] <= r.ci_high})
+        if (seed + 1) % 5 == 0:
+            elapsed = time.perf_counter() - start
+            print(f"  heterogeneity: {seed + 1}/{seeds} seeds, {elapsed:.0f} s, ETA "
+                  f"{elapsed / (seed + 1) * (seeds - seed - 1):.0f} s", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -120,6 +227,7 @@ def null_study(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int) -
                          "simultaneous_ci_low": r.simultaneous_ci_low,
                          "simultaneous_ci_high": r.simultaneous_ci_high,
                          "band_covered": r.simultaneous_ci_low <= truth.effects[r.feature] <= r.simultaneous_ci_high,
+                         "heterogeneity_p": r.heterogeneity.p_value if r.heterogeneity else math.nan,
                          "placebo_rejection_rate": r.placebo_rejection_rate, "placebo_p": r.placebo_p})
         if (seed + 1) % 10 == 0:
             elapsed = time.perf_counter() - start
@@ -130,11 +238,14 @@ def null_study(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int) -
 
 def timing(rows: int) -> dict[str, float]:
     tracks, _ = simulate_catalog(max(rows // 60, 1), 60, seed=123)
+    load = os.getloadavg()[0]
     start = time.perf_counter()
+    cpu = time.process_time()
     report = estimate_drivers(tracks, seed=0)
     return {"rows": len(tracks), "rows_used": report.rows, "drivers": len(report.drivers),
             "designs": len(report.designs), "seconds": round(time.perf_counter() - start, 1),
-            "load_before": os.getloadavg()[0]}
+            "main_process_cpu_seconds": round(time.process_time() - cpu, 1), "load_before": load,
+            "load_after": os.getloadavg()[0]}
 
 
 def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
@@ -142,74 +253,154 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     columns = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * len(frame.columns)]
     for index, row in frame.iterrows():
-        cells = [f"{v:.{digits}f}" if isinstance(v, float | np.floating) else str(v) for v in row]
+        cells = [f"{v:.{digits}g}" if isinstance(v, float | np.floating) else str(v) for v in row]
         lines.append(f"| {index} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return math.nan, math.nan
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def _rate(mask: pd.Series) -> str:
+    k, n = int(mask.sum()), int(mask.notna().sum())
+    low, high = _wilson(k, n)
+    return f"{k}/{n} = {k / n:.1%} [{low:.1%}, {high:.1%}]" if n else "-"
+
+
+def summarise_grid(results: pd.DataFrame) -> None:
+    summary = (results.groupby(["scenario", "design"], sort=False)
+               .agg(coverage=("covered", "mean"), mean_abs_bias=("bias", lambda b: float(np.mean(np.abs(b)))),
+                    mean_ci_width=("width", "mean")).unstack("design"))
+    print("\ncoverage of the 95% CI of the average effect:")
+    print(_markdown(summary["coverage"]))
+    print("\nmean absolute bias of the average effect:")
+    print(_markdown(summary["mean_abs_bias"]))
+    primary = results[results.design == "within_album"]
+    weighted = primary.groupby("scenario", sort=False).agg(
+        average_effect=("covered", "mean"), variance_weighted=("weighted_covered", "mean"))
+    print("\nprimary design: coverage of the average effect vs the variance-weighted number (same truth):")
+    print(_markdown(weighted))
+    shown = primary[primary.scenario != HIDDEN]
+    print(f"\naverage-effect coverage where the table shows the confounding: {_rate(shown.covered)}; worst scenario "
+          f"{shown.groupby('scenario').covered.mean().min():.1%}")
+    worst = (primary.groupby(["scenario", "driver"]).covered.mean().groupby(level=0, group_keys=False).nsmallest(2))
+    print(worst.to_string())
+    if "curve_points" in primary.columns:
+        curves = primary.dropna(subset=["curve_points"])
+        per = curves.groupby("scenario", sort=False).apply(
+            lambda g: pd.Series({"pointwise": g.curve_covered.sum() / g.curve_points.sum(),
+                                 "band (whole curve)": g.curve_band_covered.mean(),
+                                 "loudness pointwise": (g[g.driver == "loudness"].curve_covered.sum()
+                                                        / max(g[g.driver == "loudness"].curve_points.sum(), 1)),
+                                 f"loudness runs >= {CURVE_TARGET:.0%}": (g[g.driver == "loudness"].curve_share
+                                                                          >= CURVE_TARGET).mean()}),
+            include_groups=False)
+        print("\ncurve coverage (points between each driver's 5th and 95th percentile):")
+        print(_markdown(per))
+        by_driver = curves[curves.scenario == "default (all on)"].groupby("driver", sort=False).agg(
+            pointwise=("curve_share", "mean"), band=("curve_band_covered", "mean"), max_gap=("curve_max_gap", "mean"))
+        print("\ncurve coverage by driver, default catalogue:")
+        print(_markdown(by_driver))
+    if "heterogeneity_p" in primary.columns:
+        tested = primary.dropna(subset=["heterogeneity_p"])
+        fired = tested.heterogeneity_p < 0.05
+        table = tested.assign(fired=fired).groupby(["scenario", "truly_heterogeneous"], sort=False).fired.mean() \
+            .unstack("truly_heterogeneous")
+        table.columns = [f"{'varies' if c else 'same for every track'} (structurally)" for c in table.columns]
+        print("\nheterogeneity test, share with p < 0.05 (floor: every real effect also varies a little):")
+        print(_markdown(table))
+        power = tested[(tested.scenario == "default (all on)") & tested.truly_heterogeneous]
+        print("power on the default catalogue, by driver:", power.assign(fired=power.heterogeneity_p < 0.05)
+              .groupby("driver").fired.mean().to_dict())
+        homogeneous_runs = tested[tested.scenario == "homogeneous"]
+        if len(homogeneous_runs):
+            print(f"size on homogeneous catalogues: {_rate(homogeneous_runs.heterogeneity_p < 0.05)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("study", choices=["grid", "default", "null", "timing"])
+    parser.add_argument("study", choices=["grid", "default", "heterogeneity", "null", "timing"])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--n-artists", type=int, default=None)
     parser.add_argument("--tracks-per-artist", type=int, default=None)
-    parser.add_argument("--n-rep", type=int, default=1, help="cross-fitting repetitions in grid / null runs")
+    parser.add_argument("--n-rep", type=int, default=None,
+                        help="cross-fitting repetitions (grid default 1; heterogeneity / null default 3)")
     parser.add_argument("--scenarios", default=None, help="grid: comma-separated scenario names (default: all)")
+    parser.add_argument("--bare", action="store_true", help="grid: add within artist without track controls")
     parser.add_argument("--rows", type=int, nargs="*", default=[100_000])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/drivers"))
+    parser.add_argument("--tag", default="", help="suffix of the CSV names (keeps reduced runs apart)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    tag = f"_{args.tag}" if args.tag else ""
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {date.today()}",
           flush=True)
     start = time.perf_counter()
     if args.study == "grid":
         only = [s.strip() for s in args.scenarios.split(",")] if args.scenarios else None
-        results = grid(args.seeds, args.n_artists or 300, args.tracks_per_artist or 60, args.n_rep, only)
-        results.to_csv(args.out / "grid_raw.csv", index=False)
-        summary = (results.groupby(["scenario", "design"], sort=False)
-                   .agg(coverage=("covered", "mean"), mean_abs_bias=("bias", lambda b: float(np.mean(np.abs(b)))),
-                        mean_ci_width=("width", "mean")).unstack("design"))
-        print(_markdown(summary["coverage"]))
-        print(_markdown(summary["mean_abs_bias"]))
-        worst = (results[results.design == "within_album"].groupby(["scenario", "driver"]).covered.mean()
-                 .groupby(level=0, group_keys=False).nsmallest(2))
-        print(worst.to_string())
+        results = grid(args.seeds, args.n_artists or 300, args.tracks_per_artist or 60, args.n_rep or 1, only,
+                       args.bare)
+        results.to_csv(args.out / f"grid_raw{tag}.csv.gz", index=False)
+        summarise_grid(results)
     elif args.study == "default":
         results = default_study(args.seeds, args.n_artists or 300, args.tracks_per_artist or 60)
-        results.to_csv(args.out / "default_raw.csv", index=False)
+        results.to_csv(args.out / f"default_raw{tag}.csv", index=False)
         per_driver = results.groupby("driver", sort=False).agg(
             truth=("truth", "mean"), coverage=("covered", "mean"), mean_bias=("bias", "mean"),
-            mean_ci_width=("width", "mean"), band_coverage=("band_covered", "mean"),
-            placebo_rejection=("placebo_rejection_rate", "mean"))
+            ci_width=("width", "mean"), band_coverage=("band_covered", "mean"),
+            weighted_coverage=("weighted_covered", "mean"),
+            heterogeneity_rejects=("heterogeneity_p", lambda p: float((p < 0.05).mean())),
+            curve_pointwise=("curve_share", "mean"), placebo_rejection=("placebo_rejection_rate", "mean"))
         print(_markdown(per_driver))
         all_in_band = results.groupby("seed").band_covered.all().mean()
         warnings = (results.groupby("seed").placebo_rejection_rate.max() > PLACEBO_WARNING_RATE).mean()
-        print(f"coverage {results.covered.mean():.3f} of {len(results)} driver x seed; simultaneous band covers all "
-              f"truths in {all_in_band:.3f} of seeds; placebo warning in {warnings:.3f} of seeds; "
+        per_seed = results.groupby("seed").covered.sum()
+        print(f"coverage {_rate(results.covered)} of driver x seed; >= 11 of 12 covered in "
+              f"{(per_seed >= 11).mean():.0%} of seeds; simultaneous band covers all truths in {all_in_band:.3f} of "
+              f"seeds; placebo warning in {warnings:.3f} of seeds; "
               f"{results.groupby('seed').seconds.max().mean():.0f} s per run")
+        loud = results[results.driver == "loudness"]
+        if "curve_share" in loud.columns:
+            print(f"loudness curve: pointwise coverage {loud.curve_share.mean():.1%}, runs >= {CURVE_TARGET:.0%}: "
+                  f"{(loud.curve_share >= CURVE_TARGET).mean():.0%}")
+    elif args.study == "heterogeneity":
+        results = heterogeneity_study(args.seeds, args.n_artists or 100, args.tracks_per_artist or 30,
+                                      args.n_rep or 3)
+        results.to_csv(args.out / f"heterogeneity_raw{tag}.csv", index=False)
+        tested = results.dropna(subset=["heterogeneity_p"])
+        print(f"size of the heterogeneity test on homogeneous catalogues (p < 0.05): "
+              f"{_rate(tested.heterogeneity_p < 0.05)}; at 1%: {_rate(tested.heterogeneity_p < 0.01)}")
+        print(_markdown(tested.assign(rejected=tested.heterogeneity_p < 0.05).groupby("driver", sort=False)
+                        .agg(rejected=("rejected", "mean"), restrictions=("restrictions", "median"),
+                             average_effect_coverage=("covered", "mean"))))
+        per_seed = tested.groupby("seed").heterogeneity_p.min()
+        print(f"catalogues where any of the drivers' tests fires at 5%: {(per_seed < 0.05).mean():.1%} "
+              "(12 tests each, no multiplicity correction)")
     elif args.study == "null":
-        results = null_study(args.seeds, args.n_artists or 100, args.tracks_per_artist or 30, args.n_rep)
-        results.to_csv(args.out / "null_raw.csv", index=False)
+        results = null_study(args.seeds, args.n_artists or 100, args.tracks_per_artist or 30, args.n_rep or 3)
+        results.to_csv(args.out / f"null_raw{tag}.csv", index=False)
         per_seed = results.groupby("seed").agg(
             any_holm=("p_adjusted", lambda p: bool((p < 0.05).any())),
             any_raw=("p_value", lambda p: bool((p < 0.05).any())),
             band_all=("band_covered", "all"),
             placebo_warning=("placebo_rejection_rate", lambda r: bool((r > PLACEBO_WARNING_RATE).any())))
-        n = len(per_seed)
-
-        def share(column: str) -> str:
-            k = int(per_seed[column].sum())
-            return f"{k / n:.3f} ({k}/{n})"
-
-        print(f"family-wise error, Holm: {share('any_holm')}; without correction: {share('any_raw')}; simultaneous "
-              f"band misses a zero: {1 - per_seed.band_all.mean():.3f}; placebo warning: {share('placebo_warning')}")
-        print(f"mean placebo rejection rate {results.placebo_rejection_rate.mean():.3f} (nominal 0.05); "
-              f"share of raw p < 0.05 per driver {float((results.p_value < 0.05).mean()):.3f}")
+        print(f"family-wise error, Holm: {_rate(per_seed.any_holm)}; without correction: {_rate(per_seed.any_raw)}; "
+              f"simultaneous band misses a zero: {_rate(~per_seed.band_all)}; placebo warning: "
+              f"{_rate(per_seed.placebo_warning)}")
+        print(f"mean placebo rejection rate {results.placebo_rejection_rate.mean():.3f} (nominal 0.05); per driver "
+              f"raw p < 0.05: {_rate(results.p_value < 0.05)}; heterogeneity p < 0.05 (no effects, so none varies): "
+              f"{_rate(results.heterogeneity_p.dropna() < 0.05)}")
     else:
         timings = [timing(r) for r in args.rows]
         for t in timings:
             print(f"timing: {t}", flush=True)
-        pd.DataFrame(timings).to_csv(args.out / "timing.csv", index=False)
+        pd.DataFrame(timings).to_csv(args.out / f"timing{tag}.csv", index=False)
     print(f"total {time.perf_counter() - start:.0f} s, load now {os.getloadavg()[0]:.1f}")
 
 

@@ -198,6 +198,25 @@ def test_drivers_page_shows_every_design_the_checks_and_importance(app: AppTest,
     assert not app.exception and len(app.get("plotly_chart")) == len(charts)
 
 
+def test_drivers_page_draws_the_curves_and_says_which_effects_vary(app: AppTest,
+                                                                   artifacts: pipeline.Artifacts) -> None:
+    open_page(app, "drivers")
+    report = artifacts.drivers
+    continuous = [r.feature for r in report.drivers if r.curve]
+    chooser = app.selectbox(key="drivers_curve_driver")
+    assert list(chooser.options) == continuous and chooser.value == "loudness"
+    assert any("instead of its median" in c.value and "TRUE curve" in c.value for c in app.caption)
+    chooser.set_value(continuous[0]).run()
+    assert not app.exception
+    table = table_with(app, "driver", "average effect", "variance-weighted (partially linear)", "effect varies?")
+    assert list(table["driver"]) == list(report.features)
+    for i, r in enumerate(report.drivers):  # the report's own test result, worded
+        expected = "varies" if r.heterogeneous else "no evidence"
+        assert table.loc[i, "effect varies?"].startswith(expected), r.feature
+        assert float(table.loc[i, "variance-weighted (partially linear)"]) == pytest.approx(
+            r.estimate.variance_weighted_effect, rel=0.01, abs=1e-3)
+
+
 def test_data_page_explores_the_table(app: AppTest, artifacts: pipeline.Artifacts) -> None:
     open_page(app, "data")
     assert metric(app, "tracks") == f"{len(artifacts.tracks):,}"

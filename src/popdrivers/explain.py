@@ -331,8 +331,29 @@ def track_from_values(values: Mapping[str, Any], reference: pd.Timestamp | str) 
 
 
 @dataclass(frozen=True)
+class TrackEffect:
+    """The causal effect of one edited driver on *this* track, from the driver's effect model (its genre family's
+    slope and the curve along its values), with its 95% CI: shown where the effect varies between tracks."""
+
+    driver: str
+    family: str
+    start: float
+    end: float
+    effect: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class WhatIf:
-    """A track before and after an edit: the model's view and the causal estimate, kept apart."""
+    """A track before and after an edit: the model's view and the causal estimate, kept apart.
+
+    ``causal_change`` is the average over the design's tracks of the change the edit would cause (for continuous
+    drivers read off the dose-response curve between the track's value and the new one, so a large change is not
+    one slope times its size), with its 95% CI. ``per_track`` holds the effect for this track of each edited driver
+    whose effect is found to vary between tracks; ``average_applies`` the edited drivers where no such variation was
+    found (the average is then the best estimate for this track too).
+    """
 
     before: float
     after: float
@@ -340,11 +361,50 @@ class WhatIf:
     causal_low: float
     causal_high: float
     changes: dict[str, float]
+    per_track: tuple[TrackEffect, ...] = ()
+    average_applies: tuple[str, ...] = ()
 
     @property
     def model_change(self) -> float:
         """Change in the model's prediction (association: what tracks like the edited one score)."""
         return self.after - self.before
+
+
+def _track_family(row: pd.DataFrame) -> str:
+    feats = build_features(row)
+    if "genre_family" not in feats.columns or pd.isna(feats["genre_family"].iloc[0]):
+        return "unknown"
+    return str(feats["genre_family"].iloc[0])
+
+
+def track_effects(report: Any, row: pd.DataFrame, changes: Mapping[str, float],
+                  current: Mapping[str, float] | None = None) -> tuple[tuple[TrackEffect, ...], tuple[str, ...]]:
+    """Per edited driver: its effect on this track (where the report's heterogeneity test finds that the effect
+    varies), or its name in the second tuple (no evidence that it varies: the average applies).
+
+    ``changes`` are driver -> change in the driver's unit from the track's ``current`` values (read from ``row``
+    when not given). A driver whose effect model cannot place the track's genre family gets the average.
+    """
+    current = dict(current) if current is not None else driver_values(row, tuple(changes))
+    family = _track_family(row)
+    per_track, average = [], []
+    for driver, change in changes.items():
+        try:
+            result = report[driver]
+        except KeyError:
+            continue
+        model = result.effect_model
+        if not result.heterogeneous or model is None:
+            average.append(driver)
+            continue
+        start = float(current[driver])
+        try:
+            effect, low, high = model.track_change(start, start + float(change), family)
+        except ValueError:  # the family has no slope and nothing is pooled: no per-track effect to give
+            average.append(driver)
+            continue
+        per_track.append(TrackEffect(driver, family, start, start + float(change), effect, low, high))
+    return tuple(per_track), tuple(average)
 
 
 def what_if(model: PopularityModel, report: Any, row: pd.DataFrame, new_values: Mapping[str, float]) -> WhatIf:
@@ -361,8 +421,11 @@ def what_if(model: PopularityModel, report: Any, row: pd.DataFrame, new_values: 
     new_values
         Driver -> new value in the driver's unit (``duration_min`` in minutes, ``explicit`` 0/1).
 
-    The causal change is ``sum(effect x change)`` over the edited drivers the report estimated, with its 95% CI
-    (:func:`popdrivers.drivers.implied_change`); drivers the report lacks change only the model's prediction.
+    The causal change is the sum over the edited drivers the report estimated of each one's average change (the
+    dose-response curve from the track's value to the new one for continuous drivers, the average effect for
+    binary ones), with its 95% CI (:func:`popdrivers.drivers.implied_change`); drivers the report lacks change
+    only the model's prediction. Where a driver's effect varies between tracks, ``per_track`` gives its effect for
+    this track (:func:`track_effects`).
     """
     from popdrivers.drivers import implied_change
 
@@ -372,12 +435,13 @@ def what_if(model: PopularityModel, report: Any, row: pd.DataFrame, new_values: 
     estimated = {r.feature for r in report.drivers}
     causal_changes = {d: c for d, c in changes.items() if d in estimated}
     if causal_changes:
-        effect, low, high = implied_change(report, causal_changes)
+        effect, low, high = implied_change(report, causal_changes, at={d: current[d] for d in causal_changes})
     else:
         effect, low, high = 0.0, 0.0, 0.0
+    per_track, average = track_effects(report, row, causal_changes, current)
     edited = with_driver_values(row, {d: new_values[d] for d in changes})
     before, after = (float(v) for v in model.predict(pd.concat([row, edited], ignore_index=True)))
-    return WhatIf(before, after, float(effect), float(low), float(high), changes)
+    return WhatIf(before, after, float(effect), float(low), float(high), changes, per_track, average)
 
 
 def feature_curve(model: PopularityModel, row: pd.DataFrame, driver: str, tracks: pd.DataFrame | None = None,

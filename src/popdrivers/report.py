@@ -2,21 +2,30 @@
 
 Reads only the result types of :mod:`popdrivers.drivers` (never estimates). ``effects_figure`` puts every design
 side by side for every driver (95% CI bars, the primary design's simultaneous band, true effects when the data is
-simulated); ``by_genre_figure`` shows one driver's effects by genre family; ``importance_figure`` the popularity
-model's SHAP importance, titled as model association; ``estimates_table`` and ``sensitivity_table`` the numbers.
+simulated); ``curve_figure`` / ``curves_figure`` draw the dose-response curves of the continuous drivers (pointwise
+CI and simultaneous band; the true curve on simulated data); ``by_genre_figure`` shows one driver's effects by genre
+family; ``importance_figure`` the popularity model's SHAP importance, titled as model association;
+``estimates_table``, ``curve_table``, ``heterogeneity_table`` and ``sensitivity_table`` the numbers.
+
+True curves (simulated data) are passed as ``{driver: (values, effects)}`` on any grid and reference: they are
+interpolated at the estimate's values and moved to its reference (:func:`truth_on_curve`).
 """
 
 from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from popdrivers import registry
 from popdrivers.drivers import DESIGN_LABELS, PLACEBO_WARNING_RATE, DriverReport, DriverResult
+
+TruthCurves = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 
 DESIGN_COLOURS = {"within_album": "#1f77b4", "within_artist": "#9467bd", "naive": "#ff7f0e"}
 DESIGN_SYMBOLS = {"within_album": "circle", "within_artist": "square", "naive": "diamond"}
@@ -131,6 +140,150 @@ def by_genre_figure(report: DriverReport, driver: str | None = None) -> go.Figur
     return fig
 
 
+def truth_on_curve(result: DriverResult, truth_curve: tuple[Sequence[float], Sequence[float]]) -> np.ndarray:
+    """The true curve ``(values, effects)`` (any grid and reference) at ``result.curve``'s values, relative to
+    ``result.curve_reference`` (linear interpolation; the simulation stores a fine grid)."""
+    grid = np.asarray(truth_curve[0], dtype="float64")
+    effects = np.asarray(truth_curve[1], dtype="float64")
+    order = np.argsort(grid)
+    grid, effects = grid[order], effects[order]
+    values = np.array([p.value for p in result.curve], dtype="float64")
+    return np.interp(values, grid, effects) - float(np.interp(result.curve_reference, grid, effects))
+
+
+def curve_covered(result: DriverResult, truth_curve: tuple[Sequence[float], Sequence[float]],
+                  low: float | None = None, high: float | None = None) -> tuple[int, int]:
+    """``(covered, points)``: how many of the curve's points between ``low`` and ``high`` (default: all) have the
+    true change inside their pointwise 95% CI; the reference itself (a change of 0 by definition) is not counted."""
+    true = truth_on_curve(result, truth_curve)
+    covered = points = 0
+    for point, value in zip(result.curve, true, strict=True):
+        if point.value == result.curve_reference:
+            continue
+        if (low is not None and point.value < low) or (high is not None and point.value > high):
+            continue
+        points += 1
+        covered += int(point.ci_low <= value <= point.ci_high)
+    return covered, points
+
+
+def _curve_traces(fig: go.Figure, result: DriverResult, truth_curve: tuple[Sequence[float], Sequence[float]] | None,
+                  row: int | None = None, col: int | None = None, legend: bool = True) -> None:
+    where = {"row": row, "col": col} if row is not None else {}
+    colour = DESIGN_COLOURS["within_album"]
+    values = [p.value for p in result.curve]
+    band = [(p.band_low, p.band_high) for p in result.curve]
+    if all(math.isfinite(lo) and math.isfinite(hi) for lo, hi in band):
+        fig.add_trace(go.Scatter(x=values + values[::-1], y=[hi for _, hi in band] + [lo for lo, _ in band][::-1],
+                                 fill="toself", fillcolor="rgba(31,119,180,0.10)", line={"width": 0},
+                                 name="simultaneous 95% band (whole curve)", hoverinfo="skip", showlegend=legend,
+                                 legendgroup="band"), **where)
+    fig.add_trace(go.Scatter(x=values + values[::-1],
+                             y=[p.ci_high for p in result.curve] + [p.ci_low for p in result.curve][::-1],
+                             fill="toself", fillcolor="rgba(31,119,180,0.28)", line={"width": 0},
+                             name="pointwise 95% CI", hoverinfo="skip", showlegend=legend, legendgroup="ci"), **where)
+    fig.add_trace(go.Scatter(x=values, y=[p.effect for p in result.curve], mode="lines",
+                             line={"color": colour, "width": 2.5}, name="estimated change", showlegend=legend,
+                             legendgroup="estimate",
+                             hovertemplate="%{x:.3g}: %{y:+.2f} points<extra>" + result.feature + "</extra>"),
+                  **where)
+    if truth_curve is not None:
+        fig.add_trace(go.Scatter(x=values, y=list(truth_on_curve(result, truth_curve)), mode="lines",
+                                 line={"color": TRUTH_COLOUR, "width": 2, "dash": "dash"},
+                                 name="true change (simulation)", showlegend=legend, legendgroup="truth"), **where)
+    fig.add_trace(go.Scatter(x=[result.curve_reference], y=[0.0], mode="markers",
+                             marker={"color": "black", "size": 8, "symbol": "circle-open"},
+                             name="reference (median)", showlegend=legend, legendgroup="reference",
+                             hovertemplate="reference %{x:.3g}<extra></extra>"), **where)
+
+
+def curve_figure(result: DriverResult, truth_curve: tuple[Sequence[float], Sequence[float]] | None = None) \
+        -> go.Figure:
+    """One continuous driver's dose-response: the average change in popularity if every track had the value on
+    the x axis instead of the median, with pointwise 95% CIs, the simultaneous band and the truth if given."""
+    fig = go.Figure()
+    if not result.curve:
+        return fig.update_layout(title=f"No dose-response curve for {result.feature} (binary driver, or not estimated)")
+    _curve_traces(fig, result, truth_curve)
+    axis = registry.spec(result.feature).axis_title if registry.is_registered(result.feature) else result.feature
+    fig.add_hline(y=0, line={"color": "grey", "dash": "dot"})
+    fig.update_layout(title=f"Change in popularity if every track's {result.feature} were x instead of "
+                            f"{_fmt(result.curve_reference)} (its median)",
+                      xaxis_title=axis, yaxis_title="popularity points", height=380,
+                      legend={"orientation": "h", "y": -0.25}, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
+
+
+def curves_figure(report: DriverReport, truth_curves: TruthCurves | None = None, columns: int = 3) -> go.Figure:
+    """Small multiples: every continuous driver's dose-response curve (as :func:`curve_figure`)."""
+    from plotly.subplots import make_subplots
+
+    with_curves = [r for r in report.drivers if r.curve]
+    if not with_curves:
+        return go.Figure().update_layout(title="No dose-response curves in this report")
+    rows = math.ceil(len(with_curves) / columns)
+    titles = [f"{r.feature} (median {_fmt(r.curve_reference)})" for r in with_curves]
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.07,
+                        vertical_spacing=0.5 / max(rows, 1))
+    for i, r in enumerate(with_curves):
+        truth = truth_curves.get(r.feature) if truth_curves else None
+        _curve_traces(fig, r, truth, row=i // columns + 1, col=i % columns + 1, legend=i == 0)
+    fig.update_layout(title="Dose-response: change in popularity if every track had the value x instead of the "
+                            "median (95% CI, simultaneous band)", height=80 + 250 * rows,
+                      legend={"orientation": "h", "y": -0.06}, margin={"l": 10, "r": 10, "t": 70, "b": 10})
+    fig.update_yaxes(title_text="points", col=1)
+    return fig
+
+
+def heterogeneity_label(r: DriverResult) -> str:
+    """'varies (p ...)' / 'no evidence (p ...)' / '-' for one driver."""
+    h = r.heterogeneity
+    if h is None or not math.isfinite(h.p_value):
+        return "–"
+    return f"{'varies' if h.detected else 'no evidence'} (p {_p(h.p_value)})"
+
+
+def heterogeneity_table(report: DriverReport) -> pd.DataFrame:
+    """One row per driver: the test that its effect varies between tracks, the average beside the
+    variance-weighted number, and the range of its genre-family effects."""
+    rows = []
+    for r in report.drivers:
+        h = r.heterogeneity
+        genres = sorted(r.by_genre, key=lambda g: g.effect)
+        rows.append({
+            "driver": r.feature, "average effect": _fmt(r.effect),
+            "variance-weighted (partially linear)": _fmt(r.estimate.variance_weighted_effect),
+            "effect varies?": heterogeneity_label(r),
+            "families with their own slope": len(h.groups) if h is not None else 0,
+            "spline terms": h.nonlinear_terms if h is not None else 0,
+            "lowest family": f"{genres[0].group} {_fmt(genres[0].effect)}" if genres else "–",
+            "highest family": f"{genres[-1].group} {_fmt(genres[-1].effect)}" if genres else "–",
+        })
+    return pd.DataFrame(rows)
+
+
+def curve_table(report: DriverReport) -> pd.DataFrame:
+    """One row per continuous driver: the curve's reference and its change at both ends of the grid (2.5th and
+    97.5th percentile), with 95% CIs: how far the effect of a large change departs from one slope."""
+    rows = []
+    for r in report.drivers:
+        if not r.curve:
+            continue
+        first, last = r.curve[0], r.curve[-1]
+        linear_first = r.effect * (first.value - r.curve_reference)
+        linear_last = r.effect * (last.value - r.curve_reference)
+        rows.append({
+            "driver": r.feature, "reference (median)": _fmt(r.curve_reference),
+            "low end": _fmt(first.value), "change at low end": f"{_fmt(first.effect)} [{_fmt(first.ci_low)}, "
+                                                             f"{_fmt(first.ci_high)}]",
+            "one slope would say (low)": _fmt(linear_first),
+            "high end": _fmt(last.value), "change at high end": f"{_fmt(last.effect)} [{_fmt(last.ci_low)}, "
+                                                               f"{_fmt(last.ci_high)}]",
+            "one slope would say (high)": _fmt(linear_last),
+        })
+    return pd.DataFrame(rows)
+
+
 def importance_figure(importance: pd.DataFrame) -> go.Figure:
     """Mean |SHAP value| per feature of the popularity model: what the model uses, not what causes popularity."""
     data = importance.sort_values("mean_abs_shap", ascending=True)
@@ -155,6 +308,8 @@ def estimates_table(report: DriverReport, truth: dict[str, float] | None = None)
             "driver": r.feature, "unit": r.unit, "effect": _fmt(r.effect),
             "95% CI": f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]", "p": _p(r.p_value), "p (Holm)": _p(r.p_adjusted),
             "simultaneous band": f"[{_fmt(r.simultaneous_ci_low)}, {_fmt(r.simultaneous_ci_high)}]",
+            "variance-weighted": _fmt(r.estimate.variance_weighted_effect),
+            "effect varies?": heterogeneity_label(r),
         }
         for design in others:
             if r.feature in design.features:
@@ -218,6 +373,7 @@ def plain_reading(report: DriverReport, truth: dict[str, float] | None = None) -
     if unclear:
         lines.append("Not distinguishable from 0 after the Holm correction for testing "
                      f"{len(report.drivers)} drivers: " + ", ".join(r.feature for r in unclear) + ".")
+    lines += _heterogeneity_lines(report)
     for design in report.designs:
         if design.name == report.design:
             continue
@@ -241,12 +397,46 @@ def plain_reading(report: DriverReport, truth: dict[str, float] | None = None) -
     return lines
 
 
+def _heterogeneity_lines(report: DriverReport) -> list[str]:
+    """Which effects vary between tracks, and where the average and the variance-weighted number part."""
+    lines = []
+    tested = [r for r in report.drivers if r.heterogeneity is not None and math.isfinite(r.heterogeneity.p_value)]
+    varying = [r for r in tested if r.heterogeneity.detected]
+    if varying:
+        parts = []
+        for r in varying:
+            genres = sorted(r.by_genre, key=lambda g: g.effect)
+            spread = (f", from {_fmt(genres[0].effect)} ({genres[0].group}) to {_fmt(genres[-1].effect)} "
+                      f"({genres[-1].group}) per unit" if len(genres) > 1 else "")
+            parts.append(f"{r.feature} (p {_p(r.heterogeneity.p_value)}{spread})")
+        lines.append("The effect differs between tracks for " + "; ".join(parts) + ": the average effect is the "
+                     "mean over tracks, and the What-if page shows the effect for one track.")
+    if tested and len(varying) < len(tested):
+        lines.append("No evidence that the effect varies between tracks (by genre family or along the feature's "
+                     "own values) for " + ", ".join(r.feature for r in tested if not r.heterogeneity.detected)
+                     + ": one average applies to every track.")
+    apart = [r for r in report.drivers if math.isfinite(r.estimate.variance_weighted_effect)
+             and math.isfinite(r.estimate.variance_weighted_se)
+             and abs(r.effect - r.estimate.variance_weighted_effect)
+             > 2 * math.hypot(r.se, r.estimate.variance_weighted_se)]
+    if apart:
+        lines.append("The average effect and the variance-weighted (partially linear) number differ for "
+                     + ", ".join(f"{r.feature} ({_fmt(r.effect)} vs {_fmt(r.estimate.variance_weighted_effect)})"
+                                 for r in apart)
+                     + ": the latter counts tracks by how much the feature varies within their album.")
+    return lines
+
+
 def drivers_report_html(report: DriverReport, importance: pd.DataFrame | None = None,
-                        truth: dict[str, float] | None = None, popularity_source: str | None = None) -> str:
-    """A self-contained HTML page: effects plot, by-genre plot, SHAP importance, tables and a plain reading."""
+                        truth: dict[str, float] | None = None, popularity_source: str | None = None,
+                        truth_curves: TruthCurves | None = None) -> str:
+    """A self-contained HTML page: effects plot, dose-response curves, by-genre plot, SHAP importance, tables and
+    a plain reading (``truth`` / ``truth_curves``: the simulation's true effects and curves, drawn beside)."""
     import plotly.io as pio
 
     figures: list[tuple[str, Any]] = [("Causal effects, every design", effects_figure(report, truth))]
+    if any(r.curve for r in report.drivers):
+        figures.append(("Dose-response curves", curves_figure(report, truth_curves)))
     if any(r.by_genre for r in report.drivers):
         figures.append(("Heterogeneity by genre family", by_genre_figure(report)))
     if importance is not None and len(importance):
@@ -291,13 +481,23 @@ table.drivers td, table.drivers th {{ padding: 3px 8px; border-bottom: 1px solid
 <h2>Reading</h2><ul>{reading}</ul>
 {''.join(parts)}
 <h2>Estimates and checks</h2>
-<p>Effects are popularity points per unit. p (Holm): adjusted for testing every driver; an effect is called
-distinguishable from 0 when it is below 0.05. Simultaneous band: covers all drivers' effects at once with 95%
+<p>Effects are popularity points per unit: the average over the design's tracks of each track's effect of +1 unit
+(variance-weighted: the partially linear number beside it). p (Holm): adjusted for testing every driver; an effect
+is called distinguishable from 0 when it is below 0.05. Simultaneous band: covers all drivers' effects at once with 95%
 probability. Placebo rejections: the driver's residual shuffled within the comparison groups
 {info.get('placebo', '')}; the share of shuffles the 95% CI calls significant should be about 5%. Permutation p:
 how often a shuffle beats the real estimate. RV: share of residual variance of both driver and popularity a hidden
 confounder must explain to erase the effect (RV 5%: to make it insignificant).</p>
 {table(estimates_table(report, truth))}
+<h2>Does the effect vary between tracks?</h2>
+<p>The average effect is the mean over the design's tracks of each track's own effect (a slope per genre family
+and a spline along the feature's values); the variance-weighted number is the partially linear slope, which counts
+tracks by how much the feature varies within their album. Heterogeneity: {html.escape(str(info.get('heterogeneity',
+'')))}.</p>
+{table(heterogeneity_table(report))}
+{'<h2>Dose-response curves: large changes</h2><p>The change in popularity if every track had the value at the '
+ 'ends of the curve instead of the median, beside what one slope would say.</p>' + table(curve_table(report))
+ if any(r.curve for r in report.drivers) else ''}
 <h2>Sensitivity: a hidden confounder as strong as what we observe</h2>
 <p>The estimate after removing the largest bias an unobserved confounder k times as strong as an observed control
 could cause (Cinelli &amp; Hazlett 2020; strength measured in the design's linear fixed-effects analogue).</p>

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -11,18 +12,30 @@ from rich.table import Table
 from popdrivers.cli._app import app, console, err_console, read_data, user_errors
 
 
-def _truth_for(data: Path) -> dict[str, float] | None:
-    """True effects of a simulated catalogue, from the ``<name>.truth.json`` sidecar `popdrivers simulate` writes."""
+def _truth_for(data: Path) -> tuple[dict[str, float] | None, dict[str, tuple[list[float], list[float]]] | None]:
+    """True effects and dose-response curves of a simulated catalogue, from the ``<name>.truth.json`` sidecar
+    `popdrivers simulate` writes (None, None for real data)."""
     from popdrivers.artifacts import read_json
 
     sidecar = data.with_name(data.stem + ".truth.json") if data.is_file() else None
     if sidecar is None or not sidecar.is_file():
-        return None
-    return {k: float(v) for k, v in read_json(sidecar).get("effects", {}).items()}
+        return None, None
+    content = read_json(sidecar)
+    effects = {k: float(v) for k, v in content.get("effects", {}).items()}
+    curves = {k: ([float(x) for x in c["values"]], [float(x) for x in c["effects"]])
+              for k, c in content.get("curves", {}).items()}
+    return effects, curves or None
 
 
 def _num(value: float, digits: int = 3) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def _heterogeneity_cell(result: Any) -> str:
+    h = result.heterogeneity
+    if h is None or not math.isfinite(h.p_value):
+        return "–"
+    return ("yes " if h.detected else "no ") + ("(<0.001)" if h.p_value < 0.001 else f"({h.p_value:.2g})")
 
 
 @app.command()
@@ -63,9 +76,10 @@ def drivers(
         from popdrivers.model import load_model
 
         importance = global_importance(load_model(model), tracks, seed=seed)
-    truth = _truth_for(data)
+    truth, truth_curves = _truth_for(data)
     source = popularity_source(tracks)
-    html = drivers_report_html(report, importance=importance, truth=truth, popularity_source=source)
+    html = drivers_report_html(report, importance=importance, truth=truth, popularity_source=source,
+                               truth_curves=truth_curves)
     save_drivers(report, out, html=html, importance=importance, data_source=str(data.resolve()),
                  popularity_source=source)
 
@@ -74,7 +88,7 @@ def drivers(
                         f"tracks, {artists})", title_justify="left")
     table.add_column("driver", no_wrap=True, min_width=max(len(r.feature) for r in report.drivers))
     table.add_column("per")
-    for column in ("effect", "95% CI", "p (Holm)"):
+    for column in ("effect", "95% CI", "p (Holm)", "var.-weighted", "varies (p)"):
         table.add_column(column, justify="right")
     others = [d for d in report.designs if d.name != report.design]
     for other in others:
@@ -86,7 +100,8 @@ def drivers(
     for r in report.drivers:
         row = [r.feature, registry.spec(r.feature).unit if registry.is_registered(r.feature) else "", _num(r.effect),
                f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
-               "<0.001" if r.p_adjusted < 0.001 else _num(r.p_adjusted, 2)]
+               "<0.001" if r.p_adjusted < 0.001 else _num(r.p_adjusted, 2),
+               _num(r.estimate.variance_weighted_effect), _heterogeneity_cell(r)]
         row += [_num(o[r.feature].effect) if r.feature in o.features else "–" for o in others]
         row += ["–" if not math.isfinite(r.placebo_rejection_rate) else f"{100 * r.placebo_rejection_rate:.0f}%",
                 _num(r.robustness_value, 2)]
@@ -98,8 +113,11 @@ def drivers(
     console.print(f"Primary design {design_label(report.design)}: {report.design_reason}.", highlight=False)
     if source:
         console.print(f"Popularity source: {source}", highlight=False)
-    console.print("p (Holm): adjusted for testing every driver. placebo: share of within-group shuffles the 95% CI "
-                  "calls significant (about 5% expected). RV: robustness value.", highlight=False)
+    console.print("effect: average over the tracks of the effect of +1 unit (each track's own slope, by genre family "
+                  "and along the feature's values). p (Holm): adjusted for testing every driver. var.-weighted: the "
+                  "partially linear number (tracks counted by how much the feature varies within their album). "
+                  "varies (p): test that the effect is the same for every track. placebo: share of within-group "
+                  "shuffles the 95% CI calls significant (about 5% expected). RV: robustness value.", highlight=False)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print(f"wrote {out / 'drivers.json'} and {out / 'report.html'} in {report.info.get('seconds', 0):.0f} s",

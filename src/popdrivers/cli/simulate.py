@@ -14,7 +14,8 @@ from popdrivers.errors import InputError
 # The switches of popdrivers.sources.simulate.CatalogStructure (a test keeps the two equal), named here so that
 # the CLI starts without importing numpy and pandas.
 SWITCHES = ("unequal_artists", "albums", "singles", "track_position", "versions", "featured_artists",
-            "clean_duplicates", "deluxe_editions", "correlated_features", "hidden_confounder")
+            "clean_duplicates", "deluxe_editions", "correlated_features", "heterogeneous_effects",
+            "saturating_effects", "popularity_floor", "hidden_confounder")
 
 
 def truth_path_for(out: Path) -> Path:

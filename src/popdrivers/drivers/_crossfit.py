@@ -55,42 +55,46 @@ class NuisanceLearner:
     def fit_predict(self, x_train: np.ndarray, y_train: np.ndarray, d_train: np.ndarray, x_test: np.ndarray,
                     excluded: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """For every driver j: predictions on ``x_test`` of ``E[y | x without excluded[j]]`` and of
-        ``E[d_j | x without excluded[j]]`` (``d_train`` holds one driver per column).
+        ``E[d_j | x without excluded[j]]`` (``d_train`` holds one driver per column)."""
+        n_drivers = d_train.shape[1]
+        targets = np.column_stack([np.repeat(y_train[:, None], n_drivers, axis=1), d_train])
+        predicted = self.fit_predict_targets(x_train, targets, x_test, [*excluded, *excluded])
+        return predicted[:, :n_drivers], predicted[:, n_drivers:]
 
-        All the models of one fold share one binned LightGBM dataset; a driver's own columns are kept out of its
-        models through LightGBM's ``feature_contri`` (their split gain is zeroed) and out of the least squares
+    def fit_predict_targets(self, x_train: np.ndarray, targets: np.ndarray, x_test: np.ndarray,
+                            excluded: list[list[int]]) -> np.ndarray:
+        """Predictions on ``x_test`` of ``E[target_t | x without excluded[t]]`` for every column t of ``targets``.
+
+        All the models of one fold share one binned LightGBM dataset; a target's excluded columns are kept out of
+        its models through LightGBM's ``feature_contri`` (their split gain is zeroed) and out of the least squares
         by solving on the other columns of one Gram matrix.
         """
         if self.max_fit_rows is not None and len(x_train) > self.max_fit_rows:
             keep = np.random.default_rng(self.seed).choice(len(x_train), self.max_fit_rows, replace=False)
-            x_train, y_train, d_train = x_train[keep], y_train[keep], d_train[keep]
-        n_drivers = d_train.shape[1]
+            x_train, targets = x_train[keep], targets[keep]
+        n_targets = targets.shape[1]
         n_features = x_train.shape[1]
-        y_test = np.zeros((len(x_test), n_drivers))
-        d_test = np.zeros((len(x_test), n_drivers))
-        y_resid = np.repeat(y_train[:, None], n_drivers, axis=1)
-        d_resid = d_train.copy()
+        predicted = np.zeros((len(x_test), n_targets))
+        resid = targets.astype("float64", copy=True)
         if self.kind in ("linear", "linear+lgbm"):
             design = np.column_stack([np.ones(len(x_train)), x_train])
             test_design = np.column_stack([np.ones(len(x_test)), x_test])
             gram = design.T @ design
-            cross_y = design.T @ y_train
-            cross_d = design.T @ d_train
-            for j in range(n_drivers):
-                cols = np.array([0] + [1 + c for c in range(n_features) if c not in set(excluded[j])])
+            cross = design.T @ targets
+            by_exclusion: dict[tuple[int, ...], list[int]] = {}
+            for t in range(n_targets):
+                by_exclusion.setdefault(tuple(sorted(excluded[t])), []).append(t)
+            for exclusion, members in by_exclusion.items():
+                cols = np.array([0] + [1 + c for c in range(n_features) if c not in set(exclusion)])
                 # lstsq on the small Gram block: the minimum-norm solution when a control is constant (or a copy
                 # of another) within the training folds, where a plain solve would fail.
-                coef = np.linalg.lstsq(gram[np.ix_(cols, cols)], np.column_stack([cross_y[cols], cross_d[cols, j]]),
-                                       rcond=None)[0]
-                y_resid[:, j] = y_train - design[:, cols] @ coef[:, 0]
-                d_resid[:, j] = d_train[:, j] - design[:, cols] @ coef[:, 1]
-                y_test[:, j] = test_design[:, cols] @ coef[:, 0]
-                d_test[:, j] = test_design[:, cols] @ coef[:, 1]
+                coef = np.linalg.lstsq(gram[np.ix_(cols, cols)], cross[np.ix_(cols, members)], rcond=None)[0]
+                resid[:, members] = targets[:, members] - design[:, cols] @ coef
+                predicted[:, members] = test_design[:, cols] @ coef
             if self.kind == "linear":
-                return y_test, d_test
-        from popdrivers.model import load_lightgbm
+                return predicted
+        import lightgbm as lgb
 
-        lgb = load_lightgbm()
         # num_threads=1: parallelism comes from fitting folds side by side (OpenMP inside each fit spins
         # badly when the machine is shared).
         params = {"objective": "regression", "num_leaves": self.num_leaves, "learning_rate": self.learning_rate,
@@ -100,24 +104,33 @@ class NuisanceLearner:
         # linear_tree: leaves hold a linear model of the features on their branch, so a smooth confounder
         # (x^2, steep in the tails where leaves are wide) is followed instead of averaged over a leaf; constant
         # leaves left ~10% bias in the Mundlak check of tests/test_drivers.py.
-        dataset = lgb.Dataset(x_train, label=y_resid[:, 0], free_raw_data=False,
+        dataset = lgb.Dataset(x_train, label=resid[:, 0], free_raw_data=False,
                               params={"max_bin": self.max_bin, "verbose": -1, "linear_tree": self.linear_tree}
                               ).construct()
-        for j in range(n_drivers):
+        for t in range(n_targets):
             contribution = np.ones(n_features)
-            contribution[list(excluded[j])] = 0.0
-            driver_params = {**params, "feature_contri": contribution.tolist()}
-            for target, out in ((y_resid[:, j], y_test), (d_resid[:, j], d_test)):
-                dataset.set_label(target)
-                booster = lgb.train(driver_params, dataset, num_boost_round=self.n_estimators)
-                out[:, j] += booster.predict(x_test, num_threads=1)
-        return y_test, d_test
+            contribution[list(excluded[t])] = 0.0
+            dataset.set_label(resid[:, t])
+            booster = lgb.train({**params, "feature_contri": contribution.tolist()}, dataset,
+                                num_boost_round=self.n_estimators)
+            predicted[:, t] += booster.predict(x_test, num_threads=1)
+        return predicted
 
 
 def cross_fit_residuals(x: np.ndarray, y: np.ndarray, treatments: np.ndarray, excluded: list[list[int]],
                         folds: np.ndarray, learner: NuisanceLearner, n_jobs: int = 1,
                         on_fold: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold residuals ``y - E[y | x_-j]`` and ``d_j - E[d_j | x_-j]`` for every driver j (columns).
+    """Out-of-fold residuals ``y - E[y | x_-j]`` and ``d_j - E[d_j | x_-j]`` for every driver j (columns)."""
+    n_drivers = treatments.shape[1]
+    targets = np.column_stack([np.repeat(np.asarray(y, dtype="float64")[:, None], n_drivers, axis=1), treatments])
+    residuals = cross_fit_targets(x, targets, [*excluded, *excluded], folds, learner, n_jobs, on_fold)
+    return residuals[:, :n_drivers], residuals[:, n_drivers:]
+
+
+def cross_fit_targets(x: np.ndarray, targets: np.ndarray, excluded: list[list[int]], folds: np.ndarray,
+                      learner: NuisanceLearner, n_jobs: int = 1,
+                      on_fold: Callable[[int], None] | None = None) -> np.ndarray:
+    """Out-of-fold residuals ``target_t - E[target_t | x without excluded[t]]`` for every column t.
 
     Each fold is predicted by models trained on the other folds; folds run side by side in ``n_jobs`` worker
     processes (LightGBM's linear trees crash when trained on several threads of one process; joblib hands the
@@ -126,24 +139,17 @@ def cross_fit_residuals(x: np.ndarray, y: np.ndarray, treatments: np.ndarray, ex
     n_folds = int(folds.max()) + 1
     fold_rows = [np.flatnonzero(folds == k) for k in range(n_folds)]
     train_rows = [np.flatnonzero(folds != k) for k in range(n_folds)]
-
-    tasks = [(x[train_rows[k]], y[train_rows[k]], treatments[train_rows[k]], x[fold_rows[k]], excluded)
-             for k in range(n_folds)]
+    tasks = [(x[train_rows[k]], targets[train_rows[k]], x[fold_rows[k]], excluded) for k in range(n_folds)]
     if n_jobs > 1:
         from joblib import Parallel, delayed
 
         results = Parallel(n_jobs=min(n_jobs, n_folds), backend="loky", return_as="generator")(
-            delayed(learner.fit_predict)(*task) for task in tasks)
+            delayed(learner.fit_predict_targets)(*task) for task in tasks)
     else:
-        results = (learner.fit_predict(*task) for task in tasks)
-    predictions = []
+        results = (learner.fit_predict_targets(*task) for task in tasks)
+    residuals = np.asarray(targets, dtype="float64").copy()
     for k, prediction in enumerate(results):
-        predictions.append(prediction)
+        residuals[fold_rows[k]] -= prediction
         if on_fold is not None:
             on_fold(k)
-    y_res = np.repeat(np.asarray(y, dtype="float64")[:, None], treatments.shape[1], axis=1)
-    d_res = np.asarray(treatments, dtype="float64").copy()
-    for k, (y_pred, d_pred) in enumerate(predictions):
-        y_res[fold_rows[k]] -= y_pred
-        d_res[fold_rows[k]] -= d_pred
-    return y_res, d_res
+    return residuals

@@ -174,6 +174,8 @@ def prepare_sample(df: pd.DataFrame, drivers: list[str], track_controls: bool) -
     albums = pd.factorize(df["album_id"])[0] if "album_id" in df.columns and df["album_id"].notna().any() else None
     family = (df["genre_family"].astype(object).fillna("unknown").to_numpy(dtype=object)
               if "genre_family" in df.columns else np.full(len(df), "unknown", dtype=object))
+    if has_artists:
+        family = artist_family(family, artists)
     era = (_era_labels(pd.to_numeric(df["release_year"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
            if "release_year" in df.columns else np.full(len(df), "", dtype=object))
     complete = np.isfinite(y) & np.all(np.isfinite(np.column_stack(list(treatments.values()))), axis=1)
@@ -182,6 +184,21 @@ def prepare_sample(df: pd.DataFrame, drivers: list[str], track_controls: bool) -
     sample = Sample(y=y, drivers=treatments, blocks=blocks, artists=artists, albums=albums, family=family, era=era,
                     has_artists=has_artists, notes=notes)
     return sample.subset(np.flatnonzero(complete)), int((~complete).sum())
+
+
+def artist_family(family: np.ndarray, artists: np.ndarray) -> np.ndarray:
+    """Each track's artist's most common genre family (known families first; ties: alphabetical).
+
+    A family slope needs the family to be constant within an artist (and so within an album): a playlist's genre
+    can differ between one artist's tracks, and then ``1_family x driver`` would not be demeaned by the album.
+    """
+    frame = pd.DataFrame({"artist": artists, "family": family.astype(str)})
+    frame["known"] = ~frame["family"].isin(["unknown", ""])
+    counts = frame.groupby(["artist", "known", "family"], sort=True).size().reset_index(name="n")
+    counts = counts.sort_values(["artist", "known", "n", "family"], ascending=[True, False, False, True],
+                                kind="stable")
+    modal = counts.drop_duplicates("artist").set_index("artist")["family"]
+    return frame["artist"].map(modal).to_numpy(dtype=object)
 
 
 def _multi_member_rows(groups: np.ndarray) -> np.ndarray:
@@ -259,6 +276,19 @@ class DesignMatrices:
     clusters: np.ndarray                          # artist code per row (SEs clustered on it)
     groups: np.ndarray                            # comparison group per row (album / artist / row)
     n_groups: int
+    family: np.ndarray | None = None              # genre family per row (constant within artist)
+    levels: dict[str, np.ndarray] | None = None   # the drivers' own values (not demeaned), for the basis
+
+    def level(self, driver: str) -> np.ndarray:
+        """The driver's own values on this design's rows (the treatments are demeaned in fixed-effects designs)."""
+        return self.levels[driver] if self.levels is not None else self.treatments[driver]
+
+    def demean(self, values: np.ndarray) -> np.ndarray:
+        """``values`` minus their comparison-group means (naive: unchanged): how a column enters this design."""
+        if self.name == "naive":
+            return values
+        counts = np.bincount(self.groups).astype("float64")
+        return values - _group_means(values, self.groups, counts)
 
     @property
     def drivers(self) -> tuple[str, ...]:
@@ -271,7 +301,9 @@ class DesignMatrices:
         level* (not demeaned), their group means (Mundlak) and the log group size: a confounder that acts through
         a track's own level (``x^2``) is then a simple function of the features, while in demeaned values it would
         be an interaction with the group mean; the targets are demeaned, and so are the residuals afterwards.
-        Driver j's models leave out driver j and its group mean.
+        Driver j's models leave out driver j and its group mean. Fixed-effects designs also see the genre family
+        (constant within the group, so it removes nothing; it lets the residual of ``family x driver`` be the
+        family times the driver's residual, see ``_basis``).
         """
         drivers = np.column_stack(list(self.treatments.values()))
         n_drivers = drivers.shape[1]
@@ -283,6 +315,11 @@ class DesignMatrices:
                  self.control_means]
         if self.log_group_size is not None:
             parts.append(self.log_group_size[:, None])
+        if self.family is not None:
+            labels = self.family.astype(str)
+            present = sorted(set(labels))
+            if len(present) > 1:
+                parts.append(np.column_stack([(labels == f).astype("float64") for f in present[1:]]))
         excluded = [[j, offset + j] for j in range(n_drivers)]
         return np.column_stack(parts).astype("float64"), excluded
 
@@ -299,10 +336,7 @@ class DesignMatrices:
         group-level part of the confounding (e.g. how spread a group's controls are) survives in both residuals;
         it is constant within the group, and demeaning removes it.
         """
-        if self.name == "naive":
-            return residuals
-        counts = np.bincount(self.groups).astype("float64")
-        return residuals - _group_means(residuals, self.groups, counts)
+        return self.demean(residuals)
 
     @property
     def fixed_effects(self) -> int:
@@ -336,7 +370,7 @@ def build_design(name: str, sample: Sample, track_controls: bool = True) -> Desi
     if name == "naive":
         groups = np.arange(len(sample))
         return DesignMatrices(name, y, treatments, controls, tuple(names), block_columns, None, None, None,
-                              sample.artists, groups, len(groups))
+                              sample.artists, groups, len(groups), family=sample.family, levels=None)
     raw_groups = sample.albums if name == "within_album" else sample.artists
     assert raw_groups is not None
     _, groups, counts = np.unique(raw_groups, return_inverse=True, return_counts=True)
@@ -357,7 +391,8 @@ def build_design(name: str, sample: Sample, track_controls: bool = True) -> Desi
         treatments={d: v - driver_means[:, i] for i, (d, v) in enumerate(treatments.items())},
         controls=demeaned_controls[:, keep], control_names=tuple(names[j] for j in varying),
         block_columns=block_columns, driver_means=driver_means, control_means=control_means[:, keep],
-        log_group_size=np.log(counts[groups]), clusters=sample.artists, groups=groups, n_groups=len(counts))
+        log_group_size=np.log(counts[groups]), clusters=sample.artists, groups=groups, n_groups=len(counts),
+        family=sample.family, levels=dict(treatments))
 
 
 def driver_support(sample: Sample, requested: list[str] | None) -> tuple[list[str], list[str]]:

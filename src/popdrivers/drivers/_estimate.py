@@ -23,6 +23,8 @@ from popdrivers import registry
 from popdrivers.drivers._checks import (
     BENCHMARK_MULTIPLES,
     BENCHMARKS,
+    MIN_GROUP_ARTISTS,
+    MIN_GROUP_ROWS,
     LinearAnalogue,
     adjusted_estimate,
     adjusted_se,
@@ -32,7 +34,7 @@ from popdrivers.drivers._checks import (
     permutation_placebo,
     robustness_value,
 )
-from popdrivers.drivers._crossfit import LEARNERS, NuisanceLearner, artist_grouped_folds, cross_fit_residuals
+from popdrivers.drivers._crossfit import LEARNERS, NuisanceLearner, artist_grouped_folds, cross_fit_targets
 from popdrivers.drivers._designs import (
     DESIGNS,
     DesignMatrices,
@@ -41,25 +43,37 @@ from popdrivers.drivers._designs import (
     driver_support,
     prepare_sample,
 )
+from popdrivers.drivers._effects import (
+    HETEROGENEITY_METHOD,
+    DriverRepetition,
+    aggregate_coefficients,
+    aggregate_curve,
+    aggregate_stages,
+    driver_basis,
+    driver_repetition,
+    family_labels,
+    spline_targets,
+)
 from popdrivers.drivers._inference import (
     LEVEL,
     ClusterSums,
     FinalStage,
+    adjust_p_values,
     aggregate_repetitions,
-    benjamini_hochberg,
-    final_stage,
-    holm,
     joint_covariance,
     simultaneous_critical_value,
     simultaneous_multiplier,
     t_interval,
 )
 from popdrivers.drivers._results import (
+    CurvePoint,
     DesignEstimate,
     DesignResult,
     DriverReport,
     DriverResult,
+    EffectModel,
     GroupEffect,
+    Heterogeneity,
     SensitivityBound,
 )
 from popdrivers.errors import InputError
@@ -101,83 +115,140 @@ def _design_order(primary: str, compare: bool) -> list[str]:
 
 
 class _DesignRun:
-    """Cross-fitted final stages of one design over its repetitions (plus what the primary's checks need)."""
+    """Cross-fitted final stages of one design over its repetitions (plus what the primary's checks need).
 
-    def __init__(self, matrices: DesignMatrices, n_rep: int):
+    Per repetition every driver gets three kinds of nuisance targets, fitted on the same folds: the outcome and
+    the driver (each without the driver's own columns), and, for continuous drivers of the primary design, the
+    spline columns of the driver (``_basis``); the family columns need none.
+    """
+
+    def __init__(self, matrices: DesignMatrices, drivers: list[str], n_rep: int, n_knots: int, details: bool):
         self.matrices = matrices
+        self.drivers = drivers
         self.n_rep = n_rep
+        self.details = details
         self.clusters = ClusterSums(matrices.clusters)
-        self.stages: list[list[FinalStage]] = []                   # [rep][driver]
+        self.prepared = {d: driver_basis(matrices, d, n_knots, MIN_GROUP_ROWS, MIN_GROUP_ARTISTS) for d in drivers}
+        self.reps: list[list[DriverRepetition]] = []                 # [rep][driver]
         self.residuals: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # first repetition, for the placebo
-        self.group_stages: dict[tuple[str, str, str], list[FinalStage]] = {}  # (kind, label, driver) -> per rep
 
-    def run(self, drivers: list[str], learner: NuisanceLearner, n_folds: int, seed: int, n_jobs: int,
-            keep_residuals: bool, groups: dict[str, list[tuple[str, np.ndarray]]],
-            tick: Callable[[str], None]) -> None:
+    @property
+    def stages(self) -> list[list[FinalStage]]:
+        """The average effects' final stages, [rep][driver]."""
+        return [[r.average for r in rep] for rep in self.reps]
+
+    def _targets(self) -> tuple[np.ndarray, list[list[int]], list[slice]]:
         m = self.matrices
         x, excluded = m.nuisance_features()
-        d = np.column_stack([m.treatments[name] for name in drivers])
+        n_drivers = len(self.drivers)
+        columns = [np.repeat(m.y[:, None], n_drivers, axis=1),
+                   np.column_stack([m.treatments[name] for name in self.drivers])]
+        exclusions = [*excluded, *excluded]
+        spline_slices = []
+        start = 2 * n_drivers
+        for j, driver in enumerate(self.drivers):
+            spline = spline_targets(m, self.prepared[driver])
+            columns.append(spline)
+            exclusions += [excluded[j]] * spline.shape[1]
+            spline_slices.append(slice(start, start + spline.shape[1]))
+            start += spline.shape[1]
+        self._x = x
+        return np.column_stack(columns), exclusions, spline_slices
+
+    def run(self, learner: NuisanceLearner, n_folds: int, seed: int, n_jobs: int, keep_residuals: bool,
+            era_masks: list[tuple[str, np.ndarray]], test_draws: int, tick: Callable[[str], None]) -> None:
+        m = self.matrices
+        targets, exclusions, spline_slices = self._targets()
+        n_drivers = len(self.drivers)
         for rep in range(self.n_rep):
             folds = artist_grouped_folds(m.clusters, n_folds, seed + 101 * rep)
             rep_learner = dataclasses.replace(learner, seed=seed + rep)
             label = m.name.replace("_", " ") + (f", repetition {rep + 1}/{self.n_rep}" if self.n_rep > 1 else "")
-            y_res, d_res = cross_fit_residuals(x, m.y, d, excluded, folds, rep_learner, n_jobs,
-                                               on_fold=lambda k, label=label: tick(f"{label}: fold {k + 1}/{n_folds}"))
-            y_res, d_res = m.within(y_res), m.within(d_res)
-            stages = []
-            for j, driver in enumerate(drivers):
-                stages.append(final_stage(y_res[:, j], d_res[:, j], self.clusters))
-                if keep_residuals and rep == 0:
-                    self.residuals[driver] = (y_res[:, j].copy(), d_res[:, j].copy())
-                for kind, masks in groups.items():
-                    for label, mask in masks:
-                        sub = ClusterSums(m.clusters[mask])
-                        self.group_stages.setdefault((kind, label, driver), []).append(
-                            final_stage(y_res[mask, j], d_res[mask, j], sub))
-            self.stages.append(stages)
+            residuals = cross_fit_targets(self._x, targets, exclusions, folds, rep_learner, n_jobs,
+                                          on_fold=lambda k, label=label: tick(f"{label}: fold {k + 1}/{n_folds}"))
+            residuals = m.within(residuals)
+            reps = []
+            for j, driver in enumerate(self.drivers):
+                keep = keep_residuals and rep == 0
+                result = driver_repetition(residuals[:, j], residuals[:, n_drivers + j], residuals[:, spline_slices[j]],
+                                           self.prepared[driver], self.clusters, era_masks, test_draws,
+                                           seed + 13 * rep + j, keep, self.details)
+                if keep and result.representer is not None:
+                    self.residuals[driver] = (residuals[:, j].copy(), result.representer)
+                reps.append(result)
+            self.reps.append(reps)
 
-    def aggregate(self, drivers: list[str], seed: int, n_bootstrap: int, has_artists: bool) \
-            -> tuple[DesignResult, np.ndarray]:
+    def aggregate(self, seed: int, n_bootstrap: int, has_artists: bool) -> DesignResult:
         m = self.matrices
-        effects = np.array([[s.effect for s in rep] for rep in self.stages]).T     # drivers x reps
-        ses = np.array([[s.se for s in rep] for rep in self.stages]).T
+        drivers = self.drivers
+        stages = self.stages
+        effects = np.array([[s.effect for s in rep] for rep in stages]).T     # drivers x reps
+        ses = np.array([[s.se for s in rep] for rep in stages]).T
         effect, se = aggregate_repetitions(effects, ses)
-        clusters = self.clusters.n_clusters
-        dof = np.array([np.median([rep[j].dof for rep in self.stages]) for j in range(len(drivers))])
+        dof = np.array([np.median([rep[j].dof for rep in stages]) for j in range(len(drivers))])
         intervals = [t_interval(e, s, k) for e, s, k in zip(effect, se, dof, strict=True)]
         p = np.array([iv[2] for iv in intervals])
-        p_adjusted = holm(p)
-        covariance = joint_covariance(self.stages, se)
-        critical = simultaneous_critical_value(self.stages, LEVEL, n_bootstrap, seed)
+        p_adjusted = adjust_p_values(p, "holm")
+        covariance = joint_covariance(stages, se)
+        critical = simultaneous_critical_value(stages, LEVEL, n_bootstrap, seed)
         band = np.array([simultaneous_multiplier(critical, k) for k in dof]) * se
-        estimates = tuple(
-            DesignEstimate(design=m.name, feature=d, unit=registry.spec(d).effect_unit, effect=float(effect[i]),
-                           se=float(se[i]),
-                           ci_low=intervals[i][0], ci_high=intervals[i][1], p_value=float(p[i]),
-                           p_adjusted=float(p_adjusted[i]), simultaneous_ci_low=float(effect[i] - band[i]),
-                           simultaneous_ci_high=float(effect[i] + band[i]), n=len(m.y),
-                           dof=float(dof[i]), rep_effects=tuple(float(v) for v in effects[i]))
-            for i, d in enumerate(drivers))
-        result = DesignResult(
-            name=m.name, rows=len(m.y), artists=clusters if has_artists else 0, groups=m.n_groups,
-            controls=m.control_names,
-            estimates=estimates, covariance=tuple(tuple(float(v) for v in row) for row in covariance),
-            critical_value=critical, n_rep=self.n_rep)
-        return result, ses
+        estimates = []
+        for i, d in enumerate(drivers):
+            weighted = aggregate_stages([rep[i].weighted for rep in self.reps])
+            estimates.append(DesignEstimate(
+                design=m.name, feature=d, unit=registry.spec(d).effect_unit, effect=float(effect[i]),
+                se=float(se[i]), ci_low=intervals[i][0], ci_high=intervals[i][1], p_value=float(p[i]),
+                p_adjusted=float(p_adjusted[i]), simultaneous_ci_low=float(effect[i] - band[i]),
+                simultaneous_ci_high=float(effect[i] + band[i]), n=len(m.y), dof=float(dof[i]),
+                rep_effects=tuple(float(v) for v in effects[i]), variance_weighted_effect=weighted[0],
+                variance_weighted_se=weighted[1], variance_weighted_ci_low=weighted[2],
+                variance_weighted_ci_high=weighted[3]))
+        return DesignResult(
+            name=m.name, rows=len(m.y), artists=self.clusters.n_clusters if has_artists else 0, groups=m.n_groups,
+            controls=m.control_names, estimates=tuple(estimates),
+            covariance=tuple(tuple(float(v) for v in row) for row in covariance), critical_value=critical,
+            n_rep=self.n_rep)
 
+    def driver_details(self, j: int, seed: int, n_bootstrap: int, test_draws: int) \
+            -> tuple[Heterogeneity | None, tuple[CurvePoint, ...], EffectModel]:
+        """The primary design's heterogeneity test, curve and effect model of driver ``j``."""
+        prepared = self.prepared[self.drivers[j]]
+        reps = [rep[j] for rep in self.reps]
+        basis = prepared.basis
+        heterogeneity = None
+        if len(prepared.restriction):
+            p_values = [r.heterogeneity[1] for r in reps]
+            heterogeneity = Heterogeneity(
+                p_value=float(np.median(p_values)), method=HETEROGENEITY_METHOD,
+                statistic=float(np.median([r.heterogeneity[0] for r in reps])),
+                restrictions=len(prepared.restriction), groups=basis.groups, nonlinear_terms=basis.n_spline,
+                draws=test_draws, p_values=tuple(float(v) for v in p_values))
+        curve = tuple(CurvePoint(*point) for point in aggregate_curve(prepared, reps, n_bootstrap, seed + j))
+        coef, covariance = aggregate_coefficients(reps)
+        model = EffectModel(
+            driver=basis.driver, binary=basis.binary, groups=basis.groups, knots=basis.knots,
+            coef=tuple(float(v) for v in coef), covariance=tuple(tuple(float(v) for v in row) for row in covariance),
+            shares=tuple(float(v) for v in prepared.family_rows / prepared.family_rows.sum()),
+            dof=float(np.median([r.average.dof for r in reps])))
+        return heterogeneity, curve, model
 
-def _group_effects(run: _DesignRun, kind: str, driver: str, masks: list[tuple[str, np.ndarray]]) \
-        -> list[tuple[str, float, float, float, float, int, int]]:
-    out = []
-    for label, mask in masks:
-        stages = run.group_stages.get((kind, label, driver), [])
-        if not stages:
-            continue
-        effect, se = aggregate_repetitions(np.array([s.effect for s in stages]), np.array([s.se for s in stages]))
-        low, high, p = t_interval(float(effect), float(se), float(np.median([s.dof for s in stages])))
-        if np.isfinite(effect):
-            out.append((label, float(effect), low, high, p, int(mask.sum()), stages[0].clusters))
-    return out
+    def group_effects(self, j: int) -> dict[str, list[tuple[str, float, float, float, float, int, int]]]:
+        """Per kind (genre, era): (label, effect, low, high, p, tracks, artists) of driver ``j``."""
+        prepared = self.prepared[self.drivers[j]]
+        reps = [rep[j] for rep in self.reps]
+        genre = []
+        for g, label in family_labels(prepared):
+            effect, _, low, high, p, _ = aggregate_stages([r.families[g] for r in reps])
+            if np.isfinite(effect):
+                genre.append((label, effect, low, high, p, int(prepared.family_rows[g]),
+                              int(prepared.family_artists[g])))
+        era = []
+        for label in reps[0].eras if reps else ():
+            stages = [r.eras[label] for r in reps]
+            effect, _, low, high, p, _ = aggregate_stages(stages)
+            if np.isfinite(effect):
+                era.append((label, effect, low, high, p, stages[0].n, stages[0].clusters))
+        return {"genre": genre, "era": era}
 
 
 def _sensitivity(run: _DesignRun, drivers: list[str], effects: np.ndarray, ses: np.ndarray, dofs: np.ndarray) \
@@ -251,6 +322,7 @@ def estimate_drivers(
     n_bootstrap: int = 2000,
     track_controls: bool = True,
     n_jobs: int = 2,
+    n_knots: int = 4,
 ) -> DriverReport:
     """Estimate the causal effect of each driver on popularity, in the strictest design the table supports.
 
@@ -291,6 +363,10 @@ def estimate_drivers(
         comparison, for studies of what those controls do).
     n_jobs
         Nuisance fits run side by side on this many threads.
+    n_knots
+        Knots of the restricted cubic spline of each continuous driver in the primary design (its effect may
+        change along its values; ``n_knots - 2`` columns, each with its own nuisance models); below 3: none, the
+        effect is a slope per genre family.
 
     Returns
     -------
@@ -366,20 +442,19 @@ def estimate_drivers(
     results: list[DesignResult] = []
     primary_run: _DesignRun | None = None
     primary_ses = np.empty(0)
-    group_masks_by_kind: dict[str, list[tuple[str, np.ndarray]]] = {}
+    era_masks = group_masks(sample.era, sample.artists) if by_genre else []
     for name in names:
         matrices = build_design(name, sample, track_controls)
-        run = _DesignRun(matrices, n_rep if name == primary else 1)
-        groups = {}
-        if name == primary and by_genre:
-            groups = {"genre": group_masks(sample.family, sample.artists),
-                      "era": group_masks(sample.era, sample.artists)}
-            group_masks_by_kind = groups
-        run.run(chosen, learner_obj, n_folds, seed, n_jobs, keep_residuals=name == primary and refute
-                and n_permutations > 0, groups=groups, tick=tick)
-        result, _ = run.aggregate(chosen, seed, n_bootstrap, sample.has_artists)
+        is_primary = name == primary
+        # The spline (its own nuisances) and the detailed quantities are the primary design's; the designs
+        # beside it average family slopes, which cost no extra nuisance model.
+        run = _DesignRun(matrices, chosen, n_rep if is_primary else 1, n_knots if is_primary else 0,
+                         details=is_primary)
+        run.run(learner_obj, n_folds, seed, n_jobs, keep_residuals=is_primary and refute and n_permutations > 0,
+                era_masks=era_masks if is_primary else [], test_draws=n_bootstrap, tick=tick)
+        result = run.aggregate(seed, n_bootstrap, sample.has_artists)
         results.append(result)
-        if name == primary:
+        if is_primary:
             primary_run, primary_ses = run, np.array([e.se for e in result.estimates])
     assert primary_run is not None
     primary_result = results[0]
@@ -390,45 +465,54 @@ def estimate_drivers(
     if refute:
         if n_permutations > 0:
             # Shuffle within the comparison groups; the naive design compares across them, so across all tracks.
+            # The average effect is linear in the outcome residual (w'y); shuffling w within an album is shuffling
+            # the driver there (the family, constant within the album, stays).
             m = primary_run.matrices
             shuffle_groups = m.groups if m.name != "naive" else np.zeros(len(m.y), dtype=np.int64)
             placebo = permutation_placebo(primary_run.residuals, dict(zip(chosen, effects, strict=True)),
                                           shuffle_groups, primary_run.clusters, n_permutations, seed + 7)
         sensitivity = _sensitivity(primary_run, chosen, effects, primary_ses,
                                    np.array([e.dof for e in primary_result.estimates]))
-    group_rows = {kind: {d: _group_effects(primary_run, kind, d, masks) for d in chosen}
-                  for kind, masks in group_masks_by_kind.items()}
-    flat = [(kind, d, i) for kind, per in group_rows.items() for d, rows_ in per.items() for i in range(len(rows_))]
-    q_values = benjamini_hochberg(np.array([group_rows[k][d][i][4] for k, d, i in flat]))
-    q_of = {(k, d, i): q_values[n] for n, (k, d, i) in enumerate(flat)}
+    group_rows = ({d: primary_run.group_effects(j) for j, d in enumerate(chosen)} if by_genre
+                  else {d: {"genre": [], "era": []} for d in chosen})
+    flat = [(d, kind, i) for d, per in group_rows.items() for kind, rows_ in per.items() for i in range(len(rows_))]
+    q_values = adjust_p_values(np.array([group_rows[d][k][i][4] for d, k, i in flat]), "fdr_bh")
+    q_of = {key: q_values[n] for n, key in enumerate(flat)}
 
     def group_effects(kind: str, driver: str) -> tuple[GroupEffect, ...]:
-        return tuple(GroupEffect(label, eff, lo, hi, p, float(q_of[(kind, driver, i)]), n, a)
-                     for i, (label, eff, lo, hi, p, n, a) in enumerate(group_rows.get(kind, {}).get(driver, [])))
+        return tuple(GroupEffect(label, eff, lo, hi, p, float(q_of[(driver, kind, i)]), n, a)
+                     for i, (label, eff, lo, hi, p, n, a) in enumerate(group_rows[driver][kind]))
 
     driver_results = []
-    for estimate in primary_result.estimates:
+    for j, estimate in enumerate(primary_result.estimates):
         d = estimate.feature
         check = placebo.get(d)
         r2, rv, rv_ci, bounds = sensitivity.get(d, (math.nan, math.nan, math.nan, ()))
+        heterogeneity, curve, model = primary_run.driver_details(j, seed, n_bootstrap, n_bootstrap)
         driver_results.append(DriverResult(
-            feature=d, unit=estimate.unit, effect=estimate.effect, se=estimate.se, ci_low=estimate.ci_low,
-            ci_high=estimate.ci_high, p_value=estimate.p_value, p_adjusted=estimate.p_adjusted, dof=estimate.dof,
-            simultaneous_ci_low=estimate.simultaneous_ci_low, simultaneous_ci_high=estimate.simultaneous_ci_high,
-            n=estimate.n,
+            estimate=estimate,
             placebo_effect=check.effect if check else math.nan, placebo_sd=check.sd if check else math.nan,
             placebo_rejection_rate=check.rejection_rate if check else math.nan,
             placebo_p=check.p_value if check else math.nan, placebo_permutations=check.permutations if check else 0,
             partial_r2=r2, robustness_value=rv, robustness_value_ci=rv_ci, sensitivity=bounds,
-            by_genre=group_effects("genre", d), by_era=group_effects("era", d), rep_effects=estimate.rep_effects))
+            by_genre=group_effects("genre", d), by_era=group_effects("era", d), heterogeneity=heterogeneity,
+            curve=curve, curve_reference=primary_run.prepared[d].reference if curve else math.nan,
+            effect_model=model))
 
     info = {
         "learner": learner, "score": "partialling-out", "n_folds": n_folds, "n_rep": n_rep, "seed": seed,
         "n_estimators": n_estimators, "num_leaves": num_leaves, "learning_rate": learning_rate,
         "max_fit_rows": max_fit_rows, "track_controls": track_controls, "requested_design": design,
-        "popularity_source": popularity_source(tracks),
+        "n_knots": n_knots, "popularity_source": popularity_source(tracks),
         "controls": {r.name: list(r.controls) for r in results},
-        "nuisance_features": "demeaned controls and their group means (Mundlak), log group size",
+        "nuisance_features": "demeaned controls and their group means (Mundlak), log group size, genre family",
+        "estimand": "average over the design's tracks of the effect of +1 unit (each track's derivative of "
+                    "f(driver; family) = family slope x driver + restricted cubic spline of the driver); "
+                    "variance_weighted_effect: the partially linear slope beside it",
+        "effect_basis": (f"a slope per genre family (at least {MIN_GROUP_ROWS} tracks and {MIN_GROUP_ARTISTS} "
+                         f"artists; the rest pooled) and, in the primary design, a restricted cubic spline with "
+                         f"{n_knots} knots at quantiles of the driver; the designs beside it: family slopes only"),
+        "heterogeneity": HETEROGENEITY_METHOD + f", {n_bootstrap} draws; median over repetitions",
         "standard_errors": ("clustered by artist (CR2 leverage correction)" if sample.has_artists
                             else "heteroskedasticity-robust, CR2 (no artist id)"),
         "ci": "95%, Student t with the effective number of artists - 1 df (Bell-McCaffrey); simultaneous band: "
@@ -454,11 +538,19 @@ def _driver_column_ok(df: pd.DataFrame, driver: str) -> bool:
 
 
 def implied_change(report: DriverReport, changes: dict[str, float], level: float = LEVEL,
-                   design: str | None = None) -> tuple[float, float, float]:
-    """Popularity change implied by changing several drivers at once: ``sum(effect * change)`` with a CI.
+                   design: str | None = None, *, at: dict[str, float] | None = None) -> tuple[float, float, float]:
+    """Popularity change implied by changing several drivers at once, with a CI: ``(effect, low, high)``.
 
-    The variance uses the joint covariance of the estimates (they are correlated: energy and loudness move
-    together), ``c' V c``; a normal quantile gives the interval.
+    Without ``at``: ``sum(effect * change)``, the average effects times the changes; the variance is ``c' V c``
+    with the joint covariance of the estimates (they are correlated: energy and loudness move together).
+
+    With ``at`` (the track's current values), a continuous driver of the primary design contributes its
+    dose-response curve between ``at[d]`` and ``at[d] + change`` (the average over the design's tracks of
+    ``f(new) - f(old)``: a large change of loudness is not one slope times the change); binary drivers and the
+    other designs still use their average effect. Each curve difference's standard error comes from its driver's
+    coefficient covariance; two drivers' errors are combined with the correlation of their average effects (an
+    approximation: the report keeps no cross-driver covariance of the coefficients; exact for one driver).
+    A normal quantile gives the interval.
 
     Raises
     ------
@@ -467,19 +559,35 @@ def implied_change(report: DriverReport, changes: dict[str, float], level: float
     """
     from scipy import stats
 
-    from popdrivers.drivers._inference import combination_variance
-
     result = report.design_result(design)
     features = list(result.features)
-    weights = np.zeros(len(features))
-    for name, change in changes.items():
+    for name in changes:
         if name not in features:
             raise KeyError(f"no driver '{name}' in this report (have: {', '.join(features)})")
-        weights[features.index(name)] += change
-    effects = np.array([e.effect for e in result.estimates])
-    used = weights != 0
-    effect = float(effects[used] @ weights[used]) if used.any() else 0.0
+    used = [f for f in features if changes.get(f, 0.0) != 0]
+    if not used:
+        return 0.0, 0.0, 0.0
     covariance = np.asarray(result.covariance, dtype="float64")
-    var = combination_variance(covariance[np.ix_(used, used)], weights[used]) if used.any() else 0.0
+    index = [features.index(f) for f in used]
+    sd = np.sqrt(np.clip(np.diag(covariance)[index], 0.0, None))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation = covariance[np.ix_(index, index)] / np.outer(sd, sd)
+    correlation = np.where(np.isfinite(correlation), correlation, np.eye(len(used)))
+    primary = result.name == report.design
+    effects, signed_se = [], []
+    for f, i in zip(used, index, strict=True):
+        change = float(changes[f])
+        model = report[f].effect_model if primary and f in report.features else None
+        if at is not None and f in at and model is not None and not model.binary and np.isfinite(at[f]):
+            start = float(at[f])
+            effect, _, _, se = model.interval(model.gradient_average(start, start + change), level)
+            effects.append(effect)
+            signed_se.append(math.copysign(se, change))
+        else:
+            effects.append(result.estimates[i].effect * change)
+            signed_se.append(math.sqrt(max(covariance[i, i], 0.0)) * change)
+    signed = np.array(signed_se)
+    var = float(signed @ correlation @ signed)
+    effect = float(np.sum(effects))
     half = float(stats.norm.ppf(0.5 + level / 2)) * math.sqrt(max(var, 0.0))
     return effect, effect - half, effect + half

@@ -1,5 +1,6 @@
 """Inference: the final stage, clustered influence functions, aggregation over repetitions, joint covariance,
-multiplicity (Holm, Benjamini-Hochberg) and simultaneous bands.
+multiplicity (Holm, Benjamini-Hochberg: :func:`adjust_p_values`) and simultaneous bands; the average effect's
+least squares on the treatment basis (:func:`fit_basis`, CR2) and the heterogeneity score test.
 
 For each driver the partialling-out estimate is ``theta = sum(d y) / sum(d d)`` on the cross-fitted residuals,
 with influence ``phi_i = (y_i - theta d_i) d_i / mean(d d)``. Summing ``phi`` within artists gives the cluster
@@ -189,27 +190,21 @@ def simultaneous_multiplier(critical: float, dof: float) -> float:
     return float(stats.t.ppf(stats.norm.cdf(critical), df))
 
 
-def holm(p_values: np.ndarray) -> np.ndarray:
-    """Holm-adjusted p-values (statsmodels ``multipletests``); NaN stays NaN."""
+P_ADJUSTMENTS = ("holm", "fdr_bh")
+
+
+def adjust_p_values(p_values: np.ndarray, method: str = "holm") -> np.ndarray:
+    """Adjusted p-values (statsmodels ``multipletests``): ``"holm"`` (family-wise error, over the drivers of a
+    design) or ``"fdr_bh"`` (Benjamini-Hochberg q-values, over group effects). NaN stays NaN."""
     from statsmodels.stats.multitest import multipletests
 
+    if method not in P_ADJUSTMENTS:
+        raise ValueError(f"p-value adjustment must be one of {', '.join(P_ADJUSTMENTS)}, got {method!r}")
     p_values = np.asarray(p_values, dtype="float64")
     out = np.full(len(p_values), math.nan)
     finite = np.isfinite(p_values)
     if finite.any():
-        out[finite] = multipletests(p_values[finite], method="holm")[1]
-    return out
-
-
-def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg q-values (statsmodels ``multipletests``, ``fdr_bh``); NaN stays NaN."""
-    from statsmodels.stats.multitest import multipletests
-
-    p_values = np.asarray(p_values, dtype="float64")
-    out = np.full(len(p_values), math.nan)
-    finite = np.isfinite(p_values)
-    if finite.any():
-        out[finite] = multipletests(p_values[finite], method="fdr_bh")[1]
+        out[finite] = multipletests(p_values[finite], method=method)[1]
     return out
 
 
@@ -217,3 +212,112 @@ def combination_variance(covariance: np.ndarray, weights: np.ndarray) -> float:
     """Variance of ``weights @ effects`` under the joint covariance."""
     weights = np.asarray(weights, dtype="float64")
     return float(weights @ np.asarray(covariance, dtype="float64") @ weights)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The average effect: least squares of the outcome residual on the residualised treatment basis
+
+
+def _symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+@dataclass(frozen=True)
+class BasisFit:
+    """Least squares of the outcome residual on the residualised basis columns, with CR2 clustered covariance.
+
+    ``scores`` are the CR2-adjusted cluster scores of the coefficients (clusters x columns): the covariance is
+    ``bread @ scores.T @ scores @ bread``. Bell & McCaffrey's adjustment ``A_g = (I - H_gg)^-1/2`` is applied to
+    each cluster's residuals through the eigen-decomposition of the small ``bread^1/2 Z_g'Z_g bread^1/2`` (the
+    cluster's hat block has rank at most the number of columns), so no n_g x n_g matrix is formed.
+    """
+
+    coef: np.ndarray
+    covariance: np.ndarray
+    scores: np.ndarray
+    bread: np.ndarray
+    residual_ss: float
+    n: int
+    n_clusters: int
+
+    def functional(self, weights: np.ndarray, z: np.ndarray, clusters: ClusterSums) -> FinalStage:
+        """The estimate ``weights @ coef`` as a :class:`FinalStage` (cluster scores, CR2 SE, effective dof).
+
+        The estimate is linear in the outcome residual, ``w' y_res`` with ``w = z bread weights``; its effective
+        degrees of freedom are those of a one-regressor final stage on ``w`` (``ClusterSums.effective_dof``), and
+        ``driver_ss = 1 / w'w`` makes :meth:`FinalStage.classical_t` its homoskedastic t.
+        """
+        weights = np.asarray(weights, dtype="float64")
+        effect = float(weights @ self.coef)
+        direction = self.bread @ weights
+        scores = self.n * (self.scores @ direction)
+        var = float(scores @ scores) / self.n**2
+        w = z @ direction
+        ww = float(w @ w)
+        if not (np.isfinite(effect) and var > 0 and ww > 0):
+            return FinalStage(math.nan, math.nan, np.zeros(self.n_clusters), self.n, self.n_clusters, math.nan, 0.0)
+        return FinalStage(effect, math.sqrt(var), scores, self.n, self.n_clusters, self.residual_ss, 1.0 / ww,
+                          clusters.effective_dof(w))
+
+    def riesz(self, weights: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """The representer ``w`` of ``weights @ coef = w' y_res``, scaled for a one-regressor final stage on it:
+        ``w / w'w`` (what the placebo shuffles)."""
+        w = z @ (self.bread @ np.asarray(weights, dtype="float64"))
+        return w / float(w @ w)
+
+
+def fit_basis(y_res: np.ndarray, z: np.ndarray, clusters: ClusterSums) -> tuple[BasisFit, np.ndarray]:
+    """Least squares ``y_res ~ z`` (no intercept: both are residuals) with CR2 cluster-robust covariance; returns
+    the fit and its residuals. Collinear columns get the minimum-norm solution (pseudo-inverse)."""
+    n, p = z.shape
+    gram = z.T @ z
+    bread = np.linalg.pinv(gram, rcond=1e-10, hermitian=True)
+    coef = bread @ (z.T @ y_res)
+    residual = y_res - z @ coef
+    # Per cluster: M_g = Z_g'Z_g and z_g = Z_g'e_g.
+    per_cluster = np.stack([clusters.sums((z[:, j:j + 1] * z).T).T for j in range(p)], axis=1)  # G x p x p
+    raw = clusters.sums((z * residual[:, None]).T).T                                          # G x p
+    root = _symmetric_sqrt(bread)
+    leverage = root @ per_cluster @ root                                                        # G x p x p
+    values, vectors = np.linalg.eigh(leverage)
+    values = np.clip(values, 0.0, 0.99)
+    factor = np.where(values > 1e-12, (1.0 / np.sqrt(1.0 - values) - 1.0) / np.where(values > 1e-12, values, 1.0),
+                      0.5)
+    # K_g = root V diag(factor) V' root M_g; the adjusted score is (I + K_g)' z_g.
+    inner = np.einsum("gij,gj,gkj->gik", vectors, factor, vectors)
+    k = root @ inner @ root @ per_cluster
+    scores = raw + np.einsum("gji,gj->gi", k, raw)
+    covariance = bread @ (scores.T @ scores) @ bread
+    return BasisFit(coef, covariance, scores, bread, float(residual @ residual), n, clusters.n_clusters), residual
+
+
+def score_sign_flip_test(z: np.ndarray, restricted_residual: np.ndarray, restriction: np.ndarray,
+                         bread: np.ndarray, clusters: ClusterSums, n_draws: int, seed: int) -> tuple[float, float]:
+    """Cluster-robust score test of ``restriction @ coef = 0`` with a sign-flip (Rademacher wild) bootstrap.
+
+    Per cluster the restricted model's score ``v_g = R bread Z_g' e_g`` (``e``: residuals of the model that
+    imposes the restriction); the statistic is ``W = (sum v_g)' (sum v_g v_g')^-1 (sum v_g)`` and its reference
+    distribution the same statistic with each cluster's score multiplied by an independent random sign (Kline and
+    Santos's score bootstrap; with Rademacher signs the middle matrix is the same in every draw, so each draw costs
+    one product). No degrees-of-freedom approximation is needed, and artists that dominate a family weigh in the
+    reference distribution as they do in the statistic. Returns ``(W, p-value)``.
+    """
+    raw = clusters.sums((z * restricted_residual[:, None]).T).T        # G x p
+    v = raw @ (restriction @ bread).T                                   # G x q
+    middle = np.linalg.pinv(v.T @ v, rcond=1e-10, hermitian=True)
+    total = v.sum(axis=0)
+    statistic = float(total @ middle @ total)
+    if not np.isfinite(statistic) or statistic <= 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    exceed = 0
+    done = 0
+    chunk = max(1, min(n_draws, 4_000_000 // max(v.shape[0], 1)))
+    while done < n_draws:
+        count = min(chunk, n_draws - done)
+        signs = rng.integers(0, 2, size=(count, v.shape[0])) * 2.0 - 1.0
+        draws = signs @ v                                              # count x q
+        exceed += int(np.sum(np.einsum("bi,ij,bj->b", draws, middle, draws) >= statistic * (1 - 1e-12)))
+        done += count
+    return statistic, (1 + exceed) / (n_draws + 1)

@@ -1,7 +1,9 @@
 """Result types of the causal drivers: frozen, plain, JSON round-trippable (what report.py and the app read).
 
-``DriverReport`` holds the primary design's per-driver results (:class:`DriverResult`, with every check), every
-design's estimates side by side (:class:`DesignResult`), warnings and settings. Nothing here estimates.
+``DriverReport`` holds the primary design's per-driver results (:class:`DriverResult`: its
+:class:`DesignEstimate` with every check, the heterogeneity test, the dose-response curve and the
+:class:`EffectModel` behind per-track effects), every design's estimates side by side (:class:`DesignResult`),
+warnings and settings. Nothing here estimates.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
+from popdrivers.drivers._basis import TreatmentBasis
 
 # drivers.json layout version; a folder written with another one is refused with "rebuild it".
-SCHEMA_VERSION = 2
+# 3: the average effect is primary (variance-weighted beside it), heterogeneity, curves, effect models.
+SCHEMA_VERSION = 3
 DESIGN_LABELS: dict[str, str] = {
     "within_album": "within album",
     "within_artist": "within artist",
@@ -102,7 +108,13 @@ class SensitivityBound:
 
 @dataclass(frozen=True)
 class DesignEstimate:
-    """One driver's effect in one design: estimate, SE, 95% CI, Holm-adjusted p and the simultaneous band."""
+    """One driver's effect in one design: estimate, SE, 95% CI, Holm-adjusted p and the simultaneous band.
+
+    ``effect`` is the *average effect* of +1 unit over the design's tracks (each track's own effect, from the
+    family slopes and the spline, averaged with equal weight per track). ``variance_weighted_*`` is the partially
+    linear number beside it: one slope for every track, which weights each track by how much its driver varies
+    within its album (docs/drivers.md says when the two differ).
+    """
 
     design: str
     feature: str
@@ -118,6 +130,10 @@ class DesignEstimate:
     n: int
     dof: float = math.nan
     rep_effects: tuple[float, ...] = ()
+    variance_weighted_effect: float = math.nan
+    variance_weighted_se: float = math.nan
+    variance_weighted_ci_low: float = math.nan
+    variance_weighted_ci_high: float = math.nan
 
     @property
     def distinguishable(self) -> bool:
@@ -126,30 +142,117 @@ class DesignEstimate:
 
 
 @dataclass(frozen=True)
-class DriverResult:
-    """Everything estimated about one driver in the primary design, with its checks.
+class Heterogeneity:
+    """Does the driver's effect vary between tracks? A joint test that every genre family has the same slope and
+    that the effect does not change along the driver's own values (the spline's nonlinear terms are 0).
 
-    Effects are popularity points per ``unit`` of the driver. ``p_adjusted`` is Holm-adjusted over the drivers;
-    the simultaneous band covers all drivers' effects at once with 95% probability. Placebo: the driver's
-    residual shuffled within the comparison groups ``placebo_permutations`` times; ``placebo_rejection_rate`` is
-    the share of shuffles the nominal 95% CI calls significant (about 5% when the CIs are honest) and
-    ``placebo_p`` the permutation p-value of the real estimate. Sensitivity: Cinelli & Hazlett's partial R2 and
-    robustness values of the final-stage regression, and bounds against observed benchmarks. Fields are NaN when
-    a check was not run.
+    ``method`` names the test; ``statistic`` is its cluster-robust score statistic with ``restrictions`` degrees of
+    freedom, ``p_value`` the median over cross-fitting repetitions of its sign-flip bootstrap p-values
+    (``p_values``), from ``draws`` draws each. ``groups`` are the families with a slope of their own.
     """
 
-    feature: str
-    unit: str
+    p_value: float
+    method: str
+    statistic: float
+    restrictions: int
+    groups: tuple[str, ...]
+    nonlinear_terms: int
+    draws: int
+    p_values: tuple[float, ...] = ()
+
+    @property
+    def detected(self) -> bool:
+        """True when the effect is found to vary at the 5% level."""
+        return bool(self.p_value < ALPHA)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """The dose-response at one value: the average change in popularity if every track had ``value`` instead of
+    the curve's reference, with its pointwise 95% CI and the band that covers the whole curve at once."""
+
+    value: float
     effect: float
-    se: float
     ci_low: float
     ci_high: float
-    p_value: float
-    p_adjusted: float
-    simultaneous_ci_low: float
-    simultaneous_ci_high: float
-    n: int
-    dof: float = math.nan
+    band_low: float = math.nan
+    band_high: float = math.nan
+
+
+@dataclass(frozen=True)
+class EffectModel:
+    """The fitted effect function of one driver, ``f(d; family) = gamma_family d + sum_k beta_k s_k(d)``, with the
+    covariance of its coefficients (clustered by artist, over repetitions), for effects of any change on one track
+    or on average over the design's tracks.
+
+    ``shares`` are the groups' shares of the design's tracks; ``dof`` the degrees of freedom of its t intervals.
+    """
+
+    driver: str
+    binary: bool
+    groups: tuple[str, ...]
+    knots: tuple[float, ...]
+    coef: tuple[float, ...]
+    covariance: tuple[tuple[float, ...], ...]
+    shares: tuple[float, ...]
+    dof: float
+
+    @property
+    def basis(self) -> TreatmentBasis:
+        return TreatmentBasis(self.driver, self.binary, self.groups, self.knots)
+
+    def interval(self, gradient: np.ndarray, level: float = 0.95) -> tuple[float, float, float, float]:
+        """``(effect, low, high, se)`` of the linear combination ``gradient @ coef`` (Student t, ``dof``)."""
+        coef = np.asarray(self.coef, dtype="float64")
+        covariance = np.asarray(self.covariance, dtype="float64")
+        effect = float(gradient @ coef)
+        se = math.sqrt(max(float(gradient @ covariance @ gradient), 0.0))
+        q = float(stats.t.ppf(0.5 + level / 2, max(self.dof, 1.0) if np.isfinite(self.dof) else 1.0))
+        return effect, effect - q * se, effect + q * se, se
+
+    def gradient_average(self, start: float, end: float) -> np.ndarray:
+        """Coefficient gradient of the average over the design's tracks of ``f(end) - f(start)``."""
+        basis = self.basis
+        shares = np.asarray(self.shares, dtype="float64")
+        spline = basis.spline(np.array([end])) - basis.spline(np.array([start]))
+        return np.concatenate([shares * (end - start), spline[0]])
+
+    def gradient_track(self, start: float, end: float, family: str) -> np.ndarray:
+        """Coefficient gradient of ``f(end) - f(start)`` for a track of genre ``family``."""
+        basis = self.basis
+        codes = basis.group_codes(np.array([family]))
+        return basis.change_rows(np.array([start]), np.array([end]), codes)[0]
+
+    def average_change(self, start: float, end: float, level: float = 0.95) -> tuple[float, float, float]:
+        """Average over the design's tracks of the change in popularity if the driver went from ``start`` to
+        ``end``, with its CI: ``(effect, low, high)`` (the curve between two values)."""
+        return self.interval(self.gradient_average(start, end), level)[:3]
+
+    def track_change(self, start: float, end: float, family: str, level: float = 0.95) -> tuple[float, float, float]:
+        """The change for one track of genre ``family`` from ``start`` to ``end``, with its CI (its family's
+        slope and the spline)."""
+        return self.interval(self.gradient_track(start, end, family), level)[:3]
+
+
+_ESTIMATE_FIELDS = frozenset(f.name for f in fields(DesignEstimate))
+
+
+@dataclass(frozen=True)
+class DriverResult:
+    """Everything estimated about one driver in the primary design: its :class:`DesignEstimate` and its checks.
+
+    Effects are popularity points per ``unit`` of the driver (the estimate's fields read through: ``effect``,
+    ``ci_low``, ...). ``p_adjusted`` is Holm-adjusted over the drivers; the simultaneous band covers all drivers'
+    effects at once with 95% probability. Placebo: the driver shuffled within the comparison groups
+    ``placebo_permutations`` times; ``placebo_rejection_rate`` is the share of shuffles the nominal 95% CI calls
+    significant (about 5% when the CIs are honest) and ``placebo_p`` the permutation p-value of the real estimate.
+    Sensitivity: Cinelli & Hazlett's partial R2 and robustness values and bounds against observed benchmarks.
+    ``heterogeneity`` tests whether the effect varies between tracks; ``curve`` is the dose-response relative to
+    ``curve_reference`` (continuous drivers); ``effect_model`` gives effects for one track. Fields are NaN / empty
+    when a check was not run.
+    """
+
+    estimate: DesignEstimate
     placebo_effect: float = math.nan
     placebo_sd: float = math.nan
     placebo_rejection_rate: float = math.nan
@@ -161,25 +264,90 @@ class DriverResult:
     sensitivity: tuple[SensitivityBound, ...] = ()
     by_genre: tuple[GroupEffect, ...] = ()
     by_era: tuple[GroupEffect, ...] = ()
-    rep_effects: tuple[float, ...] = ()
+    heterogeneity: Heterogeneity | None = None
+    curve: tuple[CurvePoint, ...] = ()
+    curve_reference: float = math.nan
+    effect_model: EffectModel | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # The estimate's fields read through (result.effect, result.ci_low, ...): one place holds them.
+        if name in _ESTIMATE_FIELDS:
+            return getattr(self.estimate, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def distinguishable(self) -> bool:
         """True when the Holm-adjusted p-value is below 5%."""
-        return bool(self.p_adjusted < ALPHA)
+        return self.estimate.distinguishable
 
     @property
     def significant(self) -> bool:
         """True when the plain 95% CI excludes 0 (before the multiplicity correction)."""
-        return bool(self.ci_low > 0 or self.ci_high < 0)
+        return bool(self.estimate.ci_low > 0 or self.estimate.ci_high < 0)
+
+    @property
+    def heterogeneous(self) -> bool:
+        """True when the heterogeneity test finds that the effect varies between tracks (5% level)."""
+        return self.heterogeneity is not None and self.heterogeneity.detected
+
+    def scalars(self) -> dict[str, Any]:
+        """The scalar fields, the estimate's first (one row of :meth:`DriverReport.to_frame`)."""
+        out: dict[str, Any] = {k: v for k, v in asdict(self.estimate).items() if k not in ("design", "rep_effects")}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "estimate" and isinstance(value, float | int | str):
+                out[f.name] = value
+        out["heterogeneity_p"] = self.heterogeneity.p_value if self.heterogeneity is not None else math.nan
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
+        """Flat: the estimate's fields beside the checks (the drivers.json contract: ``drivers[].effect``, ...)."""
+        data = asdict(self)
+        return jsonable({**data.pop("estimate"), **data})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DriverResult:
-        return _from_fields(cls, data, {"sensitivity": SensitivityBound, "by_genre": GroupEffect,
-                                        "by_era": GroupEffect})
+        estimate = _from_fields(DesignEstimate, data)
+        checks = _from_fields(_DriverChecks, data, {"sensitivity": SensitivityBound, "by_genre": GroupEffect,
+                                                    "by_era": GroupEffect, "curve": CurvePoint})
+        heterogeneity = data.get("heterogeneity")
+        model = data.get("effect_model")
+        return cls(estimate=estimate, **{f.name: getattr(checks, f.name) for f in fields(_DriverChecks)},
+                   heterogeneity=None if heterogeneity is None else _heterogeneity_from(heterogeneity),
+                   effect_model=None if model is None else _effect_model_from(model))
+
+
+@dataclass(frozen=True)
+class _DriverChecks:
+    """The flat fields of :class:`DriverResult` besides the estimate (for reading drivers.json)."""
+
+    placebo_effect: float = math.nan
+    placebo_sd: float = math.nan
+    placebo_rejection_rate: float = math.nan
+    placebo_p: float = math.nan
+    placebo_permutations: int = 0
+    partial_r2: float = math.nan
+    robustness_value: float = math.nan
+    robustness_value_ci: float = math.nan
+    sensitivity: tuple[SensitivityBound, ...] = ()
+    by_genre: tuple[GroupEffect, ...] = ()
+    by_era: tuple[GroupEffect, ...] = ()
+    curve: tuple[CurvePoint, ...] = ()
+    curve_reference: float = math.nan
+
+
+def _heterogeneity_from(data: dict[str, Any]) -> Heterogeneity:
+    return Heterogeneity(p_value=_num(data["p_value"]), method=str(data["method"]), statistic=_num(data["statistic"]),
+                         restrictions=int(data["restrictions"]), groups=tuple(data.get("groups", ())),
+                         nonlinear_terms=int(data.get("nonlinear_terms", 0)), draws=int(data.get("draws", 0)),
+                         p_values=tuple(_num(v) for v in data.get("p_values", ())))
+
+
+def _effect_model_from(data: dict[str, Any]) -> EffectModel:
+    return EffectModel(driver=str(data["driver"]), binary=bool(data["binary"]), groups=tuple(data["groups"]),
+                       knots=tuple(_num(v) for v in data["knots"]), coef=tuple(_num(v) for v in data["coef"]),
+                       covariance=tuple(tuple(_num(v) for v in row) for row in data["covariance"]),
+                       shares=tuple(_num(v) for v in data["shares"]), dof=_num(data["dof"]))
 
 
 @dataclass(frozen=True)
@@ -271,9 +439,8 @@ class DriverReport:
         raise KeyError(f"no design '{name}' in this report (have: {', '.join(self.design_names)})")
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per driver of the primary design with its scalar fields (no group effects or bounds)."""
-        skip = {"sensitivity", "by_genre", "by_era", "rep_effects"}
-        return pd.DataFrame([{k: v for k, v in asdict(r).items() if k not in skip} for r in self.drivers])
+        """One row per driver of the primary design with its scalar fields (no group effects, bounds or curves)."""
+        return pd.DataFrame([r.scalars() for r in self.drivers])
 
     def designs_frame(self) -> pd.DataFrame:
         """One row per design and driver: effect, SE, CIs, p-values."""

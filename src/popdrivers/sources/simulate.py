@@ -25,19 +25,31 @@ It is built to be able to prove an estimator wrong: it carries the structures th
     Re-releases of an album with bonus tracks: the same recordings (same ISRC) again, less played.
 ``correlated_features``
     Within-artist feature correlations as in catalog-2022 (energy-loudness 0.68, energy-acousticness -0.49, ...).
+``heterogeneous_effects``
+    Effects that differ by genre family, with unequal within-album spread: danceability +15 per unit in pop, hip
+    hop, latin and electronic and +2 elsewhere, where its within-album spread is twice as wide (so an estimator
+    that weights tracks by the within-album variance of danceability leans on the +2 families); speechiness +5 in
+    hip hop and -14 elsewhere (hip hop's speechiness also varies most).
+``saturating_effects``
+    Loudness helps about +1 point per dB in quiet masters and nothing above about -6 dB (a smooth saturation).
+``popularity_floor``
+    Popularity is floored at 0 and about 13% of tracks sit there: a fifth of releases are forgotten (nobody plays
+    them any more), on top of 1.5% "dead" copies. A track at the floor gains nothing from a better sound.
 ``hidden_confounder``
     A track-level push (label promotion) that makes tracks louder, more danceable and more played, and that the
     table does not show. No design can remove it: it is there to show what the sensitivity analysis is for.
 
 How a track's popularity is made: latent popularity = artist baseline (appeal, genre) + release campaign
-(album sound, single promotion, copy penalties) + release age (nonlinear decay) + track position + version +
-featured artist + sum_j beta_j (x_j - centre_j) [+ hidden push] + noise. Observed popularity rounds and clips it
-to 0..100, and 1.5% of tracks are "dead" copies at 0.
+(album sound, single promotion, copy penalties, forgotten releases) + release age (nonlinear decay) + track
+position + version + featured artist + sum_j f_j(x_j; genre family) [+ hidden push] + noise. Observed popularity
+rounds and clips it to 0..100, and 1.5% of tracks are "dead" copies at 0.
 
-The truth (:class:`CausalTruth.effects`) is the *average marginal effect on observed popularity* per unit of each
-driver: beta times the share of tracks whose popularity is neither clipped nor dead, and for binary drivers the
-average difference between switching the flag on and off. It is computed from the simulated tracks, so it is
-exactly the quantity an estimator should recover. See docs/simulation.md.
+The truth (:class:`CausalTruth`) is defined on popularity *as observed* (clipped to 0..100, dead copies at 0),
+from the structural model with each track's own noise held fixed: ``effects`` is the average over tracks of the
+effect of +1 unit (a central finite difference of observed popularity, per unit; for binary drivers the
+difference between the flag on and off), ``curves`` the average change if every track's value were ``v`` instead
+of the driver's median. Both are computed from the simulated tracks, so they are exactly the quantities an
+estimator should recover. See docs/simulation.md.
 """
 
 from __future__ import annotations
@@ -68,8 +80,28 @@ BINARY_DRIVERS = frozenset({"explicit", "mode"})
 def driver_units() -> dict[str, str]:
     """What "+1" means for each simulated driver (from the feature registry)."""
     return {d: registry.spec(d).effect_unit for d in DRIVERS}
-# Danceability pays more in the families built for dancing: the heterogeneity GATEs should find.
-DANCEABILITY_BONUS = {"hip hop": 6.0, "latin": 6.0, "electronic": 6.0}
+# heterogeneous_effects: structural effects per genre family (points per unit) replacing STRUCTURAL_EFFECTS for
+# those drivers; families not named get the "*" value. Danceability's within-album spread is multiplied by
+# DANCEABILITY_SPREAD in the families where it pays least.
+FAMILY_EFFECTS: dict[str, dict[str, float]] = {
+    "danceability": {"pop": 15.0, "hip hop": 15.0, "latin": 15.0, "electronic": 15.0, "*": 2.0},
+    "speechiness": {"hip hop": 5.0, "*": -14.0},
+}
+DANCEABILITY_SPREAD = 2.0
+# saturating_effects: loudness helps LOUDNESS_MAX_SLOPE points per dB in quiet masters, fading out around
+# LOUDNESS_SATURATION dB over LOUDNESS_SATURATION_WIDTH dB: slope(L) = max_slope * sigmoid((saturation - L) / width).
+LOUDNESS_MAX_SLOPE = 1.0
+LOUDNESS_SATURATION = -7.0
+LOUDNESS_SATURATION_WIDTH = 1.5
+# popularity_floor: a share of releases nobody plays any more, and the points they lose.
+FORGOTTEN_RELEASE_SHARE = 0.2
+FORGOTTEN_PENALTY = 50.0
+FORGOTTEN_BASE_SHIFT = 9.0   # keeps mean popularity where catalog-2022 has it
+DEAD_SHARE = 0.015
+# Finite-difference step of the truth, in driver units (the effect is then divided by it: points per unit).
+TRUTH_STEP = {"loudness": 0.1, "tempo": 1.0, "duration_min": 0.05}
+TRUTH_STEP_DEFAULT = 0.01
+TRUTH_CURVE_POINTS = 41
 
 # family: (share of artists, popularity shift, micro-genres)
 FAMILIES: dict[str, tuple[float, float, tuple[str, ...]]] = {
@@ -169,7 +201,7 @@ TRACK_NOISE_SD = 4.5
 
 @dataclass(frozen=True)
 class CatalogStructure:
-    """The real-data structures a simulated catalogue carries (module docstring); all on except the hidden one."""
+    """The structures a simulated catalogue carries (module docstring); all on except the hidden confounder."""
 
     unequal_artists: bool = True
     albums: bool = True
@@ -180,11 +212,15 @@ class CatalogStructure:
     clean_duplicates: bool = True
     deluxe_editions: bool = True
     correlated_features: bool = True
+    heterogeneous_effects: bool = True
+    saturating_effects: bool = True
+    popularity_floor: bool = True
     hidden_confounder: bool = False
 
     @classmethod
     def plain(cls) -> CatalogStructure:
-        """No release structure at all: every switch off (features independent within artist, equal sizes)."""
+        """Every switch off: no release structure, independent features, equal sizes, homogeneous linear effects,
+        no floor beyond the few clipped and dead tracks."""
         return cls(**{f.name: False for f in fields(cls)})
 
     def to_dict(self) -> dict[str, bool]:
@@ -193,16 +229,25 @@ class CatalogStructure:
 
 @dataclass(frozen=True)
 class CausalTruth:
-    """The true causal effects built into a simulated catalogue.
+    """The true causal effects built into a simulated catalogue, on popularity as observed (0..100).
 
     Attributes
     ----------
     effects
-        Average marginal effect on observed (clipped) popularity, points per unit of each driver.
+        Average over the catalogue's tracks of the effect of +1 unit of each driver on observed popularity
+        (clipped, dead copies at 0), points per unit: a central finite difference of the structural model with each
+        track's noise held fixed (binary drivers: the flag on minus off).
     structural
-        The coefficient on latent popularity, before clipping and dead tracks.
+        The average structural slope on latent popularity, before clipping and dead tracks.
     effects_by_family
-        ``effects`` restricted to the tracks of each genre family (danceability differs by family).
+        ``effects`` averaged over the tracks of each genre family.
+    curves
+        Per continuous driver: ``{"reference": median, "values": [...], "effects": [...]}``, the average change in
+        observed popularity if every track's value were ``value`` instead of the reference (a grid from the 1st to
+        the 99th percentile); :meth:`curve_at` reads it at other values and references.
+    heterogeneous
+        Per driver, whether its structural effect differs between tracks (by genre family or by its own value);
+        the floor at 0 makes every real effect vary a little on observed popularity besides.
     units
         What "+1 unit" means for each driver.
     structure
@@ -215,19 +260,37 @@ class CausalTruth:
     units: dict[str, str] = field(default_factory=driver_units)
     seed: int | None = None
     structure: dict[str, bool] = field(default_factory=dict)
+    curves: dict[str, dict[str, Any]] = field(default_factory=dict)
+    heterogeneous: dict[str, bool] = field(default_factory=dict)
+
+    def curve_at(self, driver: str, values: Any, reference: float | None = None) -> np.ndarray:
+        """The true dose-response at ``values`` relative to ``reference`` (default: the stored median), by linear
+        interpolation of the stored grid (the grid is fine: 41 points between the 1st and 99th percentile)."""
+        curve = self.curves[driver]
+        grid, effects = np.asarray(curve["values"], dtype="float64"), np.asarray(curve["effects"], dtype="float64")
+        at = np.interp(np.asarray(values, dtype="float64"), grid, effects)
+        if reference is None:
+            return at
+        return at - float(np.interp(reference, grid, effects))
 
     def to_dict(self) -> dict[str, Any]:
         return {"effects": self.effects, "structural": self.structural,
                 "effects_by_family": self.effects_by_family, "units": self.units, "seed": self.seed,
-                "structure": self.structure,
-                "definition": "average marginal effect on observed popularity (points per unit)"}
+                "structure": self.structure, "curves": self.curves, "heterogeneous": self.heterogeneous,
+                "definition": "average over tracks of the effect of +1 unit on observed popularity (0-100, floor "
+                              "at 0; points per unit, finite differences of the structural model); curves: average "
+                              "change if every track had the value instead of the reference (median)"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CausalTruth:
         return cls(effects=dict(data["effects"]), structural=dict(data["structural"]),
                    effects_by_family={k: dict(v) for k, v in data.get("effects_by_family", {}).items()},
                    units=dict(data.get("units") or driver_units()), seed=data.get("seed"),
-                   structure=dict(data.get("structure", {})))
+                   structure=dict(data.get("structure", {})),
+                   curves={k: {"reference": float(v["reference"]), "values": [float(x) for x in v["values"]],
+                               "effects": [float(x) for x in v["effects"]]}
+                           for k, v in data.get("curves", {}).items()},
+                   heterogeneous={k: bool(v) for k, v in data.get("heterogeneous", {}).items()})
 
 
 class SimulatedCatalog(NamedTuple):
@@ -374,6 +437,82 @@ def _plan_releases(rng: np.random.Generator, sizes: np.ndarray, s: CatalogStruct
     return plan
 
 
+# Where each driver's effect is centred (its contribution is 0 there): near the catalogue's means.
+CENTRES = {"danceability": 0.6, "energy": 0.62, "loudness": -8.0, "speechiness": 0.13, "acousticness": 0.27,
+           "instrumentalness": 0.08, "liveness": 0.24, "valence": 0.46, "tempo": 121.0, "duration_min": 3.5,
+           "explicit": 0.37, "mode": 0.62}
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
+
+
+@dataclass(frozen=True)
+class _EffectModel:
+    """The drivers' structural effects on latent popularity, per track: ``f_j(x; family)`` and its slope."""
+
+    beta: dict[str, np.ndarray]          # per-track slope of the linear drivers
+    saturating: bool                     # loudness saturates (its slope is a sigmoid of its level)
+    family_varying: frozenset[str]
+
+    @classmethod
+    def build(cls, structural: dict[str, float], family: np.ndarray, family_effects: bool,
+              saturating: bool) -> _EffectModel:
+        beta = {d: np.full(len(family), structural[d]) for d in DRIVERS}
+        varying = set()
+        if family_effects:
+            for driver, per_family in FAMILY_EFFECTS.items():
+                beta[driver] = np.array([per_family.get(f, per_family["*"]) for f in family], dtype="float64")
+                varying.add(driver)
+        return cls(beta, saturating, frozenset(varying))
+
+    def _loudness_shape(self, values: np.ndarray) -> np.ndarray:
+        w = LOUDNESS_SATURATION_WIDTH
+        return LOUDNESS_MAX_SLOPE * (values - w * _softplus((values - LOUDNESS_SATURATION) / w))
+
+    def contribution(self, driver: str, values: np.ndarray) -> np.ndarray:
+        if driver == "loudness" and self.saturating:
+            return self._loudness_shape(values) - self._loudness_shape(np.full(1, CENTRES[driver]))
+        return self.beta[driver] * (values - CENTRES[driver])
+
+    def slope(self, driver: str, values: np.ndarray) -> np.ndarray:
+        """d f_j / d x_j per track, on latent popularity."""
+        if driver == "loudness" and self.saturating:
+            return LOUDNESS_MAX_SLOPE * _sigmoid((LOUDNESS_SATURATION - values) / LOUDNESS_SATURATION_WIDTH)
+        return self.beta[driver] * np.ones_like(values)
+
+    def varies(self, driver: str) -> bool:
+        return driver in self.family_varying or (driver == "loudness" and self.saturating)
+
+    def total(self, x: dict[str, np.ndarray]) -> np.ndarray:
+        return sum(self.contribution(d, x[d]) for d in DRIVERS)
+
+    def truth(self, base: np.ndarray, x: dict[str, np.ndarray], dead: np.ndarray) \
+            -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        """Average effects, per-track effects and dose-response curves on observed popularity (clipped, dead at 0),
+        each track's noise held fixed: central differences for continuous drivers, on minus off for binary ones."""
+        total = base + self.total(x)
+
+        def observed(driver: str, values: np.ndarray) -> np.ndarray:
+            latent = total - self.contribution(driver, x[driver]) + self.contribution(driver, values)
+            return np.where(dead, 0.0, np.clip(latent, 0.0, 100.0))
+
+        effects, per_track, curves = {}, {}, {}
+        for d in DRIVERS:
+            if d in BINARY_DRIVERS:
+                per_track[d] = observed(d, np.ones(len(total))) - observed(d, np.zeros(len(total)))
+            else:
+                h = TRUTH_STEP.get(d, TRUTH_STEP_DEFAULT)
+                per_track[d] = (observed(d, x[d] + h / 2) - observed(d, x[d] - h / 2)) / h
+                reference = float(np.median(x[d]))
+                grid = np.linspace(*np.quantile(x[d], [0.01, 0.99]), TRUTH_CURVE_POINTS)
+                at_reference = observed(d, np.full(len(total), reference))
+                curve = [float(np.mean(observed(d, np.full(len(total), v)) - at_reference)) for v in grid]
+                curves[d] = {"reference": reference, "values": [float(v) for v in grid], "effects": curve}
+            effects[d] = float(per_track[d].mean())
+        return effects, per_track, curves
+
+
 def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: int = 0,
                      structure: CatalogStructure | None = None,
                      effects: dict[str, float] | None = None) -> SimulatedCatalog:
@@ -390,8 +529,9 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
         Which real-data structures to include (default: :class:`CatalogStructure`, all but the hidden
         confounder).
     effects
-        Structural effects per driver replacing :data:`STRUCTURAL_EFFECTS` (missing drivers: 0); the genre bonus
-        of danceability applies only with the default effects. ``{}`` makes a catalogue where nothing is a driver.
+        Structural effects per driver replacing :data:`STRUCTURAL_EFFECTS` (missing drivers: 0), linear and the
+        same for every track (the family effects and the loudness saturation apply only with the default effects).
+        ``{}`` makes a catalogue where nothing is a driver.
 
     Returns
     -------
@@ -452,6 +592,12 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
     rel_age[deluxe] = np.maximum(rel_age[deluxe] - rng.uniform(0.3, 2.0, int(deluxe.sum())), 0.0)
     penalty = np.where(deluxe, DELUXE_COPY_PENALTY, 0.0) + np.where(rel_kind == "clean", CLEAN_COPY_PENALTY, 0.0)
     campaign[has_parent] = campaign[rel_parent[has_parent]] + penalty[has_parent]
+    # Forgotten releases (drawn always, so switching the floor off changes nothing else); copies share the fate
+    # of their album.
+    forgotten = rng.random(n_rel) < FORGOTTEN_RELEASE_SHARE
+    forgotten[has_parent] = forgotten[rel_parent[has_parent]]
+    if s.popularity_floor:
+        campaign = campaign - FORGOTTEN_PENALTY * forgotten
 
     # Recording level: sound, explicit lyrics, featured artists, the hidden push.
     rec_artist = np.asarray(plan.rec_artist)
@@ -462,8 +608,15 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
     within_sd = np.array([v[2] for v in STYLE.values()])
     correlation = WITHIN_ARTIST_CORRELATION if s.correlated_features else np.eye(len(STYLE))
     deviation = rng.multivariate_normal(np.zeros(len(STYLE)), correlation, size=n_rec, method="cholesky") * within_sd
-    sound = artist_style[rec_artist] + deviation
     index = {name: j for j, name in enumerate(STYLE_NAMES)}
+    family_effects = s.heterogeneous_effects and effects is None
+    if family_effects:
+        # Danceability varies twice as much between the tracks of an album where it pays least.
+        low_payoff = np.array([FAMILY_EFFECTS["danceability"].get(f, FAMILY_EFFECTS["danceability"]["*"])
+                               < STRUCTURAL_EFFECTS["danceability"] for f in family_names])
+        deviation[:, index["danceability"]] *= np.where(low_payoff[artist_family[rec_artist]], DANCEABILITY_SPREAD,
+                                                        1.0)
+    sound = artist_style[rec_artist] + deviation
     for name, shift in COMMERCIAL_SOUND.items():
         sound[:, index[name]] += shift * commercial[rec_release]
     if s.track_position:
@@ -519,46 +672,29 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
     time_signature = rng.choice([4.0, 3.0, 5.0, 1.0], size=n, p=[0.9, 0.06, 0.03, 0.01])
 
     # Popularity.
-    centres = {"danceability": 0.6, "energy": 0.62, "loudness": -8.0, "speechiness": 0.13, "acousticness": 0.27,
-               "instrumentalness": 0.08, "liveness": 0.24, "valence": 0.46, "tempo": 121.0, "duration_min": 3.5,
-               "explicit": 0.37, "mode": 0.62}
-    beta = {d: np.full(n, structural[d]) for d in DRIVERS}
-    family_mask = {f: fam == i for i, f in enumerate(family_names)}
-    if effects is None:
-        for family, bonus in DANCEABILITY_BONUS.items():
-            beta["danceability"][family_mask[family]] += bonus
     family_shift = np.array([FAMILIES[f][1] for f in family_names])
     position_effect = np.zeros(n)
     if s.track_position:
         position_effect = POSITION_POPULARITY * np.exp(-(position - 1.0) / POSITION_DECAY) - 1.2
         position_effect = np.where((kind == "single") & (position > 1), B_SIDE_PENALTY, position_effect)
-    base = (42.0 + 10.0 * appeal[artist_of] + family_shift[fam] + artist_residual[artist_of]
+    base = (42.0 + (FORGOTTEN_BASE_SHIFT if s.popularity_floor else 0.0) + 10.0 * appeal[artist_of]
+            + family_shift[fam] + artist_residual[artist_of]
             + campaign[track_release] - 8.0 * (1.0 - np.exp(-age_years / 4.0)) + position_effect
             + version_effect[track_recording] + FEATURED_EFFECT * featured[track_recording]
             + HIDDEN_POPULARITY * hidden[track_recording] + rng.normal(0, TRACK_NOISE_SD, n))
-    contribution = {d: beta[d] * (x[d] - centres[d]) for d in DRIVERS}
-    latent = base + sum(contribution.values())
-    dead = rng.random(n) < 0.015
+    effect_model = _EffectModel.build(structural, np.array(family_names, dtype=object)[fam],
+                                      family_effects=family_effects,
+                                      saturating=s.saturating_effects and effects is None)
+    dead = rng.random(n) < DEAD_SHARE
+    latent = base + effect_model.total(x)
     popularity = np.where(dead, 0.0, np.clip(np.round(latent), 0, 100))
-
-    # Truth: average marginal effect on observed popularity (derivative of the clipped, live outcome;
-    # for binary drivers, the average difference between the flag on and off).
-    alive_unclipped = (~dead) & (latent > 0) & (latent < 100)
-    truth_effects: dict[str, float] = {}
-    per_track: dict[str, np.ndarray] = {}
-    for d in DRIVERS:
-        if d in BINARY_DRIVERS:
-            without = latent - contribution[d]
-            on = np.clip(without + beta[d] * (1 - centres[d]), 0, 100)
-            off = np.clip(without + beta[d] * (0 - centres[d]), 0, 100)
-            per_track[d] = np.where(dead, 0.0, on - off)
-        else:
-            per_track[d] = beta[d] * alive_unclipped
-        truth_effects[d] = float(per_track[d].mean())
+    truth_effects, per_track, curves = effect_model.truth(base, x, dead)
+    family_mask = {f: fam == i for i, f in enumerate(family_names)}
     by_family = {
         f: {d: float(per_track[d][family_mask[f]].mean()) for d in DRIVERS}
         for f in family_names if family_mask[f].any()
     }
+    structural_average = {d: float(np.mean(effect_model.slope(d, x[d]))) for d in DRIVERS}
 
     # Canonical table: titles name the version; copies keep their original's title and ISRC.
     artist_ids = _spotify_like_ids(rng, n_artists)
@@ -624,6 +760,7 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
         "duration_ms": duration_ms.astype("float32"),
         "collected_at": np.full(n, COLLECTED_AT.to_datetime64()).astype("datetime64[ns]"),
     })
-    truth = CausalTruth(effects=truth_effects, structural=structural, effects_by_family=by_family,
-                        seed=seed, structure=s.to_dict())
+    truth = CausalTruth(effects=truth_effects, structural=structural_average, effects_by_family=by_family,
+                        seed=seed, structure=s.to_dict(), curves=curves,
+                        heterogeneous={d: effect_model.varies(d) for d in DRIVERS})
     return SimulatedCatalog(tracks, truth)

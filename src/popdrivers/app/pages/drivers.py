@@ -1,4 +1,5 @@
-"""Drivers: every design's causal effects with 95% CIs, checks, sensitivity, by genre; SHAP beside (association)."""
+"""Drivers: every design's causal effects with 95% CIs, dose-response curves, whether effects vary between tracks,
+checks, sensitivity, by genre; SHAP beside (association)."""
 
 import streamlit as st
 
@@ -9,11 +10,14 @@ from popdrivers.app import state
 artifacts = state.current()
 report = artifacts.drivers
 truth = artifacts.truth.effects if artifacts.truth is not None else None
+truth_curves = ({d: (c["values"], c["effects"]) for d, c in artifacts.truth.curves.items()}
+                if artifacts.truth is not None else None)
 st.title("What drives popularity")
 state.data_notice(artifacts)
-st.caption(f"An effect is the average change in popularity points for +1 unit of the feature, comparing "
-           f"{'tracks of the same album' if report.design == 'within_album' else 'tracks of the same artist'} "
-           "(double machine learning with fixed effects; 95% CIs clustered by artist).")
+st.caption(f"An effect is the change in popularity points for +1 unit of the feature, averaged over the tracks, "
+           f"comparing {'tracks of the same album' if report.design == 'within_album' else 'tracks of the same artist'}"
+           " (double machine learning with fixed effects; each track's effect may differ by genre family and along "
+           "the feature's own values; 95% CIs clustered by artist).")
 st.info(f"Primary design: **{figures.design_label(report.design)}**: {report.design_reason}.")
 for warning in report.warnings:
     st.warning(warning)
@@ -43,6 +47,29 @@ st.caption("p (Holm): adjusted for testing every driver. Simultaneous band: all 
            "popularity a hidden confounder must explain to erase the effect.")
 table = figures.estimates_table(report, truth)
 st.dataframe(table, hide_index=True, key="drivers_table", height=38 + 35 * len(table))
+
+st.markdown("#### Dose-response: large changes")
+with_curves = [r.feature for r in report.drivers if r.curve]
+if with_curves:
+    curve_driver = st.selectbox("Feature", with_curves, key="drivers_curve_driver",
+                                index=with_curves.index("loudness") if "loudness" in with_curves else 0)
+    result = report[curve_driver]
+    st.plotly_chart(figures.curve_figure(result, truth_curves.get(curve_driver) if truth_curves else None),
+                    key="drivers_curve")
+    st.caption(f"The average change in popularity if every track's {curve_driver} were the value on the x axis "
+               f"instead of its median ({result.curve_reference:.3g}). Dark ribbon: pointwise 95% CI; light: the band "
+               "that covers the whole curve at once." + (" Dashed green: the TRUE curve of the simulated catalogue."
+                                                         if truth_curves and curve_driver in truth_curves else ""))
+else:
+    st.info("No continuous driver has a dose-response curve in this report.")
+
+st.markdown("#### Does the effect vary between tracks?")
+st.caption("A test per driver that its effect is the same for every track (the same slope in every genre family "
+           "and no bend along its own values). Where it varies, the What-if page gives the effect for one track. "
+           "Variance-weighted: the partially linear number, which counts tracks by how much the feature varies "
+           "within their album; it is not the average effect when effects differ.")
+het = figures.heterogeneity_table(report)
+st.dataframe(het, hide_index=True, key="drivers_heterogeneity", height=38 + 35 * len(het))
 
 st.markdown("#### Sensitivity: a hidden confounder as strong as an observed one")
 sensitivity = figures.sensitivity_table(report)

@@ -1,4 +1,5 @@
-"""What-if: edit a real track; the model's new prediction beside the change the causal effects imply."""
+"""What-if: edit a real track; the model's new prediction beside the change the causal effects imply (read off the
+dose-response curves), and this track's own effect where effects vary between tracks."""
 
 import math
 
@@ -63,12 +64,24 @@ with left, st.container(border=True):
 with right, st.container(border=True):
     design = figures.design_label(report.design)
     st.markdown(f"#### Causal estimate ({design} effects)")
-    st.metric("Implied change in popularity", f"{result.causal_change:+.1f}",
-              help=f"Sum over edited drivers of effect x change, from the {design} double ML estimates.")
+    st.metric("Implied change in popularity (average over tracks)", f"{result.causal_change:+.1f}",
+              help=f"Sum over edited drivers of the {design} double ML estimates: for a continuous feature the "
+                   "dose-response curve from this track's value to the new one (a large change is not one slope "
+                   "times its size), for a yes/no feature its average effect.")
     st.caption(f"95% CI {result.causal_low:+.1f} to {result.causal_high:+.1f}, from the joint covariance of the "
                "estimates (drivers estimated from the same tracks have correlated errors). What changing these "
-               "features of this track would do on average, holding its "
+               "features would do on average over the tracks, holding their "
                f"{'album' if report.design == 'within_album' else 'artist'} and release fixed.")
+    for effect in result.per_track:
+        spec = registry.spec(effect.driver)
+        st.markdown(f"**For this track** ({effect.family}): {spec.label.lower()} {effect.start:.3g} → "
+                    f"{effect.end:.3g} would change popularity by **{effect.effect:+.1f}** "
+                    f"(95% CI {effect.low:+.1f} to {effect.high:+.1f}): the effect of {spec.label.lower()} differs "
+                    "between tracks (by genre family and along its values), so this track's own effect is shown.")
+    if result.average_applies:
+        names = ", ".join(registry.spec(d).label.lower() for d in result.average_applies)
+        st.caption(f"No evidence that the effect of {names} differs between tracks: the average applies to this "
+                   "track.")
 if result.changes:
     st.caption("Edits: " + ", ".join(f"{d} {v:+.3g}" for d, v in result.changes.items()))
 else:

@@ -330,7 +330,7 @@ def test_artifacts_round_trip_to_the_same_predictions_without_pickle(fitted, cat
                      data_sha256="ab" * 32, rows_used=len(catalog), rows_dropped=0)
     files = sorted(p.name for p in out.iterdir())
     assert files == ["artist_tracks.csv.gz", "manifest.json", "metrics.json", "model.txt", "model_new_artists.txt",
-                     "preprocessing.json"]
+                     "preprocessing.json", "training_profile.json", "training_sample.parquet"]
     manifest = read_json(out / "manifest.json")
     assert manifest["kind"] == "popularity-model"
     assert manifest["data_sha256"] == "ab" * 32 and manifest["rows_used"] == len(catalog)
@@ -338,6 +338,10 @@ def test_artifacts_round_trip_to_the_same_predictions_without_pickle(fitted, cat
     loaded = load_model(out)
     pd.testing.assert_frame_equal(loaded.predict_interval(catalog), fitted.predict_interval(catalog))
     assert loaded.metrics_ == {"splits": {}}
+    # What shift detection and missing features need comes back as it was fitted.
+    assert loaded.fitted_state.reference.profile == json.loads(json.dumps(fitted.fitted_state.reference.profile))
+    assert len(loaded.fitted_state.reference.sample) == len(fitted.fitted_state.reference.sample)
+    assert loaded.interval_.samples == fitted.interval_.samples
 
 
 def test_single_booster_mode_round_trips_too(catalog, tmp_path):

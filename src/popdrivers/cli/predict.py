@@ -20,13 +20,19 @@ _TYPED_INPUTS = (("log_followers", "--followers", "artist followers"), ("genre_f
                  ("track_age_days", "--released", "release date"), ("explicit_int", "--explicit", "explicit"))
 
 
+def report_path(out: Path) -> Path:
+    """Where ``predict`` writes what the intervals can promise for the scored table: beside ``--out``."""
+    return out.with_name(f"{out.stem}.report.json")
+
+
 @app.command("predict")
 @user_errors
 def predict_command(
     model_dir: Path = typer.Option(..., "--model", help="Model folder written by `popdrivers train`."),
     data: Path | None = typer.Option(None, "--data", help="Tracks to score, in any layout popdrivers reads (CSV, "
                                      "Parquet, .xlsx or a crawl folder; a table from `popdrivers analyze` too), with "
-                                     "or without a popularity column."),
+                                     "or without a popularity column. A feature the file lacks is predicted as "
+                                     "unknown and its interval widened (said in the output)."),
     audio: list[Path] | None = typer.Option(None, "--audio", help="Audio files or folders to analyse and score with "
                                             "the model's audio model (MP3, WAV, FLAC, OGG, M4A); more files may "
                                             "follow it: --audio a.mp3 b.mp3."),
@@ -44,11 +50,13 @@ def predict_command(
     out: Path | None = typer.Option(None, "--out", help="CSV to write: track_id (track_name, artist_name, "
                                     "popularity when the data has them; file with --audio), prediction, lower, "
                                     "upper, model (full, or audio for rows whose features were measured from "
-                                    "audio). Required with --data; with --audio the table is also printed."),
+                                    "audio), missing_features when some are. Required with --data "
+                                    "(OUT.report.json beside it says what the intervals assume); with --audio "
+                                    "the table is also printed."),
 ) -> None:
     """Predict popularity (0-100) with its prediction interval; input is validated like training data."""
-    from popdrivers.artifacts import write_text_atomic
-    from popdrivers.model import load_audio_model, load_model, scored_table
+    from popdrivers.artifacts import write_json_atomic, write_text_atomic
+    from popdrivers.model import load_audio_model, load_model, score_tracks
 
     files = [*(audio or []), *(more_audio or [])]
     if more_audio and not audio:
@@ -68,12 +76,18 @@ def predict_command(
     audio_model = load_audio_model(model_dir)
     if data is not None:
         tracks, report = read_data(data, fmt, require_popularity=False)
-        predictions = scored_table(model, tracks, audio_model)
+        predictions, scoring = score_tracks(model, tracks, audio_model)
         write_text_atomic(out, predictions.to_csv(index=False))
+        sidecar = report_path(out)
+        write_json_atomic(sidecar, {"data": str(data), "model": str(model_dir), **scoring.to_dict()})
         by_audio = int((predictions["model"] == "audio").sum())
         said = f"; {by_audio:,} measured from audio, scored by the audio model" if by_audio else ""
         console.print(f"wrote {len(predictions):,} predictions with {model.interval_level:.0%} intervals to {out} "
                       f"({report.format} layout; {report.summary()}{said})", highlight=False, markup=False)
+        for line in scoring.lines():
+            console.print(f"- {line}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"what the intervals assume and where this table differs: {sidecar}", highlight=False,
+                      markup=False)
         return
     if audio_model is None:
         raise InputError(f"{model_dir}: this model folder has no audio model (audio_model/), so it cannot score "

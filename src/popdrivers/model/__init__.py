@@ -12,7 +12,10 @@ One concept per module:
 ``_train``         :func:`train`: search, evaluation and final fit within one budget
 ``_persist``       :func:`save_model` / :func:`load_model`, manifest and checksums
 ``_distributed``   :func:`train_on_cluster`: the same model fitted on a Dask cluster (optional extra)
-``_card``          the model card's tables (metrics, coverage) and the scored-file format
+``_card``          the model card's tables (metrics, coverage)
+``_scoring``       :func:`score_tracks`: the scored-file format, and what the interval can promise for a table
+``_shift``         what the model keeps of its training data; where a table to score differs from it
+``_missing``       features a table lacks: predicted as unknown (marginalised), the interval widened
 ``_calibration``   how the interval is calibrated (cross, holdout_refit, split)
 ``_lightgbm``      :func:`load_lightgbm`: LightGBM loaded with passive OpenMP waiting (why: shared 2-core machines)
 =================  ===========================================================================================
@@ -26,7 +29,6 @@ from popdrivers.model._card import (
     SPLIT_LABELS,
     coverage_frame,
     metrics_frame,
-    scored_table,
     split_label,
 )
 from popdrivers.model._conformal import MIN_POOL, Interval, Residuals, conformal_offsets
@@ -53,7 +55,10 @@ from popdrivers.model._evaluate import (
     scores,
 )
 from popdrivers.model._lightgbm import load_lightgbm
+from popdrivers.model._missing import interval_without, missing_features, predict_without
 from popdrivers.model._persist import AUDIO_MODEL_DIR, KIND, METRICS_FILE, load_audio_model, load_model, save_model
+from popdrivers.model._scoring import ModelPart, ScoringReport, interval_assumption, score_tracks, scored_table
+from popdrivers.model._shift import ShiftFinding, ShiftReport, TrainingReference, detect_shift, population_stability
 from popdrivers.model._splits import (
     MixedFold,
     SplitUnavailable,
@@ -72,6 +77,9 @@ from popdrivers.model._tune import DEFAULT_PARAMS, sample_params, tune
 __all__ = [
     "AUDIO_MODEL_DIR", "load_audio_model",
     "METHOD_LABELS", "SPLIT_LABELS", "coverage_frame", "metrics_frame", "scored_table", "split_label",
+    "ModelPart", "ScoringReport", "interval_assumption", "score_tracks", "ShiftFinding", "ShiftReport",
+    "TrainingReference", "detect_shift", "interval_without", "missing_features", "population_stability",
+    "predict_without",
     "DASK_EXTRA", "cluster_metrics", "parse_cluster", "quiet_lightgbm", "require_dask", "train_and_save_on_cluster",
     "train_on_cluster",
     "ARTIST_RECORD", "AUTO_FALLBACK_TREES", "DEFAULT_PARAMS", "EVALUATION_ROWS", "KIND", "METRICS_FILE", "MIN_POOL",

@@ -1,6 +1,7 @@
 """The model card's tables: held-out error per split and method, interval coverage, in words people read.
 
-The CLI (``train``, ``evaluate``) and the app's Model card page show the same tables from ``metrics.json``.
+The CLI (``train``, ``evaluate``) and the app's Model card page show the same tables from ``metrics.json``; the
+scored-file format and what the interval assumes are :mod:`popdrivers.model._scoring`'s.
 """
 
 from __future__ import annotations
@@ -8,10 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
-
-from popdrivers import schema
 
 # How the splits are called wherever a person reads them (metrics.json keeps the short keys).
 SPLIT_LABELS: dict[str, str] = {"random": "random tracks", "by_artist": "unseen artists",
@@ -56,32 +54,3 @@ def coverage_frame(interval: Mapping[str, Any]) -> pd.DataFrame:
              "mean width (points)": round(float(v["mean_width"]), 1)}
             for name, v in (interval.get("by_split") or {}).items() if v.get("coverage") is not None]
     return pd.DataFrame(rows, columns=["split", "coverage", "mean width (points)"])
-
-
-def scored_table(model: Any, tracks: pd.DataFrame, audio_model: Any | None = None) -> pd.DataFrame:
-    """The scored-file format the CLI writes and the app downloads: the track's id (name, artist and actual
-    popularity when the table has them), ``prediction``, ``lower``, ``upper`` (the model's interval level) and
-    ``model``: "full" or "audio".
-
-    With ``audio_model``, rows whose features were measured from audio (``features_source`` "audio:...") are
-    scored by it and the others by ``model``; without it such rows are refused by ``model`` (sources never mix).
-    """
-    families = schema.feature_source_families(tracks).to_numpy()
-    by_audio = (families == "audio") if audio_model is not None else np.zeros(len(tracks), dtype=bool)
-    keep = [c for c in ("track_name", "artist_name", "popularity") if c in tracks.columns]
-    parts = []
-    for chosen, rows, name in ((model, ~by_audio, "full"), (audio_model, by_audio, "audio")):
-        if not rows.any():
-            continue
-        subset = tracks[rows]
-        interval = chosen.predict_interval(subset).reset_index()
-        part = pd.DataFrame({"track_id": interval["track_id"].astype("string")})
-        if keep:
-            # predict_interval keeps the input's order and ids; the descriptive columns come along by position.
-            part = pd.concat([part, subset[keep].reset_index(drop=True)], axis=1)
-        for column in ("prediction", "lower", "upper"):
-            part[column] = interval[column].round(2)
-        part["model"] = name
-        part.index = np.flatnonzero(rows)
-        parts.append(part)
-    return pd.concat(parts).sort_index().reset_index(drop=True)

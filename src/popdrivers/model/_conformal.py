@@ -58,14 +58,31 @@ class Residuals:
                    np.concatenate([p.new for p in parts] or [empty]))
 
 
+# Calibration residuals kept per group (evenly spaced order statistics): enough to recompute the interval's
+# quantiles for tracks that lack features (popdrivers.model._shift.interval_without).
+RESIDUAL_SAMPLE = 2000
+
+
+def residual_sample(values: np.ndarray, size: int = RESIDUAL_SAMPLE) -> tuple[float, ...]:
+    """Up to ``size`` evenly spaced order statistics of ``values`` (their distribution, compactly)."""
+    values = np.sort(np.asarray(values, dtype="float64"))
+    if len(values) > size:
+        values = values[np.linspace(0, len(values) - 1, size).round().astype(int)]
+    return tuple(round(float(v), 3) for v in values)
+
+
 @dataclass(frozen=True)
 class Interval:
-    """A calibrated prediction interval: offsets per group, how many residuals set each, and how."""
+    """A calibrated prediction interval: offsets per group, how many residuals set each, and how.
+
+    ``samples`` keeps a sample of each group's calibration residuals (see :data:`RESIDUAL_SAMPLE`).
+    """
 
     level: float
     method: str = "none"
     offsets: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     sizes: Mapping[str, int] = field(default_factory=dict)
+    samples: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def available(self) -> bool:
@@ -79,11 +96,13 @@ class Interval:
         everything = np.concatenate([residuals.seen, residuals.new])
         offsets: dict[str, tuple[float, float]] = {}
         sizes: dict[str, int] = {}
+        samples: dict[str, tuple[float, ...]] = {}
         for group, values in (("seen", residuals.seen), ("new", residuals.new)):
             source = values if len(values) >= MIN_POOL else everything
             offsets[group] = conformal_offsets(source, level)
             sizes[group] = int(len(source))
-        return cls(level=level, method=method, offsets=offsets, sizes=sizes)
+            samples[group] = residual_sample(source)
+        return cls(level=level, method=method, offsets=offsets, sizes=sizes, samples=samples)
 
     def bounds(self, prediction: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) around ``prediction`` (clipped to 0..100), the seen-artist width where ``seen``."""

@@ -130,6 +130,15 @@ class FeatureLayout:
                 matrix[:, j] = column.to_numpy(dtype="float64", na_value=np.nan)
         return matrix
 
+    def absent_sources(self, tracks: pd.DataFrame) -> list[str]:
+        """The first source column of each feature ``tracks`` has no column for (it is then read as unknown)."""
+        absent = []
+        for name in self.names:
+            sources = model_feature_sources(name)
+            if name != ARTIST_RECORD and not any(s in tracks.columns for s in sources):
+                absent.append(sources[0])
+        return absent
+
     def require_sources(self, tracks: pd.DataFrame) -> None:
         """Raise a :class:`SchemaError` naming each canonical column a feature needs and ``tracks`` lacks."""
         problems = []
@@ -143,7 +152,8 @@ class FeatureLayout:
                 sources[0] if len(sources) == 1 else "*",
                 f"is missing; the model was trained with it ({feature_label(name)})" if len(sources) == 1 else
                 f"has no {either} column; the model was trained with {feature_label(name)} from it",
-                fix=f"add {either} (empty cells mean unknown) or use a model trained without it"))
+                fix=f"add {either}, use a model trained without it, or score with popdrivers predict / "
+                "popdrivers.model.score_tracks, which predict it as unknown and widen the interval"))
         if problems:
             raise schema.SchemaError(problems)
 

@@ -39,6 +39,7 @@ from popdrivers.model._conformal import Interval, Residuals
 from popdrivers.model._design import FEATURE_SETS, FeatureLayout
 from popdrivers.model._lightgbm import load_lightgbm
 from popdrivers.model._parallel import run_parallel
+from popdrivers.model._shift import TrainingReference
 from popdrivers.model._splits import MIN_FIT_ROWS
 
 TARGET = schema.TARGET
@@ -73,6 +74,8 @@ class FittedState:
     training_summary: Mapping[str, Any] = field(default_factory=dict)
     # Families of the training rows' features_source (schema.feature_source_family): what the model may score.
     feature_sources: tuple[str, ...] = ("spotify",)
+    # What the model keeps of its training table to say when tracks to score are unlike it (model._shift).
+    reference: TrainingReference | None = None
 
 
 def training_summary(tracks: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -284,7 +287,9 @@ class PopularityModel(RegressorMixin, BaseEstimator):
             features.reference_date(tracks)
         reference_date = None if ref is None else ref.strftime("%Y-%m-%d")
         state = calibrated_state(self, tracks, reference_date, eval_tracks=eval_tracks, oof_residuals=oof_residuals)
-        return self.set_fitted(replace(state, training_summary=training_summary(tracks)))
+        reference = TrainingReference.from_tracks(tracks, state.layout.names, state.layout.source_columns(),
+                                                  reference_date, seed=self.random_state)
+        return self.set_fitted(replace(state, training_summary=training_summary(tracks), reference=reference))
 
     def point_model(self, state: FittedState) -> PopularityModel:
         """A copy of this model with ``state`` installed and no interval (what calibration measures)."""
@@ -506,15 +511,24 @@ class PopularityModel(RegressorMixin, BaseEstimator):
             return np.zeros(len(tracks), dtype=bool)
         return ~np.isnan(self._artist_record_for(tracks))
 
-    def design_frame(self, tracks: pd.DataFrame, *, keep_rows: bool = True) -> pd.DataFrame:
+    def design_frame(self, tracks: pd.DataFrame, *, keep_rows: bool = True, absent: str = "error") -> pd.DataFrame:
         """The model's input for ``tracks``: one column per feature (categories as labels), validated input.
 
         The index is the track id. This is what :mod:`popdrivers.explain` attributes predictions to.
+        ``absent="error"`` refuses a table without a column a feature comes from; ``"empty"`` gives such a
+        feature no values (NaN), which :func:`popdrivers.model.score_tracks` then predicts as unknown.
         """
         self._check_fitted()
         if not isinstance(tracks, pd.DataFrame):
             raise TypeError(f"expected a pandas DataFrame of tracks, got {type(tracks).__name__}")
-        self.layout_.require_sources(tracks)
+        if absent == "empty":
+            columns = self.layout_.absent_sources(tracks)
+            if columns:
+                tracks = tracks.assign(**dict.fromkeys(columns, np.nan))
+        else:
+            # LightGBM would read an empty feature it always saw filled as 0 (0 dB, 0 followers): silently wrong,
+            # so the library refuses; score_tracks (CLI predict, the app) predicts it as unknown instead.
+            self.layout_.require_sources(tracks)
         # Only the columns the features come from are checked and used (a problem in a column the model does not
         # read cannot change a prediction), which also makes one row fast.
         self.check_feature_sources(tracks)
@@ -645,17 +659,22 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         matrix, _ = self.design_matrix(tracks)
         return np.clip(self.predict_raw(matrix), 0.0, 100.0)
 
-    def interval_for(self, prediction: np.ndarray, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(lower, upper) of the interval around ``prediction`` for the rows of a :meth:`design_frame`."""
+    def interval_for(self, prediction: np.ndarray, frame: pd.DataFrame,
+                     interval: Interval | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) of the interval around ``prediction`` for the rows of a :meth:`design_frame`.
+
+        ``interval`` replaces the model's own (the widened one of tracks that lack features).
+        """
         self._check_fitted()
-        if not self.interval_.available:
+        interval = self.interval_ if interval is None else interval
+        if not interval.available:
             raise PopdriversError("this model was fitted with calibration_folds=0, so it has no prediction "
                                   "intervals; refit with calibration_folds >= 2")
         if self.layout_.uses_record:
             seen = ~np.isnan(frame[ARTIST_RECORD].to_numpy(dtype="float64"))
         else:
             seen = np.zeros(len(frame), dtype=bool)
-        return self.interval_.bounds(prediction, seen)
+        return interval.bounds(prediction, seen)
 
     def predict_interval(self, tracks: pd.DataFrame) -> pd.DataFrame:
         """Prediction with its conformal interval (``interval_level``, 80% by default) per input row.

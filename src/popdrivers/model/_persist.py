@@ -18,6 +18,7 @@ from popdrivers.model._conformal import Interval
 from popdrivers.model._design import FeatureLayout
 from popdrivers.model._estimator import FittedState, PopularityModel
 from popdrivers.model._lightgbm import load_lightgbm
+from popdrivers.model._shift import TrainingReference
 
 TARGET = schema.TARGET
 KIND = "popularity-model"
@@ -26,6 +27,9 @@ NEW_ARTIST_MODEL_FILE = "model_new_artists.txt"
 PREPROCESSING_FILE = "preprocessing.json"
 ARTIST_TRACKS_FILE = "artist_tracks.csv.gz"
 METRICS_FILE = "metrics.json"
+# What the model keeps of its training table to say when tracks to score are unlike it (model._shift).
+TRAINING_PROFILE_FILE = "training_profile.json"
+TRAINING_SAMPLE_FILE = "training_sample.parquet"
 
 
 AUDIO_MODEL_DIR = "audio_model"
@@ -75,12 +79,19 @@ def _write_model(model: PopularityModel, folder: Path, *, metrics: Mapping[str, 
         "new_artist_model": NEW_ARTIST_MODEL_FILE if state.new_artist_booster is not None else None,
         "interval": {"level": state.interval.level,
                      "offsets": {k: list(v) for k, v in state.interval.offsets.items()},
-                     "calibration_size": dict(state.interval.sizes), "method": state.interval.method},
+                     "calibration_size": dict(state.interval.sizes), "method": state.interval.method,
+                     "residual_sample": {k: list(v) for k, v in state.interval.samples.items()}},
         "training_summary": dict(state.training_summary),
         "feature_sources": list(state.feature_sources),
     })
     if state.artist_tracks is not None:
         state.artist_tracks.to_csv(folder / ARTIST_TRACKS_FILE, index=False, compression="gzip")
+    reference = state.reference
+    if reference is not None:
+        artifacts.write_json_atomic(folder / TRAINING_PROFILE_FILE, reference.to_dict())
+        if reference.sample is not None:
+            # Parquet keeps the canonical dtypes (lists of genres, dates) the model reads back as they were.
+            reference.sample.to_parquet(folder / TRAINING_SAMPLE_FILE, index=False)
     if metrics is not None:
         artifacts.write_json_atomic(folder / METRICS_FILE, dict(metrics))
     artifacts.write_manifest(
@@ -89,6 +100,10 @@ def _write_model(model: PopularityModel, folder: Path, *, metrics: Mapping[str, 
         features=list(state.layout.names), target=TARGET, model_format="lightgbm-text",
         interval_level=state.interval.level, feature_set=model.feature_set,
         feature_sources=list(state.feature_sources),
+        # Where the popularity the model learned came from (a crawl's deezer_rank is not Spotify's popularity).
+        popularity_source=reference.profile.get("popularity_source") if reference is not None else None,
+        interval_assumes="tracks like the training data (training_profile.json records what they were like)"
+        if reference is not None else "tracks like the training data (not recorded by this version)",
     )
 
 
@@ -131,7 +146,9 @@ def load_model(model_dir: str | os.PathLike[str]) -> PopularityModel:
     offsets = {k: (float(v[0]), float(v[1])) for k, v in prep["interval"]["offsets"].items()}
     interval = Interval(level=float(prep["interval"].get("level", model.interval_level)),
                         method=prep["interval"].get("method") or ("cross" if offsets else "none"),
-                        offsets=offsets, sizes=dict(prep["interval"].get("calibration_size", {})))
+                        offsets=offsets, sizes=dict(prep["interval"].get("calibration_size", {})),
+                        samples={k: tuple(float(x) for x in v)
+                                 for k, v in (prep["interval"].get("residual_sample") or {}).items()})
     artist_tracks = None
     if prep.get("artist_tracks"):
         artist_tracks = pd.read_csv(model_dir / prep["artist_tracks"], compression="gzip",
@@ -146,8 +163,20 @@ def load_model(model_dir: str | os.PathLike[str]) -> PopularityModel:
         n_train_rows=int(prep["n_train_rows"]), artist_tracks=artist_tracks, interval=interval,
         training_summary=prep.get("training_summary", {}),
         # Folders written before sources were recorded were all trained on Spotify-feature data.
-        feature_sources=tuple(prep.get("feature_sources", ["spotify"]))))
+        feature_sources=tuple(prep.get("feature_sources", ["spotify"])),
+        # Folders written before popdrivers recorded its training data: shift and widening cannot be measured.
+        reference=_read_reference(model_dir)))
     model.manifest_ = manifest
     metrics_path = model_dir / METRICS_FILE
     model.metrics_ = artifacts.read_json(metrics_path) if metrics_path.exists() else None
     return model
+
+
+def _read_reference(model_dir: Path) -> TrainingReference | None:
+    if not (model_dir / TRAINING_PROFILE_FILE).is_file():
+        return None
+    sample_path = model_dir / TRAINING_SAMPLE_FILE
+    sample = pd.read_parquet(sample_path) if sample_path.is_file() else None
+    if sample is not None and "artist_genres" in sample.columns:
+        sample["artist_genres"] = sample["artist_genres"].map(lambda v: [] if v is None else list(v))
+    return TrainingReference(artifacts.read_json(model_dir / TRAINING_PROFILE_FILE), sample)

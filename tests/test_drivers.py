@@ -3,6 +3,7 @@ the inference is honest, the checks can fail, and the results round-trip through
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -25,7 +26,7 @@ from popdrivers.drivers import (
 )
 from popdrivers.errors import ArtifactError, InputError
 from popdrivers.registry import driver_names
-from popdrivers.sources.simulate import simulate_catalog
+from popdrivers.sources.simulate import CatalogStructure, simulate_catalog
 
 # Small and quick: fewer folds, trees and shuffles than the defaults, one process.
 FAST = {"n_folds": 3, "n_estimators": 30, "n_rep": 2, "n_permutations": 100, "n_bootstrap": 500, "n_jobs": 1}
@@ -39,6 +40,22 @@ def simulated():
 @pytest.fixture(scope="module")
 def report(simulated):
     return estimate_drivers(simulated.tracks, seed=0, **FAST)
+
+
+# The release-structure checks compare designs on a catalogue where every track has the same, linear effect: with
+# family effects and the floor, the within-artist bias from campaigns is of the order of the heterogeneity itself.
+LINEAR_EFFECTS = {"heterogeneous_effects": False, "saturating_effects": False, "popularity_floor": False}
+
+
+@pytest.fixture(scope="module")
+def linear():
+    structure = dataclasses.replace(CatalogStructure(), **LINEAR_EFFECTS)
+    return simulate_catalog(n_artists=150, tracks_per_artist=40, seed=11, structure=structure)
+
+
+@pytest.fixture(scope="module")
+def linear_report(linear):
+    return estimate_drivers(linear.tracks, seed=0, **FAST)
 
 
 def test_within_album_is_primary_and_every_design_runs_on_the_same_tracks(report):
@@ -66,9 +83,10 @@ def test_primary_design_recovers_the_truth(report, simulated):
         assert report[name].distinguishable and np.sign(report[name].effect) == np.sign(truth[name]), name
 
 
-def test_album_campaigns_bias_the_comparison_within_artist(report, simulated):
+def test_album_campaigns_bias_the_comparison_within_artist(linear_report, linear):
     """Commercial-sounding albums get bigger campaigns: within artist, their sound takes the campaign's credit."""
-    truth = simulated.truth.effects
+    report = linear_report
+    truth = linear.truth.effects
     artist = report.design_result("within_artist")
     for name in ("danceability", "loudness"):
         bias_artist = artist[name].effect - truth[name]
@@ -76,12 +94,12 @@ def test_album_campaigns_bias_the_comparison_within_artist(report, simulated):
         assert abs(report[name].effect - truth[name]) < 0.5 * bias_artist, name
 
 
-def test_bare_within_artist_comparison_is_fooled_by_versions(simulated):
+def test_bare_within_artist_comparison_is_fooled_by_versions(linear):
     """Without track controls, live versions (high liveness, less played) exaggerate the effect of liveness."""
-    truth = simulated.truth.effects["liveness"]
-    bare = estimate_drivers(simulated.tracks, ["liveness", "energy", "loudness"], design="within_artist",
+    truth = linear.truth.effects["liveness"]
+    bare = estimate_drivers(linear.tracks, ["liveness", "energy", "loudness"], design="within_artist",
                             compare=False, refute=False, by_genre=False, track_controls=False, **FAST)
-    controlled = estimate_drivers(simulated.tracks, ["liveness", "energy", "loudness"], design="within_artist",
+    controlled = estimate_drivers(linear.tracks, ["liveness", "energy", "loudness"], design="within_artist",
                                   compare=False, refute=False, by_genre=False, **FAST)
     assert bare.design == controlled.design == "within_artist"
     assert bare["liveness"].effect - truth < -3 * bare["liveness"].se
@@ -250,7 +268,8 @@ def test_cross_fitting_agrees_with_doubleml_and_statsmodels():
     from popdrivers.drivers._inference import ClusterSums, final_stage
     from popdrivers.features import add_release_structure, build_features
 
-    tracks, _ = simulate_catalog(n_artists=80, tracks_per_artist=25, seed=4)
+    structure = dataclasses.replace(CatalogStructure(), **LINEAR_EFFECTS)
+    tracks, _ = simulate_catalog(n_artists=80, tracks_per_artist=25, seed=4, structure=structure)
     tracks = tracks.drop(columns=["album_id"])
     drivers = ["loudness", "danceability", "energy"]
     ours = estimate_drivers(tracks, drivers, design="within_artist", compare=False, refute=False, by_genre=False,
@@ -288,14 +307,18 @@ def test_cross_fitting_agrees_with_doubleml_and_statsmodels():
         plain = final_stage(y_res[:, j], d_res[:, j], clusters)
         assert plain.effect == pytest.approx(float(plr.coef[0]), rel=0.01), driver
         assert plain.se == pytest.approx(float(plr.se[0]), rel=0.1), driver
+        # DoubleMLPLR fits one slope for every track: the reported number it matches is the variance-weighted
+        # slope (the average effect reads family slopes and a spline; on this linear catalogue it is near too).
         reported = ours[driver]
-        assert abs(reported.effect - float(plr.coef[0])) < 0.75 * reported.se, driver
+        slope, slope_se = reported.variance_weighted_effect, reported.variance_weighted_se
+        assert abs(slope - float(plr.coef[0])) < 0.75 * slope_se, driver
+        assert abs(reported.effect - float(plr.coef[0])) < 2 * reported.se, driver
         # Statsmodels: OLS of demeaned popularity on the demeaned driver and demeaned controls, clustered.
         controls = np.column_stack([design.treatments[o] for o in drivers if o != driver] + [design.controls])
         ols = sm.OLS(design.y, np.column_stack([design.treatments[driver], controls])).fit(
             cov_type="cluster", cov_kwds={"groups": design.clusters})
-        assert abs(float(ols.params[0]) - reported.effect) < 0.75 * reported.se, driver
-        assert float(ols.bse[0]) == pytest.approx(reported.se, rel=0.2), driver
+        assert abs(float(ols.params[0]) - slope) < 0.75 * slope_se, driver
+        assert float(ols.bse[0]) == pytest.approx(slope_se, rel=0.2), driver
 
 
 def test_no_artist_is_in_two_folds():

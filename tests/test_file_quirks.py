@@ -383,7 +383,7 @@ def test_predict_scores_a_file_without_popularity_in_the_layout_the_model_was_tr
     assert len(pd.read_csv(out)) == 150
 
 
-def test_a_model_that_needs_genre_says_so_in_words_when_the_file_has_none(tmp_path):
+def test_a_model_that_needs_genre_predicts_without_it_and_says_so_in_words(tmp_path):
     train_file = simulated_in_layout("kaggle-114k", tmp_path / "train", rows=slice(0, 300))
     model = tmp_path / "model"
     assert invoke("train", "--data", str(train_file), "--out", str(model), "--budget-seconds", "0",
@@ -393,9 +393,13 @@ def test_a_model_that_needs_genre_says_so_in_words_when_the_file_has_none(tmp_pa
         columns=["genre"]).to_csv(no_genre, index=False)
     result = invoke("predict", "--model", str(model), "--data", str(no_genre), "--out", str(tmp_path / "p.csv"))
     message = one_line(result.output)
-    assert result.exit_code == 2 and str(no_genre) in message
-    assert "no 'artist_genres' or 'genre' column; the model was trained with genre family from it" in message
+    # The feature the file lacks is read as unknown (marginalised over training tracks), said in words.
+    assert result.exit_code == 0, message
+    assert "1 feature(s) the table lacks, read as unknown: genre family" in message
     assert "genre_family" not in message
+    sidecar = json.loads((tmp_path / "p.report.json").read_text())
+    assert sidecar["missing_features"] == ["genre_family"]
+    assert pd.read_csv(tmp_path / "p.csv")["prediction"].notna().all()
 
 
 def test_training_on_a_file_without_popularity_names_the_layout_and_column():

@@ -607,6 +607,10 @@ def _check_tracks(df: pd.DataFrame, require_popularity: bool, source: str | None
     out = out[ordered]
 
     out, dropped, conflicts = _collapse_duplicates(out)
+    # Merging repeats can add dataset_genres: canonical columns, then it, then other extras, so a table re-read
+    # from disk (the readers place the schema's own extras first) has one order.
+    ordered = [c for c in (*CANONICAL_COLUMNS, "dataset_genres") if c in out.columns]
+    out = out[ordered + [c for c in out.columns if c not in ordered]]
     if conflicts:
         notes.append(f"{conflicts} track id(s) appear with different popularity values; "
                      "the first row's value is kept (values are not averaged)")

@@ -376,3 +376,25 @@ def test_predict_asks_only_for_what_the_model_was_trained_on(small_catalog) -> N
                                        services.model_reference_date(model, tracks))
     assert model.predict(row)[0] == pytest.approx(model.predict(other)[0])
     assert np.isfinite(model.predict(row)[0])
+
+
+def test_a_song_upload_is_analysed_here_and_predicted_by_the_audio_model(app: AppTest, artifacts: pipeline.Artifacts,
+                                                                         tmp_path: Path) -> None:
+    """Predict page, "From a song file": a synthesised 120 BPM click track in 4/4 is analysed on this machine, its
+    measured tempo shown with popdrivers' source (not Spotify's), and the audio model predicts with an interval."""
+    from popdrivers.audio.synth import click_track, write_audio
+
+    assert artifacts.audio_model is not None
+    song = write_audio(tmp_path / "demo.wav", click_track(120, 20, seed=1))
+    at = open_page(app, "predict")
+    at.file_uploader(key="song_upload").set_value(("demo.wav", song.read_bytes(), "audio/wav")).run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert any("Measured from `demo.wav`" in m.value for m in at.markdown)
+    assert any("popdrivers' analysis, not Spotify's" in c.value and "audio:" in c.value for c in at.caption)
+    tempo = next(w for w in [*at.slider, *at.number_input] if w.key == "song_tempo")
+    assert abs(tempo.value - 120) < 120 * 0.04
+    at.button(key="FormSubmitter:song_form-Predict from the song").click().run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    predicted = float(metric(at, "Predicted popularity"))
+    assert 0 <= predicted <= 100

@@ -601,14 +601,10 @@ def _check_tracks(df: pd.DataFrame, require_popularity: bool, source: str | None
             out[spec.name] = out[spec.name].astype(spec.dtype)
     extras = [c for c in df.columns if c not in out.columns]
     out = pd.concat([out, df[extras]], axis=1) if extras else out
-    # An extra column can carry a canonical name (release_date_precision without release_date): list it once.
-    ordered = [c for c in CANONICAL_COLUMNS if c in out.columns]
-    ordered += [c for c in extras if c not in ordered]
-    out = out[ordered]
-
     out, dropped, conflicts = _collapse_duplicates(out)
-    # Merging repeats can add dataset_genres: canonical columns, then it, then other extras, so a table re-read
-    # from disk (the readers place the schema's own extras first) has one order.
+    # One order however the table arrived: canonical columns, the dataset_genres merging repeats adds, other
+    # extras (the readers place the schema's own extras first, so a re-read table is unchanged). An extra can carry
+    # a canonical name (release_date_precision without release_date): it is listed once.
     ordered = [c for c in (*CANONICAL_COLUMNS, "dataset_genres") if c in out.columns]
     out = out[ordered + [c for c in out.columns if c not in ordered]]
     if conflicts:

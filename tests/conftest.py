@@ -13,6 +13,7 @@ and stops the group when the test ends.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -23,7 +24,19 @@ from pathlib import Path
 
 import pytest
 
+from popdrivers.sources.simulate import CatalogStructure
+
 ROOT = Path(__file__).resolve().parents[1]
+
+# Catalogues where every track has the same, linear effect: the effect shapes off, the floor too (at 0 no effect
+# acts). The release-structure checks read plain fixed-effects slopes, right only on such a catalogue; with family
+# effects and the floor, the within-artist bias from campaigns is of the order of the heterogeneity itself.
+LINEAR_EFFECTS = {"heterogeneous_effects": False, "saturating_effects": False, "popularity_floor": False}
+
+
+def linear_structure(**changes: object) -> CatalogStructure:
+    """The default catalogue structure with :data:`LINEAR_EFFECTS` (and any other ``changes``) applied."""
+    return dataclasses.replace(CatalogStructure(), **LINEAR_EFFECTS, **changes)
 SESSION_MARK = "POPDRIVERS_TEST_SESSION"
 STOP_GRACE_SECONDS = 10.0
 _MARKER = pytest.StashKey[str]()

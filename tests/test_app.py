@@ -6,6 +6,7 @@ report, metrics.json, the training data.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -397,4 +398,6 @@ def test_a_song_upload_is_analysed_here_and_predicted_by_the_audio_model(app: Ap
     at.button(key="FormSubmitter:song_form-Predict from the song").click().run(timeout=120)
     assert not at.exception, [e.value for e in at.exception]
     predicted = float(metric(at, "Predicted popularity"))
-    assert 0 <= predicted <= 100
+    shown = next(m.value for m in at.markdown if m.value.startswith("80% interval:"))
+    lower, upper = (float(x) for x in re.findall(r"-?\d+\.\d", shown))
+    assert lower <= predicted <= upper and upper > lower

@@ -3,13 +3,13 @@ the inference is honest, the checks can fail, and the results round-trip through
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import linear_structure
 from typer.testing import CliRunner
 
 from popdrivers.drivers import (
@@ -26,7 +26,7 @@ from popdrivers.drivers import (
 )
 from popdrivers.errors import ArtifactError, InputError
 from popdrivers.registry import driver_names
-from popdrivers.sources.simulate import CatalogStructure, simulate_catalog
+from popdrivers.sources.simulate import simulate_catalog
 
 # Small and quick: fewer folds, trees and shuffles than the defaults, one process.
 FAST = {"n_folds": 3, "n_estimators": 30, "n_rep": 2, "n_permutations": 100, "n_bootstrap": 500, "n_jobs": 1}
@@ -42,14 +42,11 @@ def report(simulated):
     return estimate_drivers(simulated.tracks, seed=0, **FAST)
 
 
-# The release-structure checks compare designs on a catalogue where every track has the same, linear effect: with
-# family effects and the floor, the within-artist bias from campaigns is of the order of the heterogeneity itself.
-LINEAR_EFFECTS = {"heterogeneous_effects": False, "saturating_effects": False, "popularity_floor": False}
-
-
+# The release-structure checks compare designs on a catalogue where every track has the same, linear effect
+# (conftest.linear_structure).
 @pytest.fixture(scope="module")
 def linear():
-    structure = dataclasses.replace(CatalogStructure(), **LINEAR_EFFECTS)
+    structure = linear_structure()
     return simulate_catalog(n_artists=150, tracks_per_artist=40, seed=11, structure=structure)
 
 
@@ -268,7 +265,7 @@ def test_cross_fitting_agrees_with_doubleml_and_statsmodels():
     from popdrivers.drivers._inference import ClusterSums, final_stage
     from popdrivers.features import add_release_structure, build_features
 
-    structure = dataclasses.replace(CatalogStructure(), **LINEAR_EFFECTS)
+    structure = linear_structure()
     tracks, _ = simulate_catalog(n_artists=80, tracks_per_artist=25, seed=4, structure=structure)
     tracks = tracks.drop(columns=["album_id"])
     drivers = ["loudness", "danceability", "energy"]
@@ -321,14 +318,13 @@ def test_cross_fitting_agrees_with_doubleml_and_statsmodels():
         assert float(ols.bse[0]) == pytest.approx(slope_se, rel=0.2), driver
 
 
-def test_no_artist_is_in_two_folds():
+def test_folds_hold_similar_numbers_of_tracks_even_with_a_few_large_artists():
+    """One fold per artist holds by construction (folds are dealt per artist); the balance is what can fail: dealt
+    at random, these 53 artists give folds from 0.24 to 0.64 of the largest one."""
     rng = np.random.default_rng(0)
-    artists = rng.integers(0, 50, size=2000)
-    folds = artist_grouped_folds(artists, n_folds=5, seed=1)
-    per_artist = pd.DataFrame({"artist": artists, "fold": folds}).groupby("artist")["fold"].nunique()
-    assert (per_artist == 1).all()
-    sizes = np.bincount(folds)
-    assert len(sizes) == 5 and sizes.min() > 0.6 * sizes.max()
+    artists = np.concatenate([rng.integers(0, 50, size=2000), np.repeat([100, 101, 102], 300)])
+    sizes = np.bincount(artist_grouped_folds(artists, n_folds=5, seed=1), minlength=5)
+    assert sizes.min() > 0.9 * sizes.max()
 
 
 def test_without_albums_the_comparison_is_within_artist_and_says_why(simulated):

@@ -116,4 +116,3 @@ def test_an_explained_prediction_is_the_models_prediction_and_interval(model, ca
     interval = model.predict_interval(row).iloc[0]
     assert result.prediction == pytest.approx(interval["prediction"])
     assert (result.lower, result.upper) == pytest.approx((interval["lower"], interval["upper"]))
-    assert np.clip(result.explanation.raw_prediction, 0, 100) == pytest.approx(interval["prediction"])

@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import linear_structure
 
 from popdrivers import simulate_catalog, validate
 from popdrivers.features import add_release_structure, build_features
@@ -24,11 +25,6 @@ DRIVER_COLUMNS = ["danceability", "energy", "loudness", "speechiness", "acoustic
                   "valence", "tempo", "duration_min", "explicit_int", "mode"]
 
 
-# The release-structure checks below read plain fixed-effects slopes, which are right only when every track has the
-# same, linear effect: those catalogues switch the effect shapes off (the floor too: at 0 no effect acts).
-LINEAR_EFFECTS = {"heterogeneous_effects": False, "saturating_effects": False, "popularity_floor": False}
-
-
 @pytest.fixture(scope="module")
 def default():
     return simulate_catalog(300, 60, seed=11)
@@ -36,7 +32,7 @@ def default():
 
 @pytest.fixture(scope="module")
 def linear():
-    return simulate_catalog(300, 60, seed=11, structure=dataclasses.replace(CatalogStructure(), **LINEAR_EFFECTS))
+    return simulate_catalog(300, 60, seed=11, structure=linear_structure())
 
 
 def test_same_seed_same_table_and_truth():
@@ -244,7 +240,7 @@ def test_without_the_structure_the_within_artist_comparison_recovers_the_truth()
 
 
 def test_a_hidden_confounder_fools_even_the_within_album_comparison():
-    structure = dataclasses.replace(CatalogStructure(), hidden_confounder=True, **LINEAR_EFFECTS)
+    structure = linear_structure(hidden_confounder=True)
     tracks, truth = simulate_catalog(300, 60, seed=11, structure=structure)
     within_album = _within_estimates(tracks, "album_id", track_controls=True)
     assert within_album["loudness"] - truth.effects["loudness"] > 0.5

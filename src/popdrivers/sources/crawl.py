@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import unicodedata
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,6 +31,7 @@ from popdrivers.errors import ApiUnavailable, InputError, PopdriversError
 from popdrivers.progress import ProgressCallback
 from popdrivers.sources.crawl_merge import MergeReport, TrackMatcher, merge_audio_features, merge_popularity
 from popdrivers.sources.crawl_store import CrawlStore, write_tables
+from popdrivers.text import normal_text
 
 LOG_NAME = "crawl_log.jsonl"
 SUMMARY_NAME = "crawl.json"
@@ -586,11 +586,12 @@ class ArtistCrawler(ABC):
         one is found, paging goes on only while pages still hold exact matches. Two or more artists with the name
         are ambiguous: none is picked, ``fix`` says what to write in the artists file instead.
         """
-        target = normal_name(query)
+        target = normal_text(query, unicode="NFKC", punctuation=True)
         matches: dict[str, str] = {}
         seen = 0
         for page in pages:
-            hits = {artist_id: name for artist_id, name in page if normal_name(name) == target}
+            hits = {artist_id: name for artist_id, name in page
+                    if normal_text(name, unicode="NFKC", punctuation=True) == target}
             if matches and not hits:
                 break
             matches.update(hits)
@@ -612,11 +613,6 @@ def read_artist_list(path: str | os.PathLike[str]) -> list[str]:
     if not queries:
         raise InputError(f"{path} lists no artists: write one artist name, artist id or artist link per line")
     return queries
-
-
-def normal_name(name: Any) -> str:
-    """An artist name as compared for an exact match: Unicode-normalised, case-folded, spaces collapsed."""
-    return " ".join(unicodedata.normalize("NFKC", str(name)).casefold().split())
 
 
 def since_date(value: str | date | None) -> str | None:

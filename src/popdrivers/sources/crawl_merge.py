@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,21 +26,12 @@ from typing import Any
 
 from popdrivers.errors import PopdriversError
 from popdrivers.sources.crawl_store import AUDIO_FEATURE_COLUMNS, INTEGER_FEATURES
+from popdrivers.text import normal_text
 
 DURATION_TOLERANCE_MS = 3000
 MATCH_KEYS = ("track id", "ISRC", "artist + title")
 # A small popularity file: these columns only (any order), track_id or isrc plus popularity.
 SMALL_POPULARITY_COLUMNS = frozenset({"track_id", "isrc", "popularity", "artist_followers"})
-_NOT_WORD = re.compile(r"[^\w]+")
-
-
-def normal_text(value: Any) -> str:
-    """Lower case, accents and punctuation removed, spaces collapsed ("Sigur Rós!" -> "sigur ros")."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    text = unicodedata.normalize("NFKD", str(value))
-    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
-    return " ".join(_NOT_WORD.sub(" ", text).replace("_", " ").split())
 
 
 def _present(value: Any) -> bool:

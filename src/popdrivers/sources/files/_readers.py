@@ -29,6 +29,7 @@ from popdrivers.sources.files._layouts import FORMATS, LIST_COLUMNS
 from popdrivers.sources.files._report import UnusedColumn, bad_row_records, line_examples
 from popdrivers.sources.files._values import album_ids_from_names, read_as_meant
 from popdrivers.sources.tabular import TableFile, open_table
+from popdrivers.text import normal_texts
 
 # Columns of the canonical table that must stay text when read from CSV: ids can look like numbers
 # ("007" would become 7) and dates must keep their written precision ("2009" is a year, not an int).
@@ -101,14 +102,9 @@ def _artist_ids_from_names(frame: pd.DataFrame) -> pd.Series:
     return ("name:" + frame["artist_name"].astype("string").str.strip()).astype("string")
 
 
-def _normalised_text(values: pd.Series) -> pd.Series:
-    text = values.astype("string").str.strip().str.casefold().str.replace(r"\s+", " ", regex=True)
-    return text.where(text.fillna("") != "")
-
-
 def _synthesize_track_ids(frame: pd.DataFrame, table: TableFile) -> tuple[pd.DataFrame, list[DropRecord], str]:
     """Track ids from artist + title for files that identify tracks by them only (charts, top-hit lists)."""
-    artist, title = _normalised_text(frame["artist_name"]), _normalised_text(frame["track_name"])
+    artist, title = (normal_texts(frame[c], unicode="as-is", punctuation=True) for c in ("artist_name", "track_name"))
     frame = frame.copy()
     frame.insert(0, "track_id", ("name:" + artist + " | " + title).astype("string"))
     unnamed = frame["track_id"].isna()

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from popdrivers.schema import UNIT_INTERVAL_FEATURES, column_key, parse_genre_list
+from popdrivers.text import normal_texts
 
 # Headers that hold several credited artists in one cell.
 PLURAL_ARTIST_KEYS = frozenset({"artists", "artist_s_name", "artist_names", "track_artists"})
@@ -189,7 +190,7 @@ def album_ids_from_names(frame: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """An album is its artist plus its name when the file has album names but no album ids (Kaggle 114k)."""
     if "album_id" in frame.columns or "album_name" not in frame.columns or "artist_id" not in frame.columns:
         return frame
-    name = frame["album_name"].astype("string").str.strip().str.casefold().str.replace(r"\s+", " ", regex=True)
+    name = normal_texts(frame["album_name"], unicode="as-is", punctuation=True)
     artist = frame["artist_id"].astype("string")
     ids = ("name:" + artist + " | " + name).where(name.fillna("").ne("") & artist.notna())
     frame = frame.assign(album_id=ids.astype("string"))

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from popdrivers import explain, pipeline, schema
 from popdrivers.app import MAIN_SCRIPT, services
-from popdrivers.app.state import artifacts_dir_from
+from popdrivers.app.config import artifacts_dir_from
 from popdrivers.drivers import implied_change
 
 TIMEOUT = 60  # AppTest's 3 s default is for toy scripts; a cold page imports LightGBM and plotly

@@ -45,9 +45,9 @@ def _port(args: list[str]) -> int | None:
 
 def _preload(argv: list[str], port: int | None = None) -> None:
     _server_up(port)
-    from popdrivers.app import state
+    from popdrivers.app import cache, config
 
-    path = state.artifacts_dir_from(argv, os.environ)
+    path = config.artifacts_dir_from(argv, os.environ)
     from popdrivers import pipeline
 
     if pipeline.is_artifact_dir(path):
@@ -56,7 +56,7 @@ def _preload(argv: list[str], port: int | None = None) -> None:
         from popdrivers import explain  # noqa: F401 - the pages' library calls
         from popdrivers.app import services  # noqa: F401
 
-        state.preload(path)
+        cache.preload(path)
 
 
 def main() -> None:

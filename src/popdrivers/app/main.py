@@ -2,16 +2,16 @@
 
 import streamlit as st
 
-from popdrivers.app import state
+from popdrivers.app import build_page, cache, config
 
 st.set_page_config(page_title="popdrivers", page_icon=":material/equalizer:", layout="wide")
-state.init_session_state()
-if not state.artifacts_ready():
+config.init_session_state()
+if not cache.artifacts_ready():
     # Only the build's progress until the artifacts exist (no page menu: the pages need them).
-    st.navigation([st.Page(state.build_page, title="Building the artifacts", icon=":material/build:")],
+    st.navigation([st.Page(build_page.build_page, title="Building the artifacts", icon=":material/build:")],
                   position="hidden").run()
     st.stop()
-artifacts = state.ensure_loaded()
+artifacts = cache.ensure_loaded()
 
 PAGES = [
     st.Page("pages/predict.py", title="Predict", icon=":material/target:", default=True),

@@ -3,21 +3,21 @@
 import plotly.express as px
 import streamlit as st
 
-from popdrivers.app import state
+from popdrivers.app import cache, widgets
 from popdrivers.explore import dataset_summary
 from popdrivers.model import scored_table
 from popdrivers.sources.files import FORMATS
 
-artifacts = state.current()
-key = state.cache_key()
+artifacts = cache.current()
+key = cache.cache_key()
 st.title("The data")
-state.data_notice(artifacts)
+widgets.data_notice(artifacts)
 
 summary = dataset_summary(artifacts.tracks)
 for column, (name, value) in zip(st.columns(len(summary)), summary.items(), strict=True):
     column.metric(name, f"{value:,}" if isinstance(value, int) else value)
 
-eda = state.eda_frame(*key)
+eda = cache.eda_frame(*key)
 tabs = st.tabs(["Distributions", "Correlations", "Collinearity (VIF)", "Popularity by genre and year",
                 "Upload and score"])
 with tabs[0]:
@@ -31,12 +31,12 @@ with tabs[1]:
 with tabs[2]:
     st.caption("Variance inflation factor: how much a coefficient's variance grows because the feature is "
                "predictable from the others. Above 5-10, effects are hard to separate.")
-    st.dataframe(state.vif_table(*key), hide_index=True, key="data_vif")
+    st.dataframe(cache.vif_table(*key), hide_index=True, key="data_vif")
 with tabs[3]:
-    by_family = state.popularity_by(*key, "genre_family").sort_values("mean", ascending=False)
+    by_family = cache.popularity_by(*key, "genre_family").sort_values("mean", ascending=False)
     st.plotly_chart(px.bar(by_family, x="genre_family", y="mean", hover_data=["tracks", "median"],
                            title="Mean popularity by genre family"), key="data_by_family")
-    by_year = state.popularity_by(*key, "release_year")
+    by_year = cache.popularity_by(*key, "release_year")
     st.plotly_chart(px.line(by_year, x="release_year", y="mean", hover_data=["tracks"], markers=True,
                             title="Mean popularity by release year"), key="data_by_year")
 with tabs[4]:
@@ -45,7 +45,7 @@ with tabs[4]:
     fmt = st.selectbox("Format", ["auto", *FORMATS], key="data_upload_format")
     uploaded = st.file_uploader("Upload a dataset", type=["csv", "parquet", "pq", "xlsx"], key="data_upload")
     if uploaded is not None:
-        upload = state.read_upload(uploaded.getvalue(), uploaded.name, fmt)
+        upload = cache.read_upload(uploaded.getvalue(), uploaded.name, fmt)
         if not upload.ok:
             st.error(f"{upload.filename} cannot be used as it is. Fix these and upload again:\n\n"
                      + "\n".join(f"- {problem}" for problem in upload.problems))

@@ -5,15 +5,15 @@ import streamlit as st
 
 from popdrivers import explain
 from popdrivers import report as figures
-from popdrivers.app import state
+from popdrivers.app import cache, widgets
 
-artifacts = state.current()
+artifacts = cache.current()
 report = artifacts.drivers
 truth = artifacts.truth.effects if artifacts.truth is not None else None
 truth_curves = ({d: (c["values"], c["effects"]) for d, c in artifacts.truth.curves.items()}
                 if artifacts.truth is not None else None)
 st.title("What drives popularity")
-state.data_notice(artifacts)
+widgets.data_notice(artifacts)
 st.caption(f"An effect is the change in popularity points for +1 unit of the feature, averaged over the tracks, "
            f"comparing {'tracks of the same album' if report.design == 'within_album' else 'tracks of the same artist'}"
            " (double machine learning with fixed effects; each track's effect may differ by genre family and along "
@@ -32,7 +32,7 @@ with left:
 with right:
     st.markdown("#### Model feature importance (association, not cause)")
     if artifacts.importance is not None:
-        figure = state.without_title(explain.importance_figure(artifacts.importance))
+        figure = widgets.without_title(explain.importance_figure(artifacts.importance))
         st.plotly_chart(figure.update_xaxes(title_text="mean |SHAP| (points)"), key="drivers_importance")
     st.caption("Mean |SHAP| of the prediction model: how much the model leans on each feature. Followers, genre "
                "and the artist's track record carry the artist's appeal, so they rank high without being levers.")

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from popdrivers.app import services, state
+from popdrivers.app import cache, services, widgets
 from popdrivers.model import coverage_frame, metrics_frame, split_label
 
-artifacts = state.current()
+artifacts = cache.current()
 st.title("Model card")
-state.data_notice(artifacts)
+widgets.data_notice(artifacts)
 
 st.markdown("#### Accuracy per split, against baselines")
 st.caption("random tracks: tracks held out at random; unseen artists: whole artists held out (the honest test "

@@ -3,11 +3,11 @@
 import streamlit as st
 
 from popdrivers import explain, registry
-from popdrivers.app import services, state
+from popdrivers.app import cache, services, widgets
 
-artifacts = state.current()
+artifacts = cache.current()
 st.title("Predict a track's popularity")
-state.data_notice(artifacts)
+widgets.data_notice(artifacts)
 reference = services.model_reference_date(artifacts.model, artifacts.tracks)
 
 
@@ -21,7 +21,7 @@ def show_prediction(result: explain.ExplainedPrediction, model_words: str, key: 
                    f"{1000 * result.seconds:.0f} ms. A new artist (no track record) gets the wider interval.")
     with right:
         st.markdown("#### Why the model predicts this")
-        figure = state.without_title(explain.waterfall_figure(result.explanation))
+        figure = widgets.without_title(explain.waterfall_figure(result.explanation))
         st.plotly_chart(figure.update_xaxes(range=services.waterfall_range(result.explanation)), key=key)
         st.caption("Each bar is how much a feature moved this prediction away from the average track "
                    "(SHAP). It explains the model: an association learned from the data, not a causal effect; "
@@ -33,13 +33,13 @@ typed_tab, song_tab = st.tabs(["Type the features", "From a song file"])
 with typed_tab:
     st.caption("Set the track's features (defaults are the training data's medians) and press **Predict**. "
                "The model predicts what tracks like this one score: an association, not a recipe.")
-    specs, unused = services.used_inputs(state.predict_specs(*state.cache_key()), artifacts.model)
+    specs, unused = services.used_inputs(cache.predict_specs(*cache.cache_key()), artifacts.model)
     with st.form("predict_form"):
         columns = st.columns(3)
         values = {spec.name: spec.default for spec in unused}
         for i, spec in enumerate(specs):
             with columns[i % 3]:
-                values[spec.name] = state.input_widget(spec, key=f"predict_{spec.name}")
+                values[spec.name] = widgets.input_widget(spec, key=f"predict_{spec.name}")
         if unused:
             st.caption("Not asked: the training data had no " + ", ".join(s.label.lower() for s in unused) + ".")
         if st.form_submit_button("Predict", type="primary"):
@@ -85,12 +85,12 @@ with song_tab:
             values = {}
             for i, spec in enumerate(measured):
                 with columns[i % 3]:
-                    values[spec.name] = state.input_widget(spec, key=f"song_{spec.name}")
+                    values[spec.name] = widgets.input_widget(spec, key=f"song_{spec.name}")
             st.markdown("**Still typed** (not in the sound)")
             columns = st.columns(3)
             for i, spec in enumerate(typed):
                 with columns[i % 3]:
-                    values[spec.name] = state.input_widget(spec, key=f"song_{spec.name}")
+                    values[spec.name] = widgets.input_widget(spec, key=f"song_{spec.name}")
             others = [registry.spec(k).label for k, v in song.row.items() if registry.is_registered(k)
                       and k not in values and "audio" in registry.spec(k).sources and v is not None]
             if others:

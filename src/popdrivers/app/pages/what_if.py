@@ -7,12 +7,12 @@ import streamlit as st
 
 from popdrivers import explain, registry
 from popdrivers import report as figures
-from popdrivers.app import services, state
+from popdrivers.app import cache, services, widgets
 
-artifacts = state.current()
+artifacts = cache.current()
 tracks, model, report = artifacts.tracks, artifacts.model, artifacts.drivers
 st.title("What if this track were different?")
-state.data_notice(artifacts)
+widgets.data_notice(artifacts)
 
 query = st.text_input("Search a track by name or artist", key="whatif_query",
                       placeholder="e.g. a song title or an artist name")

@@ -9,7 +9,6 @@ rewritten atomically every few seconds, so a killed run resumes where it was.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from popdrivers.artifacts import sha256_file
 from popdrivers.audio.descriptors import DESCRIPTOR_NAMES
 from popdrivers.errors import PopdriversError
 from popdrivers.progress import ProgressCallback, null_progress
@@ -160,14 +160,6 @@ def find_audio_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path
     return found, missing
 
 
-def sha256_of(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class AnalysisCache:
     """Results by content hash, in a JSON file rewritten atomically (at most every few seconds, and on close).
 
@@ -270,7 +262,7 @@ class AnalysisStream:
         path = Path(path)
         if sha256 is None:
             try:
-                sha256 = sha256_of(path)
+                sha256 = sha256_file(path)
             except OSError as exc:
                 self._done.append((key, AudioFailure(str(path), _unreadable(exc))))
                 return
@@ -355,7 +347,7 @@ def analyze_each(
     failed_files: dict[int, AudioFailure] = {}
     for index, path in enumerate(files):
         try:
-            digest = sha256_of(path)
+            digest = sha256_file(path)
         except OSError as exc:
             failed_files[index] = AudioFailure(str(path), _unreadable(exc))
             continue

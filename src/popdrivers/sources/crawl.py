@@ -21,6 +21,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -218,6 +219,57 @@ class RequestRunner:
                                "wait": round(wait, 3)})
                 self.stats.waited_seconds += wait
                 self.sleep(wait)
+
+
+class HttpApi:
+    """Plain HTTP (``requests``) under the shared retry loop and a pacer: what the Deezer and ReccoBeats clients
+    share (their endpoints and reply formats are theirs).
+
+    Parameters
+    ----------
+    source : str
+        Named in errors ("Deezer API").
+    api_base : str
+        Host root, without a trailing slash.
+    policy, sleep, on_event
+        As for :class:`RequestRunner`.
+    clock : callable
+        The pacer's time (injectable).
+    quota : (int, float)
+        At most this many requests per this many seconds.
+    """
+
+    def __init__(self, source: str, api_base: str, *, policy: RetryPolicy | None, sleep: Callable[[float], None],
+                 clock: Callable[[], float], on_event: EventSink | None, quota: tuple[int, float]):
+        import requests
+
+        self.api_base = api_base.rstrip("/")
+        pacer = RequestPacer(quota[0], quota[1], clock=clock, sleep=sleep)
+        self.runner = RequestRunner(source, policy, sleep, on_event, pacer)
+        self.policy = self.runner.policy
+        self.http = requests.Session()
+
+    @staticmethod
+    @contextmanager
+    def connection_retried() -> Iterator[None]:
+        """A dropped or timed-out connection (any ``requests`` error) becomes a :class:`Retry`."""
+        import requests
+
+        try:
+            yield
+        except requests.exceptions.RequestException as exc:
+            raise Retry(f"{type(exc).__name__}: connection dropped or timed out") from None
+
+    @staticmethod
+    def check_status(reply: Any, message: Callable[[Any], str]) -> None:
+        """429 is retried after its ``Retry-After`` (rate limited), 5xx is retried, any other 4xx is an
+        :class:`ApiError` saying ``message(reply)``."""
+        if reply.status_code == 429:
+            raise Retry("HTTP 429 rate limited", wait=retry_after(reply.headers), rate_limited=True)
+        if reply.status_code >= 500:
+            raise Retry(f"HTTP {reply.status_code}")
+        if reply.status_code >= 400:
+            raise ApiError(reply.status_code, message(reply))
 
 
 class CrawlLog:

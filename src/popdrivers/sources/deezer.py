@@ -39,8 +39,6 @@ from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from popdrivers.errors import InputError
 from popdrivers.progress import ProgressCallback
 from popdrivers.sources.crawl import (
@@ -50,9 +48,8 @@ from popdrivers.sources.crawl import (
     CrawlSummary,
     EventSink,
     ExportedTables,
+    HttpApi,
     MalformedReply,
-    RequestPacer,
-    RequestRunner,
     Retry,
     RetryPolicy,
     as_float,
@@ -62,7 +59,6 @@ from popdrivers.sources.crawl import (
     export_tables,
     padded_release,
     read_artist_list,
-    retry_after,
     since_date,
     summarize,
 )
@@ -138,7 +134,7 @@ def parse_artist_ref(line: str) -> tuple[str, str | None]:
     return "name", None
 
 
-class DeezerApi:
+class DeezerApi(HttpApi):
     """Plain HTTP (``requests``) to Deezer's public API under the shared retry loop and a quota pacer.
 
     deezer-python is not used: its client fixes the host in its constructor and its paginated lists rebuild
@@ -161,11 +157,8 @@ class DeezerApi:
     def __init__(self, api_base: str = DEFAULT_API_BASE, *, policy: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  on_event: EventSink | None = None, quota: tuple[int, float] = (QUOTA_REQUESTS, QUOTA_SECONDS)):
-        self.api_base = api_base.rstrip("/")
-        pacer = RequestPacer(quota[0], quota[1] + PACING_MARGIN_SECONDS, clock=clock, sleep=sleep)
-        self.runner = RequestRunner("Deezer API", policy, sleep, on_event, pacer)
-        self.policy = self.runner.policy
-        self.http = requests.Session()
+        super().__init__("Deezer API", api_base, policy=policy, sleep=sleep, clock=clock, on_event=on_event,
+                         quota=(quota[0], quota[1] + PACING_MARGIN_SECONDS))
 
     def get(self, what: str, path_or_url: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """One JSON object from ``path_or_url`` (a path under the API base, or a ``next`` link as given)."""
@@ -174,16 +167,9 @@ class DeezerApi:
         return self.runner.call(what, self._attempt, url, None if absolute else params)
 
     def _attempt(self, url: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
-        try:
+        with self.connection_retried():
             reply = self.http.get(url, params=params, timeout=self.policy.timeout)
-        except requests.exceptions.RequestException as exc:
-            raise Retry(f"{type(exc).__name__}: connection dropped or timed out") from None
-        if reply.status_code == 429:
-            raise Retry("HTTP 429 rate limited", wait=retry_after(reply.headers), rate_limited=True)
-        if reply.status_code >= 500:
-            raise Retry(f"HTTP {reply.status_code}")
-        if reply.status_code >= 400:
-            raise ApiError(reply.status_code, reply.text[:200])
+        self.check_status(reply, lambda r: r.text[:200])
         try:
             data = reply.json()
         except ValueError:

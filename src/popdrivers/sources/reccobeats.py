@@ -44,14 +44,11 @@ from popdrivers.errors import ApiUnavailable, InputError, PopdriversError
 from popdrivers.sources.crawl import (
     ApiError,
     EventSink,
+    HttpApi,
     MalformedReply,
-    RequestPacer,
-    RequestRunner,
-    Retry,
     RetryPolicy,
     as_float,
     as_int,
-    retry_after,
 )
 
 __all__ = ["BATCH", "DEFAULT_API_BASE", "FEATURES_SOURCE", "LOOKUP_FEATURES", "UPLOAD_FEATURES", "UPLOAD_MAX_BYTES",
@@ -150,7 +147,7 @@ class Lookup:
     malformed: dict[str, str] = field(default_factory=dict)
 
 
-class ReccoBeatsApi:
+class ReccoBeatsApi(HttpApi):
     """Plain HTTP (``requests``) to the ReccoBeats API under the shared retry loop and a pacer.
 
     Parameters
@@ -169,39 +166,27 @@ class ReccoBeatsApi:
     def __init__(self, api_base: str = DEFAULT_API_BASE, *, policy: RetryPolicy | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  on_event: EventSink | None = None, quota: tuple[int, float] = QUOTA):
-        self.api_base = api_base.rstrip("/")
-        pacer = RequestPacer(quota[0], quota[1], clock=clock, sleep=sleep)
-        self.runner = RequestRunner("ReccoBeats API", policy, sleep, on_event, pacer)
-        self.policy = self.runner.policy
-        self.http = requests.Session()
+        super().__init__("ReccoBeats API", api_base, policy=policy, sleep=sleep, clock=clock, on_event=on_event,
+                         quota=quota)
 
     # ----- one HTTP exchange
     def _check(self, reply: requests.Response) -> Any:
-        if reply.status_code == 429:
-            raise Retry("HTTP 429 rate limited", wait=retry_after(reply.headers), rate_limited=True)
-        if reply.status_code >= 500:
-            raise Retry(f"HTTP {reply.status_code}")
-        if reply.status_code >= 400:
-            raise ApiError(reply.status_code, _error_message(reply))
+        self.check_status(reply, _error_message)
         try:
             return reply.json()
         except ValueError:
             raise MalformedReply("reply is not valid JSON") from None
 
     def _get(self, url: str, params: Mapping[str, Any]) -> Any:
-        try:
+        with self.connection_retried():
             reply = self.http.get(url, params=params, headers={"Accept": "application/json"},
                                   timeout=self.policy.timeout)
-        except requests.exceptions.RequestException as exc:
-            raise Retry(f"{type(exc).__name__}: connection dropped or timed out") from None
         return self._check(reply)
 
     def _post_file(self, url: str, name: str, data: bytes) -> Any:
-        try:
+        with self.connection_retried():
             reply = self.http.post(url, files={"audioFile": (name, data, "application/octet-stream")},
                                    headers={"Accept": "application/json"}, timeout=max(self.policy.timeout, 60.0))
-        except requests.exceptions.RequestException as exc:
-            raise Retry(f"{type(exc).__name__}: connection dropped or timed out") from None
         return self._check(reply)
 
     # ----- endpoints

@@ -543,7 +543,7 @@ def crawl_artists(session: CrawlSession, queries: Sequence[str], *, resolve: Cal
 
 class ArtistCrawler(ABC):
     """What every collector's crawl shares: the session's store and log, and how the resolution of a line of the
-    artists file is cached, logged and told (a subclass resolves the line against its API in ``resolve``)."""
+    artists file is cached, logged and told (a subclass decides the line against its API in ``decide``)."""
 
     def __init__(self, session: CrawlSession, notify: Callable[[str], None]):
         self.session, self.notify = session, notify
@@ -553,6 +553,29 @@ class ArtistCrawler(ABC):
         # Steps run for each artist once its tracks are in: features from another service (ReccoBeats), analysed
         # previews. Each takes the artist id and checkpoints its own work.
         self.feature_steps: list[Callable[[str], None]] = []
+
+    def resolve(self, query: str) -> str | None:
+        """The artist id a line of the artists file names, None when not found or ambiguous.
+
+        Decided once (in this run or an earlier one: an earlier "not found" or "ambiguous" is told again, not
+        searched again); a malformed reply is skipped and left undecided, so the next run tries again.
+        """
+        decided, known_id = self.cached_resolution(query)
+        if decided:
+            return known_id
+        try:
+            status, artist_id, detail = self.decide(query)
+        except MalformedReply as exc:
+            self.session.skip("resolve", str(exc), query=query)
+            return None
+        except ApiError as exc:
+            status, artist_id, detail = "not_found", None, str(exc)
+        return self.record_resolution(query, status, artist_id, detail)
+
+    @abstractmethod
+    def decide(self, query: str) -> tuple[str, str | None, str | None]:
+        """("resolved" | "not_found" | "ambiguous", artist id, detail) for a line not decided before, from the API
+        (raises MalformedReply or ApiError)."""
 
     def cached_resolution(self, query: str) -> tuple[bool, str | None]:
         """(decided in an earlier run, its artist id); an earlier "not found" or "ambiguous" is told again."""

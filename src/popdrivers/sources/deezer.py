@@ -240,29 +240,18 @@ class _Crawler(ArtistCrawler):
         return items, True
 
     # ----- resolving a line of the artists file
-    def resolve(self, query: str) -> str | None:
-        decided, known_id = self.cached_resolution(query)
-        if decided:  # decided in an earlier run: do not search again
-            return known_id
-        kind, artist_id = parse_artist_ref(query)
+    def decide(self, query: str) -> tuple[str, str | None, str | None]:
+        _kind, artist_id = parse_artist_ref(query)
+        if artist_id is None:
+            return self._search(query)
         try:
-            if artist_id is not None:
-                try:
-                    artist = self._parse_artist(self.api.get(f"artist {artist_id}", f"artist/{artist_id}"))
-                    with self.store.transaction():
-                        self.store.put_artist(artist)
-                        self.session.checkpoint_stats()
-                    status, artist_id, detail = "resolved", artist["artist_id"], None
-                except ApiError as exc:
-                    status, artist_id, detail = "not_found", None, str(exc)
-            else:
-                status, artist_id, detail = self._search(query)
-        except MalformedReply as exc:
-            self.session.skip("resolve", str(exc), query=query)
-            return None  # not cached: the next run tries again
+            artist = self._parse_artist(self.api.get(f"artist {artist_id}", f"artist/{artist_id}"))
         except ApiError as exc:
-            status, artist_id, detail = "not_found", None, str(exc)
-        return self.record_resolution(query, status, artist_id, detail)
+            return "not_found", None, str(exc)
+        with self.store.transaction():
+            self.store.put_artist(artist)
+            self.session.checkpoint_stats()
+        return "resolved", artist["artist_id"], None
 
     def _search(self, query: str) -> tuple[str, str | None, str | None]:
         """Exact-name match among search results (every page until matches stop); two or more: ambiguous."""

@@ -207,35 +207,25 @@ class _Crawler(ArtistCrawler):
                                  **kwargs), DEV_PAGE
 
     # ----- resolving a line of the artists file
-    def resolve(self, query: str) -> str | None:
-        decided, known_id = self.cached_resolution(query)
-        if decided:  # decided in an earlier run: do not search again
-            return known_id
+    def decide(self, query: str) -> tuple[str, str | None, str | None]:
         kind, artist_id = parse_artist_ref(query)
-        status, detail = "not_found", None
-        try:
-            if kind == "invalid":
-                status, detail = "not_found", "not a Spotify artist id, artist link or artist URI"
-            elif artist_id is not None:
-                try:
-                    reply = self.api.call(f"artist {artist_id}", self.api.sp.artist, artist_id)
-                    artist = self._parse_artist(reply)
-                    with self.store.transaction():
-                        self.store.put_artist(artist)
-                        self.session.checkpoint_stats()
-                    status, artist_id = "resolved", artist["artist_id"]
-                except ApiError as exc:
-                    if kind != "id" or exc.status not in (400, 404):
-                        raise
-                    artist_id = None  # 22 letters that are not an id: treat the line as a name
-            if status != "resolved" and kind in ("name", "id"):
-                status, artist_id, detail = self._search(query)
-        except MalformedReply as exc:
-            self.session.skip("resolve", str(exc), query=query)
-            return None  # not cached: the next run tries again
-        except ApiError as exc:
-            status, artist_id, detail = "not_found", None, str(exc)
-        return self.record_resolution(query, status, artist_id, detail)
+        if kind == "invalid":
+            return "not_found", None, "not a Spotify artist id, artist link or artist URI"
+        if artist_id is not None:
+            try:
+                artist = self._parse_artist(self.api.call(f"artist {artist_id}", self.api.sp.artist, artist_id))
+            except ApiError as exc:
+                if kind != "id" or exc.status not in (400, 404):
+                    raise
+                # 22 letters that are not an id: treat the line as a name (below)
+            else:
+                with self.store.transaction():
+                    self.store.put_artist(artist)
+                    self.session.checkpoint_stats()
+                return "resolved", artist["artist_id"], None
+        if kind in ("name", "id"):
+            return self._search(query)
+        return "not_found", None, None
 
     def _search(self, query: str) -> tuple[str, str | None, str | None]:
         """Page through artist search results until the exact name (case-insensitive) shows up."""

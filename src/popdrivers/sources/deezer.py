@@ -141,17 +141,8 @@ class DeezerApi(HttpApi):
     ``next`` links against it and hide page boundaries, so a quota error on page k could only be retried by
     starting over, and pages could not be checkpointed.
 
-    Parameters
-    ----------
-    api_base : str
-        Host root (``https://api.deezer.com``).
-    policy : RetryPolicy
-    sleep, clock : callable
-        Injectable waits and time (tests count waits instead of waiting).
-    on_event : callable
-        Receives one dict per retry (the crawl log).
-    quota : (int, float)
-        At most this many requests per this many seconds.
+    Parameters as for :class:`~popdrivers.sources.crawl.HttpApi`; ``api_base`` defaults to Deezer's host and
+    ``quota`` to Deezer's published quota (paced with a margin).
     """
 
     def __init__(self, api_base: str = DEFAULT_API_BASE, *, policy: RetryPolicy | None = None,

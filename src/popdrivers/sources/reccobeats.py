@@ -150,17 +150,8 @@ class Lookup:
 class ReccoBeatsApi(HttpApi):
     """Plain HTTP (``requests``) to the ReccoBeats API under the shared retry loop and a pacer.
 
-    Parameters
-    ----------
-    api_base : str
-        Host root (``https://api.reccobeats.com``).
-    policy : RetryPolicy
-    sleep, clock : callable
-        Injectable waits and time (tests count waits instead of waiting).
-    on_event : callable
-        Receives one dict per retry (the crawl log).
-    quota : (int, float)
-        At most this many requests per this many seconds (popdrivers' own pace).
+    Parameters as for :class:`~popdrivers.sources.crawl.HttpApi`; ``api_base`` defaults to ReccoBeats' host and
+    ``quota`` to popdrivers' own pace (:data:`QUOTA`).
     """
 
     def __init__(self, api_base: str = DEFAULT_API_BASE, *, policy: RetryPolicy | None = None,

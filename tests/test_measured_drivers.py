@@ -108,3 +108,36 @@ def test_drivers_refuse_a_driver_no_source_offers():
     tracks, _ = simulate_catalog(30, 10, seed=1, measured=True)
     with pytest.raises(InputError, match="unknown driver"):
         estimate_drivers(tracks, ["groove"], **FAST)
+
+
+@pytest.mark.slow
+def test_the_app_names_each_drivers_source_and_edits_the_measured_drivers(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from popdrivers.app import MAIN_SCRIPT
+    from popdrivers.pipeline import build_artifacts
+    from popdrivers.sources.files import write_tracks
+
+    tracks, _ = simulate_catalog(40, 20, seed=3, measured=True)
+    write_tracks(tracks, tmp_path / "measured.parquet")
+    artifacts = build_artifacts(tmp_path / "artifacts", data=tmp_path / "measured.parquet", budget_seconds=1, seed=3,
+                                eval_splits=2, driver_folds=3, n_jobs=1)
+    monkeypatch.setenv("POPDRIVERS_ARTIFACTS", str(artifacts))
+    at = AppTest.from_file(MAIN_SCRIPT, default_timeout=60)
+    at.run()
+    at.switch_page("pages/drivers.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    said = [c.value for c in at.caption if c.value.startswith("Driver sources: ")]
+    assert said and "measured by popdrivers' audio analysis: loudness, tempo, mode, rhythm_regularity" in said[0]
+    assert "from metadata: duration_min, explicit" in said[0]
+    table = next(f.value for f in at.dataframe if "source" in f.value.columns)
+    sources = dict(zip(table["driver"], table["source"], strict=True))
+    assert sources["percussive_share"] == "popdrivers' audio analysis" and sources["explicit"] == "metadata"
+    assert "danceability" not in sources
+
+    # The What-if page edits the measured drivers and sweeps a descriptor's curve.
+    at.switch_page("pages/what_if.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(s.key.endswith("_rhythm_regularity") for s in at.slider)
+    at.selectbox(key="whatif_curve_driver").set_value("rhythm_regularity").run()
+    assert not at.exception, [e.value for e in at.exception]

@@ -62,6 +62,8 @@ def test_drivers_on_measured_features_use_the_descriptors_and_recover_their_trut
         assert result.unit == registry.spec(name).effect_unit
         assert result.ci_low <= truth.effects[name] <= result.ci_high, (name, result.effect, truth.effects[name])
     assert report["rhythm_regularity"].ci_low > 0 and report["spectral_flatness"].ci_high < 0
+    # The measured key (a label, not a driver) is among every design's controls.
+    assert all(any(c.startswith("key ") for c in design.controls) for design in report.designs)
 
 
 def test_each_driver_names_its_source_in_drivers_json_the_report_and_the_manifest(measured_report, tmp_path):
@@ -84,6 +86,7 @@ def test_a_spotify_table_keeps_its_drivers_and_says_spotify():
     assert report.info["features_source"] == "spotify" and "danceability" in report.features
     assert not set(MEASURED_DESCRIPTORS) & set(report.features)
     assert estimates_table(report).set_index("driver").loc["danceability", "source"] == "Spotify"
+    assert not any(c.startswith("key ") for c in report.designs[0].controls)  # Spotify tables: as before
 
 
 def test_tracks_whose_features_come_from_another_source_are_left_out_of_the_columns(measured):

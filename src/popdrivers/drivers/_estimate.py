@@ -422,7 +422,8 @@ def estimate_drivers(
         raise InputError(f"no driver can be estimated: the table has none of {', '.join(known)} with values")
     warnings += [f"driver '{d}' skipped: its column is missing or nearly empty" for d in known
                  if requested is None and d not in present]
-    sample, dropped = prepare_sample(df, present, track_controls)
+    # What popdrivers measured comes with the key of the same sound: a control there (a label, not a driver).
+    sample, dropped = prepare_sample(df, present, track_controls, key_control=features_source == "audio")
     if dropped:
         warnings.append(f"{dropped:,} of {len(df):,} tracks dropped: missing popularity, artist or a driver")
     try:

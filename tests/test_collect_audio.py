@@ -102,7 +102,7 @@ def test_audio_crawl_measures_every_preview_once_and_says_what_was_lost(catalog,
         assert measured["time_signature"].eq(4).all() and measured["loudness"].between(-30, 0).all()
         assert {"rhythm_regularity", "onset_rate", "key_strength"} <= set(audio.columns)  # popdrivers' descriptors
         assert measured[["danceability", "energy", "valence"]].isna().all().all()  # never filled from the sound
-        # The others keep what the API gave: Deezer's bpm as tempo, said so; no descriptor invented.
+        # The others keep what the API gave: Deezer's bpm (apart, as deezer_bpm), said so; no descriptor invented.
         for track_id in by_kind["none"] | by_kind["broken"] | {refused}:
             bpm = catalog.tracks[int(track_id)].bpm
             row = audio.loc[track_id]

@@ -451,8 +451,8 @@ def feature_curve(model: PopularityModel, row: pd.DataFrame, driver: str, tracks
     The range is the driver's natural range, narrowed to the training data's 1st-99th percentile when the
     data is given (the model has seen nothing outside it), and always including the track's own value.
     """
-    if driver not in registry.driver_names():
-        raise InputError(f"unknown driver {driver!r}: choose from {', '.join(registry.driver_names())}")
+    if driver not in registry.eligible_driver_names():
+        raise InputError(f"unknown driver {driver!r}: choose from {', '.join(registry.eligible_driver_names())}")
     feature = registry.spec(driver)
     low, high = registry.input_range(driver)
     current = driver_values(row, (driver,))[driver]

@@ -144,6 +144,45 @@ def driver_columns() -> dict[str, str]:
     return {name: registry.spec(name).column for name in registry.driver_names()}
 
 
+def sourced_feature_columns() -> list[str]:
+    """Canonical columns whose values come from the table's features source (Spotify's API, popdrivers' audio
+    analysis, ReccoBeats, a merged file), not from the release's metadata: each row's ``features_source`` says
+    which (registry order)."""
+    return list(dict.fromkeys(s.canonical for s in registry.features() if "metadata" not in s.sources))
+
+
+def feature_source_counts(df: pd.DataFrame) -> dict[str, int]:
+    """Tracks per features source family (``schema.feature_source_family``) among the tracks that hold at least
+    one sourced feature value, most tracks first (ties: by name)."""
+    from popdrivers.schema import feature_source_families
+
+    columns = [c for c in sourced_feature_columns() if c in df.columns]
+    if not columns or df.empty:
+        return {}
+    held = df[columns].notna().any(axis=1)
+    counts = feature_source_families(df)[held].value_counts()
+    return dict(sorted(((str(k), int(v)) for k, v in counts.items()), key=lambda kv: (-kv[1], kv[0])))
+
+
+def table_features_source(df: pd.DataFrame) -> str:
+    """The one features source family a table's drivers and controls are taken from: the family of most of the
+    tracks that hold feature values ("spotify" when the table says none)."""
+    counts = feature_source_counts(df)
+    return next(iter(counts)) if counts else "spotify"
+
+
+def other_source_rows(df: pd.DataFrame, source: str) -> pd.Series:
+    """Tracks holding sourced feature values from a family other than ``source`` (True: keep them out of the
+    columns of ``source``, so one column never mixes two sources)."""
+    from popdrivers.schema import feature_source_families
+
+    columns = [c for c in sourced_feature_columns() if c in df.columns]
+    if not columns:
+        return pd.Series(False, index=df.index)
+    held = df[columns].notna().any(axis=1)
+    return held & (feature_source_families(df) != source)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Release structure: a track's version, its song group and its place in the release.
 #

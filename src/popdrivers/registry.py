@@ -261,6 +261,53 @@ def driver_names() -> tuple[str, ...]:
     return tuple(s.name for s in _REGISTRY.values() if s.driver)
 
 
+# How reports name where a driver's values came from (a family of ``schema.feature_source_family``).
+SOURCE_LABELS = {"spotify": "Spotify", "audio": "popdrivers' audio analysis", "metadata": "metadata",
+                 "reccobeats": "ReccoBeats", "deezer": "Deezer"}
+
+
+def source_label(source: str | None) -> str:
+    """Plain words for a feature source family ("audio" -> "popdrivers' audio analysis"; a file: its name)."""
+    if not source:
+        return "unknown"
+    return SOURCE_LABELS.get(source, source.removeprefix("file:"))
+
+
+def measured_driver_names() -> tuple[str, ...]:
+    """The drivers of a table whose features were measured from the sound by popdrivers.audio, in registry order.
+
+    Every registered feature popdrivers can measure that is a quantity or a flag (tempo, mode, loudness, duration
+    and popdrivers' own descriptors; key and meter are labels, not quantities), plus the metadata drivers
+    (explicit lyrics). Spotify's own features (danceability, energy, ...) are not measured, so not among them.
+    """
+    return tuple(s.name for s in _REGISTRY.values() if s.kind != "category" and (
+        "audio" in s.sources or (s.driver and "metadata" in s.sources)))
+
+
+def drivers_for_source(source: str | None) -> tuple[str, ...]:
+    """Default drivers of a table whose audio features come from ``source`` (a ``feature_source_family``):
+    :func:`measured_driver_names` for "audio", :func:`driver_names` (Spotify-style features) otherwise."""
+    return measured_driver_names() if source == "audio" else driver_names()
+
+
+def eligible_driver_names() -> tuple[str, ...]:
+    """Every feature the drivers can estimate on some table (the default drivers of any source), registry order."""
+    chosen = set(driver_names()) | set(measured_driver_names())
+    return tuple(name for name in _REGISTRY if name in chosen)
+
+
+def value_source(name: str, features_source: str | None) -> str:
+    """Where a feature's values come from in a table whose audio features come from ``features_source``.
+
+    Features the release or the artist gives (duration, explicit lyrics, followers, dates, genres: "metadata" in
+    their sources) are "metadata" whatever the features' source; the others take the table's features source.
+    """
+    feature = spec(name)
+    if "metadata" in feature.sources:
+        return "metadata"
+    return features_source or "spotify"
+
+
 def binary_drivers() -> frozenset[str]:
     return frozenset(s.name for s in _REGISTRY.values() if s.driver and s.binary)
 

@@ -23,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from popdrivers import registry
-from popdrivers.drivers import DESIGN_LABELS, PLACEBO_WARNING_RATE, DriverReport, DriverResult
+from popdrivers.drivers import DESIGN_LABELS, PLACEBO_WARNING_RATE, DriverReport, DriverResult, driver_sources
 
 TruthCurves = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 
@@ -303,9 +303,10 @@ def estimates_table(report: DriverReport, truth: dict[str, float] | None = None)
     """One row per driver: the primary estimate with its CI, adjusted p and band, the other designs, the checks."""
     rows = []
     others = [d for d in report.designs if d.name != report.design]
+    sources = driver_sources(report)
     for r in report.drivers:
         row: dict[str, Any] = {
-            "driver": r.feature, "unit": r.unit, "effect": _fmt(r.effect),
+            "driver": r.feature, "unit": r.unit, "source": sources[r.feature], "effect": _fmt(r.effect),
             "95% CI": f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]", "p": _p(r.p_value), "p (Holm)": _p(r.p_adjusted),
             "simultaneous band": f"[{_fmt(r.simultaneous_ci_low)}, {_fmt(r.simultaneous_ci_high)}]",
             "variance-weighted": _fmt(r.estimate.variance_weighted_effect),
@@ -324,6 +325,17 @@ def estimates_table(report: DriverReport, truth: dict[str, float] | None = None)
             row["truth"] = _fmt(truth.get(r.feature, math.nan))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def sources_sentence(report: DriverReport) -> str:
+    """Where the drivers' values came from, in one sentence ("Drivers measured by popdrivers' audio analysis:
+    tempo, ...; from metadata: duration_min, explicit.")."""
+    by_source: dict[str, list[str]] = {}
+    for feature, source in driver_sources(report).items():
+        by_source.setdefault(source, []).append(feature)
+    parts = [f"{'measured by ' if s == registry.source_label('audio') else 'from '}{s}: {', '.join(names)}"
+             for s, names in by_source.items()]
+    return "Driver sources: " + "; ".join(parts) + "."
 
 
 def sensitivity_table(report: DriverReport, k: float | None = None) -> pd.DataFrame:
@@ -464,6 +476,7 @@ def drivers_report_html(report: DriverReport, importance: pd.DataFrame | None = 
                       f"groups; controls: {html.escape(', '.join(d.controls) or 'none')}</li>"
                       for d in report.designs)
     source = (f"<p>Popularity source: <b>{html.escape(popularity_source)}</b></p>" if popularity_source else "")
+    source += f"<p>{html.escape(sources_sentence(report))}</p>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>popdrivers: causal drivers of popularity</title>
 <style>

@@ -62,7 +62,7 @@ def drivers(
     from popdrivers import registry
     from popdrivers.drivers import estimate_drivers, save_drivers
     from popdrivers.progress import rich_progress
-    from popdrivers.report import design_label, drivers_report_html
+    from popdrivers.report import design_label, drivers_report_html, sources_sentence
     from popdrivers.schema import popularity_source
 
     tracks, _ = read_data(data, format)
@@ -113,6 +113,7 @@ def drivers(
     console.print(f"Primary design {design_label(report.design)}: {report.design_reason}.", highlight=False)
     if source:
         console.print(f"Popularity source: {source}", highlight=False)
+    console.print(sources_sentence(report), highlight=False)
     console.print("effect: average over the tracks of the effect of +1 unit (each track's own slope, by genre family "
                   "and along the feature's values). p (Holm): adjusted for testing every driver. var.-weighted: the "
                   "partially linear number (tracks counted by how much the feature varies within their album). "

@@ -1,7 +1,8 @@
 """Causal drivers of popularity: double/debiased ML within album, within artist and across artists.
 
-What is estimated: for each driver (``popdrivers.registry.driver_names()``) the average effect on popularity
-points of +1 unit of it, holding the other track features and the track's place in its release fixed: ``theta``
+What is estimated: for each driver (``popdrivers.registry.drivers_for_source``: the table's features source
+decides which) the average effect on popularity points of +1 unit of it, holding the other track features and
+the track's place in its release fixed: ``theta``
 of the partially linear model ``popularity = theta * driver + g(controls) + group effect + noise``. See docs/drivers.md.
 
 Modules: ``_designs`` (who is compared with whom), ``_crossfit`` (folds and nuisance learners), ``_inference``
@@ -19,7 +20,14 @@ from popdrivers.drivers._checks import (
 from popdrivers.drivers._crossfit import LEARNERS, NuisanceLearner, artist_grouped_folds, cross_fit_residuals
 from popdrivers.drivers._designs import DESIGNS
 from popdrivers.drivers._estimate import estimate_drivers, implied_change
-from popdrivers.drivers._persist import DRIVERS_JSON, REPORT_HTML, load_drivers, load_importance, save_drivers
+from popdrivers.drivers._persist import (
+    DRIVERS_JSON,
+    REPORT_HTML,
+    driver_sources,
+    load_drivers,
+    load_importance,
+    save_drivers,
+)
 from popdrivers.drivers._results import (
     DESIGN_LABELS,
     DesignEstimate,
@@ -34,6 +42,6 @@ __all__ = [
     "DESIGNS", "DESIGN_LABELS", "DRIVERS_JSON", "LEARNERS", "PLACEBO_WARNING_RATE", "REPORT_HTML",
     "DesignEstimate", "DesignResult", "DriverReport", "DriverResult", "GroupEffect", "NuisanceLearner",
     "SensitivityBound", "adjusted_estimate", "artist_grouped_folds", "confounder_bound", "cross_fit_residuals",
-    "estimate_drivers", "implied_change", "load_drivers", "load_importance", "partial_r2", "robustness_value",
-    "save_drivers",
+    "driver_sources", "estimate_drivers", "implied_change", "load_drivers", "load_importance", "partial_r2",
+    "robustness_value", "save_drivers",
 ]

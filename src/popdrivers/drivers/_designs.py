@@ -38,12 +38,15 @@ ERAS: tuple[tuple[str, float, float], ...] = (
     ("2015-2019", 2015, 2020), ("2020 and later", 2020, math.inf),
 )
 # Controls that are constant within a comparison group carry nothing there and are left out of that design.
+# "key" exists only for tables whose features were measured from the sound (``prepare_sample(key_control=True)``).
 DESIGN_BLOCKS: dict[str, tuple[str, ...]] = {
-    "within_album": ("track position", "version", "featured artist"),
-    "within_artist": ("track position", "version", "featured artist", "single", "track age"),
+    "within_album": ("track position", "version", "featured artist", "key"),
+    "within_artist": ("track position", "version", "featured artist", "single", "track age", "key"),
     "naive": ("track position", "version", "featured artist", "single", "track age", "artist followers",
-              "genre family"),
+              "genre family", "key"),
 }
+# A pitch class gets its own control when at least this many tracks of the sample are in it.
+MIN_KEY_TRACKS = 10
 TRACK_BLOCKS = ("track position", "version", "featured artist", "single")
 
 
@@ -97,9 +100,23 @@ def _era_labels(years: np.ndarray) -> np.ndarray:
     return out
 
 
-def control_blocks(df: pd.DataFrame, track_controls: bool, notes: list[str]) -> dict[str, dict[str, np.ndarray]]:
-    """The named blocks of controls the table supports (``df`` has ``build_features`` and release structure)."""
+def control_blocks(df: pd.DataFrame, track_controls: bool, notes: list[str],
+                   key_control: bool = False) -> dict[str, dict[str, np.ndarray]]:
+    """The named blocks of controls the table supports (``df`` has ``build_features`` and release structure).
+
+    ``key_control``: the key (a label, not a quantity: one column per pitch class) controls for the drivers, as
+    for a table measured by popdrivers.audio, where key comes with tempo, mode and loudness from the same sound.
+    """
     blocks: dict[str, dict[str, np.ndarray]] = {}
+    key = _column(df, "key") if key_control else None
+    if key is not None:
+        classes = [k for k in sorted(pd.unique(key[np.isfinite(key)])) if (key == k).sum() >= MIN_KEY_TRACKS]
+        dummies = {f"key {registry.KEY_NAMES[int(k)] if k >= 0 else 'not detected'}": (key == k).astype("float64")
+                   for k in classes[1:]}
+        if dummies and not np.isfinite(key).all():
+            dummies["key missing"] = (~np.isfinite(key)).astype("float64")
+        if dummies:
+            blocks["key"] = dummies
     if track_controls:
         position: dict[str, np.ndarray] = {}
         number = _column(df, "track_number")
@@ -161,14 +178,16 @@ def control_blocks(df: pd.DataFrame, track_controls: bool, notes: list[str]) -> 
     return blocks
 
 
-def prepare_sample(df: pd.DataFrame, drivers: list[str], track_controls: bool) -> tuple[Sample, int]:
-    """Complete cases of outcome, drivers and group ids; returns the sample and how many rows were dropped."""
+def prepare_sample(df: pd.DataFrame, drivers: list[str], track_controls: bool,
+                   key_control: bool = False) -> tuple[Sample, int]:
+    """Complete cases of outcome, drivers and group ids; returns the sample and how many rows were dropped
+    (``key_control``: see :func:`control_blocks`)."""
     notes: list[str] = []
     y = pd.to_numeric(df["popularity"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     treatments = {d: pd.to_numeric(df[registry.spec(d).column], errors="coerce").to_numpy(dtype="float64",
                                                                                           na_value=np.nan)
                   for d in drivers}
-    blocks = control_blocks(df, track_controls, notes)
+    blocks = control_blocks(df, track_controls, notes, key_control)
     has_artists = "artist_id" in df.columns and df["artist_id"].notna().any()
     artists = pd.factorize(df["artist_id"])[0] if has_artists else np.arange(len(df))
     albums = pd.factorize(df["album_id"])[0] if "album_id" in df.columns and df["album_id"].notna().any() else None

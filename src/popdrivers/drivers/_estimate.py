@@ -77,7 +77,14 @@ from popdrivers.drivers._results import (
     SensitivityBound,
 )
 from popdrivers.errors import InputError
-from popdrivers.features import add_release_structure, build_features
+from popdrivers.features import (
+    add_release_structure,
+    build_features,
+    feature_source_counts,
+    other_source_rows,
+    sourced_feature_columns,
+    table_features_source,
+)
 from popdrivers.progress import ProgressCallback
 from popdrivers.schema import popularity_source
 
@@ -331,7 +338,12 @@ def estimate_drivers(
     tracks
         A canonical track table (``schema.validate`` output); derived columns are added.
     drivers
-        Names from ``popdrivers.registry.driver_names()``; default: every driver present with variation.
+        Names from ``popdrivers.registry.eligible_driver_names()``; default: every driver of the table's features
+        source present with variation (``registry.drivers_for_source``: Spotify's features and the metadata drivers,
+        or, when most tracks' features were measured from their sound by popdrivers.audio, tempo, mode, loudness,
+        duration, explicit and popdrivers' descriptors). Tracks whose features come from another source are left
+        out of the sourced drivers (said in ``warnings``); ``info["driver_sources"]`` says where each driver's
+        values come from.
     design
         ``"auto"`` (within album if the table has enough albums with two or more tracks, else within artist,
         else naive; the reason is in ``design_reason``) or a design name (falls back the same way, with a
@@ -382,13 +394,20 @@ def estimate_drivers(
     if "popularity" not in tracks.columns:
         raise InputError("the table has no popularity column: causal drivers need the outcome (add popularity, "
                          "or merge it from a dataset that has it)")
-    known = registry.driver_names()
+    eligible = registry.eligible_driver_names()
     if drivers is not None:
-        unknown = [d for d in drivers if d not in known]
+        unknown = [d for d in drivers if d not in eligible]
         if unknown:
-            raise InputError(f"unknown driver(s) {', '.join(unknown)}: choose from {', '.join(known)}")
+            raise InputError(f"unknown driver(s) {', '.join(unknown)}: choose from {', '.join(eligible)}")
     warnings: list[str] = []
     df = add_release_structure(build_features(tracks))
+    # One features source per table: the drivers (and so each driver's controls, the other drivers) follow the
+    # source of most tracks; tracks whose features come from another source leave those columns.
+    features_source = table_features_source(df)
+    known = registry.drivers_for_source(features_source)
+    df, left_out = _keep_one_source(df, features_source)
+    if left_out:
+        warnings.append(left_out)
     if max_rows is not None and len(df) > max_rows:
         df = _whole_artist_subset(df, max_rows, seed)
         warnings.append(f"max_rows={max_rows:,}: estimated on a random subset of {len(df):,} of {len(tracks):,} "
@@ -403,7 +422,8 @@ def estimate_drivers(
         raise InputError(f"no driver can be estimated: the table has none of {', '.join(known)} with values")
     warnings += [f"driver '{d}' skipped: its column is missing or nearly empty" for d in known
                  if requested is None and d not in present]
-    sample, dropped = prepare_sample(df, present, track_controls)
+    # What popdrivers measured comes with the key of the same sound: a control there (a label, not a driver).
+    sample, dropped = prepare_sample(df, present, track_controls, key_control=features_source == "audio")
     if dropped:
         warnings.append(f"{dropped:,} of {len(df):,} tracks dropped: missing popularity, artist or a driver")
     try:
@@ -504,6 +524,8 @@ def estimate_drivers(
         "n_estimators": n_estimators, "num_leaves": num_leaves, "learning_rate": learning_rate,
         "max_fit_rows": max_fit_rows, "track_controls": track_controls, "requested_design": design,
         "n_knots": n_knots, "popularity_source": popularity_source(tracks),
+        "features_source": features_source, "features_source_label": registry.source_label(features_source),
+        "driver_sources": {d: registry.value_source(d, features_source) for d in chosen},
         "controls": {r.name: list(r.controls) for r in results},
         "nuisance_features": "demeaned controls and their group means (Mundlak), log group size, genre family",
         "estimand": "average over the design's tracks of the effect of +1 unit (each track's derivative of "
@@ -527,6 +549,26 @@ def estimate_drivers(
                         artists=int(len(np.unique(sample.artists))) if sample.has_artists else 0,
                         drivers=tuple(driver_results),
                         designs=tuple(results), warnings=tuple(warnings), info=info)
+
+
+def _keep_one_source(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, str | None]:
+    """``df`` with the sourced feature values of tracks from another features source emptied (never mixed into
+    ``source``'s columns), and the warning that says so (None when every track with features has ``source``)."""
+    other = other_source_rows(df, source)
+    if not other.any():
+        return df, None
+    others = feature_source_counts(df[other])
+    df = df.copy()
+    sourced = set(sourced_feature_columns())
+    columns = {c for c in sourced if c in df.columns}
+    columns |= {registry.spec(d).column for d in registry.eligible_driver_names()
+                if registry.spec(d).canonical in sourced and registry.spec(d).column in df.columns}
+    mask = other.to_numpy()
+    for column in sorted(columns):
+        df[column] = df[column].where(~mask)
+    found = ", ".join(f"{n:,} from {registry.source_label(k)}" for k, n in others.items())
+    return df, (f"features of {int(mask.sum()):,} tracks left out of the drivers ({found}): one column never mixes "
+                f"two sources, and most tracks' features come from {registry.source_label(source)}")
 
 
 def _driver_column_ok(df: pd.DataFrame, driver: str) -> bool:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from popdrivers import registry
 from popdrivers.artifacts import atomic_directory, read_json, verify_manifest, write_json_atomic, write_manifest
 from popdrivers.drivers._results import DriverReport
 from popdrivers.errors import ArtifactError
@@ -25,15 +26,31 @@ def save_drivers(report: DriverReport, out_dir: str | Path, *, html: str | None 
     """
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
-        write_json_atomic(tmp / DRIVERS_JSON, report.to_dict())
+        # Each driver's source in plain words beside the report (the report's info keeps the source families).
+        write_json_atomic(tmp / DRIVERS_JSON, {**report.to_dict(), "driver_sources": driver_sources(report)})
         if html is not None:
             (tmp / REPORT_HTML).write_text(html, encoding="utf-8")
         if importance is not None:
             importance.to_csv(tmp / IMPORTANCE_CSV, index=False)
         write_manifest(tmp, kind="drivers", design=report.design, rows=report.rows, artists=report.artists,
                        data_source=data_source, popularity_source=popularity_source, drivers=list(report.features),
-                       designs=list(report.design_names))
+                       designs=list(report.design_names), features_source=report.info.get("features_source"),
+                       driver_sources=driver_sources(report))
     return out_dir
+
+
+def driver_sources(report: DriverReport) -> dict[str, str]:
+    """Where each driver's values came from, in plain words ("Spotify", "popdrivers' audio analysis",
+    "metadata"), from the report's ``info``; a report written before sources were recorded says "Spotify" for
+    the features and "metadata" for duration and explicit (the only sources it could have had)."""
+    recorded = report.info.get("driver_sources") or {}
+    out = {}
+    for feature in report.features:
+        source = recorded.get(feature)
+        if source is None:
+            source = registry.value_source(feature, "spotify") if registry.is_registered(feature) else "spotify"
+        out[feature] = registry.source_label(source)
+    return out
 
 
 def load_drivers(path: str | Path) -> DriverReport:

@@ -30,7 +30,13 @@ from typing import Any
 from popdrivers.artifacts import utc_now, write_json_atomic
 from popdrivers.errors import ApiUnavailable, InputError, PopdriversError
 from popdrivers.progress import ProgressCallback
-from popdrivers.sources.crawl_merge import MergeReport, TrackMatcher, merge_audio_features, merge_popularity
+from popdrivers.sources.crawl_merge import (
+    MergeReport,
+    TrackMatcher,
+    keep_sources_apart,
+    merge_audio_features,
+    merge_popularity,
+)
 from popdrivers.sources.crawl_store import CrawlStore, write_tables
 from popdrivers.text import normal_text
 
@@ -450,6 +456,7 @@ class ExportedTables:
     tables: dict[str, list[dict[str, Any]]]
     popularity_merge: MergeReport | None
     audio_merge: MergeReport | None
+    notes: tuple[str, ...] = ()  # what keeping feature sources apart moved (crawl_merge.keep_sources_apart)
 
 
 def export_tables(session: CrawlSession, artist_ids: Sequence[str], source: str,
@@ -462,15 +469,17 @@ def export_tables(session: CrawlSession, artist_ids: Sequence[str], source: str,
     ``own_popularity`` sets ``track_popularity``/``track_popularity_source`` from what the source gave (Spotify's
     value, or the transform of Deezer's rank); a ``popularity`` file then replaces it for every track.
     ``measured`` puts features measured by popdrivers (analysed previews) into the audio rows and returns the
-    extra ``audio.csv`` columns; a features file then fills only the tracks still without features.
+    extra ``audio.csv`` columns; a features file then fills only the tracks still without features. Deezer's bpm
+    is then kept apart from a tempo of another source (:func:`~.crawl_merge.keep_sources_apart`).
     """
     tables = session.store.tables(list(artist_ids))
     own_popularity(tables)
     extra_audio = tuple(measured(tables)) if measured is not None else ()
     popularity_merge = merge_popularity(tables, popularity) if popularity is not None else None
     audio_merge = merge_audio_features(tables, audio) if audio is not None else None
-    write_tables(session.out, tables, source, extra_audio)
-    return ExportedTables(tables, popularity_merge, audio_merge)
+    apart, note = keep_sources_apart(tables)
+    write_tables(session.out, tables, source, (*extra_audio, *apart))
+    return ExportedTables(tables, popularity_merge, audio_merge, (note,) if note else ())
 
 
 def summarize(session: CrawlSession, exported: ExportedTables, *, source: str, access_level: str, market: str,
@@ -489,6 +498,7 @@ def summarize(session: CrawlSession, exported: ExportedTables, *, source: str, a
         notes.append(exported.popularity_merge.describe())
     if exported.audio_merge is not None:
         notes.append(exported.audio_merge.describe())
+    notes += exported.notes
     return CrawlSummary(
         out=str(session.out), source=source, access_level=access_level, market=market, since=since,
         artists_requested=len(queries), artists_resolved=len(dict.fromkeys(resolved)),

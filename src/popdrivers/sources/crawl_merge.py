@@ -204,14 +204,58 @@ def merge_popularity(tables: Mapping[str, list[dict[str, Any]]], matcher: TrackM
     return _report("popularity", matcher, len(tables["track.csv"]), counts)
 
 
+def _measured(source: Any) -> bool:
+    return str(source or "").startswith("audio:")
+
+
+def check_audio_features_file(matcher: TrackMatcher | None, measured: bool) -> None:
+    """Refuse to merge a features file into a crawl whose features are measured from previews (before anything is
+    fetched): the file's values (Spotify's tempo, loudness, key, mode) would share columns with the measured ones.
+
+    Raises
+    ------
+    PopdriversError
+        ``measured`` (``--audio``, or previews analysed by an earlier run) and a file to merge.
+    """
+    if matcher is None or not measured:
+        return
+    raise PopdriversError(
+        f"--audio-features {matcher.label.removeprefix('file:')}: this crawl's features are measured from Deezer's "
+        "previews (features_source audio:deezer-preview:...), and the file's would share the tempo, loudness, key "
+        "and mode columns with them (one column never mixes two sources). Fix: drop --audio-features, or collect "
+        "the file's features into another folder (without --audio)")
+
+
+def keep_sources_apart(tables: Mapping[str, list[dict[str, Any]]]) -> tuple[tuple[str, ...], str | None]:
+    """Deezer's ``bpm`` moved out of ``tempo`` into ``deezer_bpm`` when other tracks' tempo comes from another
+    source (measured from a preview, or a merged file): one column never mixes two sources.
+
+    Returns the extra ``audio.csv`` column (``("deezer_bpm",)`` or nothing) and a note saying what was moved.
+    """
+    rows = tables["audio.csv"]
+    others = sorted({str(r["features_source"]) for r in rows if r.get("features_source") not in (None, "deezer")
+                     and r.get("tempo") is not None})
+    bpm_rows = [r for r in rows if r.get("features_source") == "deezer" and r.get("tempo") is not None]
+    if not others or not bpm_rows:
+        return (), None
+    for row in bpm_rows:
+        row["deezer_bpm"], row["tempo"] = row["tempo"], None
+    kinds = sorted({"their analysed previews" if _measured(s) else s.removeprefix("file:") for s in others})
+    return ("deezer_bpm",), (
+        f"Deezer's bpm of {len(bpm_rows):,} tracks kept apart as deezer_bpm (not tempo): the other tracks' tempo "
+        f"comes from {', '.join(kinds)}, and one column never mixes two sources")
+
+
 def merge_audio_features(tables: Mapping[str, list[dict[str, Any]]], matcher: TrackMatcher) -> MergeReport:
     """Fill the audio features of tracks that have none from the API (or only Deezer's bpm) from the file.
 
-    Tracks with Spotify's own features or features measured from their preview keep them.
+    Tracks with Spotify's own features keep them; a crawl with features measured from previews is refused
+    (:func:`check_audio_features_file`).
 
     A matched track takes the file's values for every feature (unknown ones empty) and ``features_source``
     names the file: features of two sources are never combined within one track.
     """
+    check_audio_features_file(matcher, any(_measured(r.get("features_source")) for r in tables["audio.csv"]))
     tracks = {row["track_id"]: row for row in tables["track.csv"]}
     counts: Counter = Counter()
     open_rows = 0

@@ -62,7 +62,7 @@ from popdrivers.sources.crawl import (
     since_date,
     summarize,
 )
-from popdrivers.sources.crawl_merge import read_audio_features_file, read_popularity_file
+from popdrivers.sources.crawl_merge import check_audio_features_file, read_audio_features_file, read_popularity_file
 from popdrivers.sources.previews import (
     AnalysisQueue,
     PreviewCollector,
@@ -96,8 +96,8 @@ PREVIEWS_NOTE = (
     "With --audio each track's 30-second Deezer preview is analysed on this machine by popdrivers.audio: tempo, "
     "key, mode, loudness and time_signature on Spotify's scales plus popdrivers' own descriptors, with "
     "features_source audio:deezer-preview:<analyser> (a track with an analysed preview does not keep Deezer's "
-    "bpm). The links are not stored, nor the audio unless --keep-audio DIR; tracks without a preview keep Deezer's "
-    "bpm as tempo (features_source deezer) and nothing else.")
+    "bpm). The links are not stored, nor the audio unless --keep-audio DIR; tracks without an analysed preview keep "
+    "Deezer's bpm apart as deezer_bpm, not as tempo (features_source deezer), and nothing else.")
 
 _ARTIST_LINK = re.compile(r"^https?://(?:www\.)?deezer\.com/(?:[a-z]{2}(?:-[a-z]{2})?/)?artist/(\d+)(?:[/?#].*)?$")
 _ARTIST_URI = re.compile(r"^deezer:artist:(\d+)$")
@@ -469,6 +469,8 @@ def collect(
     previews: PreviewCollector | None = None
     try:
         session.check_same_crawl({"source": "deezer", "market": "", "since": since or ""})
+        check_audio_features_file(audio_file, audio or any(o["status"] == "analysed"
+                                                           for o in session.store.preview_outcomes().values()))
         api = DeezerApi(base, policy=policy, sleep=sleep, clock=clock, on_event=log, quota=quota)
         session.attach(api.runner)
         crawler = _Crawler(api, session, since, notify)

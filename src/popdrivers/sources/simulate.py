@@ -513,9 +513,69 @@ class _EffectModel:
         return effects, per_track, curves
 
 
+# measured=True: popdrivers' descriptors in place of Spotify's features, each an exact linear relabelling
+# ``descriptor = offset + scale * feature`` of one simulated feature (so its true effect is the feature's divided
+# by ``scale``), on the descriptor's own scale (popdrivers.registry).
+MEASURED_DESCRIPTORS: dict[str, tuple[str, float, float]] = {
+    "rhythm_regularity": ("danceability", 0.5, 2.5),     # DFA score, music mostly 0.5-3
+    "onset_rate": ("energy", 1.0, 6.0),                  # onsets per second
+    "percussive_share": ("acousticness", 1.0, -1.0),     # acoustic tracks are the least percussive
+    "spectral_flatness": ("speechiness", 0.05, 0.35),    # 0-1, typical music 0.05-0.4
+    "beat_confidence": ("instrumentalness", 5.0, -4.5),  # 0-5.32
+    "loudness_range_lu": ("liveness", 2.0, 14.0),        # LU: live recordings are the most dynamic
+    "key_strength": ("valence", 0.3, 0.6),               # 0-1
+}
+# A descriptor with no effect at all (no simulated feature behind it): brightness follows energy, with noise.
+BRIGHTNESS_HZ = (1200.0, 1800.0, 150.0)                  # offset, per unit of energy, noise sd
+SIMULATED_FEATURES_SOURCE = "audio:simulated-preview:popdrivers-simulate-1"
+
+
+def _measured(catalog: SimulatedCatalog, seed: int) -> SimulatedCatalog:
+    """The catalogue as popdrivers' audio analysis would have measured it: descriptors for Spotify's 0-1 features
+    (:data:`MEASURED_DESCRIPTORS`), the physical quantities kept, ``features_source`` set; the truth follows."""
+    tracks, truth = catalog
+    tracks = tracks.copy()
+    rng = np.random.default_rng([seed, 21])  # its own stream: the rest of the catalogue is the default one
+    energy = tracks["energy"].to_numpy(dtype="float64")
+    offset, slope, sd = BRIGHTNESS_HZ
+    spotify_only = [name for name, *_ in MEASURED_DESCRIPTORS.values()]
+    insert_at = tracks.columns.get_loc("duration_ms")
+    for name, (feature, low, scale) in MEASURED_DESCRIPTORS.items():
+        values = low + scale * tracks[feature].to_numpy(dtype="float64")
+        tracks.insert(insert_at, name, values.astype("float32"))
+        insert_at += 1
+    brightness = np.clip(offset + slope * energy + rng.normal(0.0, sd, len(tracks)), 200.0, 8000.0)
+    tracks.insert(insert_at, "brightness_hz", brightness.astype("float32"))
+    tracks = tracks.drop(columns=spotify_only)
+    tracks["features_source"] = pd.array(np.full(len(tracks), SIMULATED_FEATURES_SOURCE), dtype="string")
+
+    def relabel(values: dict[str, Any], per_unit: bool) -> dict[str, Any]:
+        out = {}
+        for name, (feature, _, scale) in MEASURED_DESCRIPTORS.items():
+            if feature in values:
+                out[name] = values[feature] / scale if per_unit else values[feature]
+        out["brightness_hz"] = 0.0 if per_unit else False
+        out.update({k: v for k, v in values.items() if k not in spotify_only})
+        return out
+
+    curves = {k: v for k, v in truth.curves.items() if k not in spotify_only}
+    for name, (feature, low, scale) in MEASURED_DESCRIPTORS.items():
+        if feature in truth.curves:
+            curve = truth.curves[feature]
+            pairs = sorted(zip((low + scale * v for v in curve["values"]), curve["effects"], strict=True))
+            curves[name] = {"reference": low + scale * curve["reference"], "values": [float(v) for v, _ in pairs],
+                            "effects": [float(e) for _, e in pairs]}
+    units = {d: registry.spec(d).effect_unit for d in relabel(truth.effects, True)}
+    return SimulatedCatalog(tracks, CausalTruth(
+        effects=relabel(truth.effects, True), structural=relabel(truth.structural, True),
+        effects_by_family={f: relabel(v, True) for f, v in truth.effects_by_family.items()}, units=units,
+        seed=truth.seed, structure=truth.structure, curves=curves,
+        heterogeneous=relabel(truth.heterogeneous, False)))
+
+
 def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: int = 0,
                      structure: CatalogStructure | None = None,
-                     effects: dict[str, float] | None = None) -> SimulatedCatalog:
+                     effects: dict[str, float] | None = None, *, measured: bool = False) -> SimulatedCatalog:
     """Simulate a catalogue of ``n_artists * tracks_per_artist`` tracks with known causal effects.
 
     Parameters
@@ -532,6 +592,13 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
         Structural effects per driver replacing :data:`STRUCTURAL_EFFECTS` (missing drivers: 0), linear and the
         same for every track (the family effects and the loudness saturation apply only with the default effects).
         ``{}`` makes a catalogue where nothing is a driver.
+    measured
+        Emit the catalogue as popdrivers' audio analysis of its previews would give it (off by default: the
+        default catalogue is unchanged): popdrivers' descriptors in place of Spotify's 0-1 features, each an exact
+        linear relabelling of one of them (:data:`MEASURED_DESCRIPTORS`; ``brightness_hz`` follows energy and has
+        no effect), tempo, key, mode, loudness and duration as before, and ``features_source`` =
+        :data:`SIMULATED_FEATURES_SOURCE`. The truth is on the descriptors (an effect per unit of the feature
+        divided by the relabelling's scale).
 
     Returns
     -------
@@ -763,4 +830,4 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
     truth = CausalTruth(effects=truth_effects, structural=structural_average, effects_by_family=by_family,
                         seed=seed, structure=s.to_dict(), curves=curves,
                         heterogeneous={d: effect_model.varies(d) for d in DRIVERS})
-    return SimulatedCatalog(tracks, truth)
+    return _measured(SimulatedCatalog(tracks, truth), seed) if measured else SimulatedCatalog(tracks, truth)

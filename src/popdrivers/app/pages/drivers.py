@@ -19,6 +19,7 @@ st.caption(f"An effect is the change in popularity points for +1 unit of the fea
            " (double machine learning with fixed effects; each track's effect may differ by genre family and along "
            "the feature's own values; 95% CIs clustered by artist).")
 st.info(f"Primary design: **{figures.design_label(report.design)}**: {report.design_reason}.")
+st.caption(figures.sources_sentence(report) + " The table below names each driver's source.")
 for warning in report.warnings:
     st.warning(warning)
 

@@ -31,8 +31,8 @@ a.metric("Actual popularity", int(row["popularity"].iloc[0]) if "popularity" in 
 b.metric("Predicted popularity", f"{interval['prediction'].iloc[0]:.1f}")
 c.metric("80% interval", f"{interval['lower'].iloc[0]:.0f} to {interval['upper'].iloc[0]:.0f}")
 
-current = explain.driver_values(row)
 estimated = [r.feature for r in report.drivers]
+current = explain.driver_values(row, tuple(estimated))  # the report's drivers: Spotify's or what was measured
 editable = [d for d in estimated if d in current and not math.isnan(current[d])]
 st.subheader("Edit the track")
 new_values = {}

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from popdrivers import registry
 from popdrivers.schema import AUDIO_FEATURES
 
 # Canonical columns holding lists (written to CSV as JSON lists).
 LIST_COLUMNS = ("artist_genres", "dataset_genres")
 _AUDIO_SAME_NAME = tuple(c for c in AUDIO_FEATURES if c != "duration_ms")
+# popdrivers' own descriptors, in a crawl's audio.csv when its previews were analysed (collect --audio).
+MEASURED_DESCRIPTORS = tuple(f.name for f in registry.features() if f.sources == ("audio",))
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,8 @@ RELATIONAL_TABLES: dict[str, dict[str, str]] = {
               # written by `popdrivers collect` (Deezer's rank; where popularity came from)
               "track_deezer_rank": "deezer_rank", "track_popularity_source": "popularity_source"},
     "audio": {"track_id": "track_id", "track_duration": "duration_ms", "duration_ms": "duration_ms",
-              **_same(*_AUDIO_SAME_NAME), "features_source": "features_source", "deezer_gain": "deezer_gain"},
+              **_same(*_AUDIO_SAME_NAME), "features_source": "features_source", "deezer_gain": "deezer_gain",
+              "deezer_bpm": "deezer_bpm", **_same(*MEASURED_DESCRIPTORS)},
     "album": {"album_id": "album_id", "album_name": "album_name", "album_release_date": "release_date",
               "album_release_date_precision": "release_date_precision", "album_artist_id": "album_artist_id",
               "album_type": "album_type", "album_total_tracks": "album_total_tracks",

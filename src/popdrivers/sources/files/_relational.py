@@ -12,7 +12,7 @@ from popdrivers.errors import FormatError
 from popdrivers.schema import AUDIO_FEATURES, Problem, SchemaError
 from popdrivers.sources.files._columns import aliases_for, missing_columns_error, plan_columns, read_planned
 from popdrivers.sources.files._detection import relational_tables
-from popdrivers.sources.files._layouts import CRAWL_FILE, RELATIONAL_REQUIRED, RELATIONAL_TABLES
+from popdrivers.sources.files._layouts import CRAWL_FILE, MEASURED_DESCRIPTORS, RELATIONAL_REQUIRED, RELATIONAL_TABLES
 from popdrivers.sources.files._readers import RawRead, drop_unusable_rows
 from popdrivers.sources.files._report import bad_row_records
 from popdrivers.sources.tabular import TableFile, open_table
@@ -103,12 +103,13 @@ def read_relational(folder: Path, require_popularity: bool) -> RawRead:
     else:
         audio_frame, _ = _read_table("audio", paths["audio"], require_popularity, raw)
     audio = _unique_by(audio_frame, "track_id", "audio", notes)
-    features = [c for c in audio.columns if c in AUDIO_FEATURES]
+    features = [c for c in audio.columns if c in AUDIO_FEATURES or c in MEASURED_DESCRIPTORS]
     no_audio = int((~tracks["track_id"].isin(audio.index)).sum())
     counts["tracks_without_audio"] = no_audio
     for column in features:
         tracks[column] = tracks["track_id"].map(audio[column]).astype("float64")
-    for column in ("features_source", "deezer_gain"):  # provenance and Deezer's gain, from a collector's crawl
+    # Provenance, and Deezer's gain and bpm (kept apart from a tempo of another source), from a collector's crawl.
+    for column in ("features_source", "deezer_gain", "deezer_bpm"):
         if column in audio.columns:
             tracks[column] = tracks["track_id"].map(audio[column])
     if audio.empty:

@@ -3,6 +3,11 @@ crawl-trained model's manifest, split names in the README's words."""
 
 from __future__ import annotations
 
+import json
+
+from typer.testing import CliRunner
+
+from popdrivers import simulate_catalog
 from popdrivers.model import interval_assumptions
 
 
@@ -16,3 +21,50 @@ def test_the_model_card_states_what_the_conformal_interval_assumes():
     # Without metrics (an older folder) the assumptions are still stated, with no number made up.
     bare = interval_assumptions(None)
     assert len(bare) == 3 and "%" not in bare[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# train --budget-seconds: the budget is the whole command, so a small one evaluates less, and says so
+
+
+def test_the_evaluation_plan_shrinks_with_the_time_left_and_says_what_it_cut():
+    from popdrivers.model._evaluate import MIN_PLAN_ROWS, plan_evaluation
+
+    roomy = plan_evaluation(10_000, 60.0, 8.0, round_seconds=1.6)
+    assert (roomy.n_splits, roomy.time_calibration, roomy.note) == (5, "holdout_refit", None)
+    plans = [plan_evaluation(10_000, left, 8.0, round_seconds=1.6) for left in (20.0, 12.0, 8.0, 4.9, 1.0)]
+    for plan, left in zip(plans, (20.0, 12.0, 8.0, 4.9), strict=False):
+        assert plan.seconds(10_000, 8.0, 1.6, 2) <= left
+    assert [p.n_splits for p in plans] == [3, 2, 2, 2, 2]
+    assert plans[1].max_rows >= 10_000 and plans[2].max_rows < 10_000 and plans[3].max_rows < plans[2].max_rows
+    assert plans[-1].max_rows == MIN_PLAN_ROWS  # never below a usable sample, even when nothing fits
+    assert "2 mixed folds instead of 5" in plans[3].note and "sample of whole artists" in plans[3].note
+
+
+def test_a_small_budget_evaluates_less_says_so_and_keeps_every_split():
+    from popdrivers.model import train
+
+    tracks = simulate_catalog(n_artists=60, tracks_per_artist=50, seed=2).tracks
+    fast = {"n_estimators": 60, "num_leaves": 15, "new_artist_n_estimators": 60, "n_jobs": 1}
+    small = train(tracks, budget_seconds=1.0, params=fast, seed=0)
+    assert small.metrics["splits"]["random"]["folds"] < 5
+    assert "the budget is small" in small.metrics["budget_note"]
+    assert small.info["budget"]["evaluation_note"] == small.metrics["budget_note"]
+    assert all(small.metrics["splits"][s]["available"] for s in ("random", "by_artist", "by_time"))
+    assert small.model.interval_.available
+    # With time for it (or an exact number of trials, which the budget does not bind), the full evaluation.
+    exact = train(tracks, n_trials=0, params=fast, seed=0)
+    assert exact.metrics["splits"]["random"]["folds"] == 5 and "budget_note" not in exact.metrics
+
+
+def test_train_cli_says_the_evaluation_was_cut_for_the_budget(tmp_path):
+    from popdrivers.cli import app
+
+    data = tmp_path / "sim.parquet"
+    simulate_catalog(n_artists=60, tracks_per_artist=50, seed=2).tracks.to_parquet(data)
+    result = CliRunner().invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "model"),
+                                      "--budget-seconds", "1", "--n-jobs", "1"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "the budget is small, so the evaluation is smaller" in result.output
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["budget_note"] in " ".join(result.output.split())

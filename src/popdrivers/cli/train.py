@@ -82,7 +82,10 @@ def train_command(
                rows_used=len(tracks), rows_dropped=report.rows_dropped, audio_model=result.audio_model)
     if result.metrics.get("splits"):
         console.print(metrics_table(result.metrics))
-        if result.metrics.get("sample"):
+        if result.metrics.get("budget_note"):
+            console.print(f"[bold]{result.metrics['budget_note']}[/] (--budget-seconds {budget_seconds:g}; a larger "
+                          "budget evaluates on every fold)", highlight=False)
+        if result.metrics.get("sample") and not result.metrics.get("budget_note"):
             console.print(f"[bold]{result.metrics['sample']['note']}[/] (tables above "
                           f"{EVALUATION_ROWS:,} tracks are evaluated on a sample of whole artists)")
     else:

@@ -68,3 +68,37 @@ def test_train_cli_says_the_evaluation_was_cut_for_the_budget(tmp_path):
     assert "the budget is small, so the evaluation is smaller" in result.output
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert metrics["budget_note"] in " ".join(result.output.split())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A model trained on a Deezer crawl records where its popularity came from
+
+
+def test_a_model_trained_on_a_deezer_crawl_records_its_popularity_source(tmp_path, monkeypatch):
+    from fake_deezer import DeezerCatalog, FakeClock, serve
+
+    from popdrivers.cli import app
+    from popdrivers.model import detect_shift, load_model
+    from popdrivers.sources.deezer import collect
+
+    catalog = DeezerCatalog(seed=5, extra_artists=16)  # 16 artists x 18 tracks
+    monkeypatch.chdir(tmp_path)
+    clock = FakeClock()  # the pacer's waits pass at once
+    with serve(catalog, clock=clock) as fake:
+        collect(catalog.extra_names, tmp_path / "crawl", api_base=fake.api_base, sleep=clock.sleep, clock=clock)
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "--data", "crawl", "--out", "model", "--budget-seconds", "0",
+                                  "--no-evaluate", "--n-jobs", "1"], env={"COLUMNS": "200"})
+    assert trained.exit_code == 0, trained.output
+    assert "popularity source: deezer_rank" in trained.output
+    model_dir = tmp_path / "model"
+    assert json.loads((model_dir / "manifest.json").read_text())["popularity_source"] == "deezer_rank"
+    if (model_dir / "audio_model").is_dir():
+        assert json.loads((model_dir / "audio_model" / "manifest.json").read_text())["popularity_source"] == \
+            "deezer_rank"
+    model = load_model(model_dir)
+    assert model.manifest_["popularity_source"] == "deezer_rank"
+    # ... and tracks whose popularity is Spotify's are told apart from it when scored.
+    spotify = simulate_catalog(n_artists=5, tracks_per_artist=8, seed=1).tracks.assign(popularity_source="spotify")
+    kinds = {f.kind for f in detect_shift(model, spotify).shifted}
+    assert "popularity_source" in kinds

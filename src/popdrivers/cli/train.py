@@ -70,6 +70,7 @@ def train_command(
     from popdrivers.artifacts import sha256_path
     from popdrivers.model import EVALUATION_ROWS, budget_summary, feature_label, save_model, train
     from popdrivers.progress import rich_progress
+    from popdrivers.schema import popularity_source
 
     tracks, report = read_data(data, fmt)
     console.print(f"read {len(tracks):,} tracks from {data} ({report.format} layout; "
@@ -91,6 +92,11 @@ def train_command(
     else:
         console.print("evaluation skipped (--no-evaluate): metrics.json records that no split was evaluated")
     console.print(result.info["interval"])
+    source = popularity_source(tracks)
+    if source is not None:
+        console.print(f"popularity source: {source} (recorded in {out / 'manifest.json'}: predictions are on its "
+                      "scale, and `predict` says when a table's popularity comes from elsewhere)", highlight=False,
+                      markup=False)
     # Features by their readable names (never internal column names such as explicit_int).
     console.print(f"features used ({len(result.info['features'])}): "
                   f"{', '.join(feature_label(f) for f in result.info['features'])}", highlight=False, markup=False)

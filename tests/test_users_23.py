@@ -102,3 +102,33 @@ def test_a_model_trained_on_a_deezer_crawl_records_its_popularity_source(tmp_pat
     spotify = simulate_catalog(n_artists=5, tracks_per_artist=8, seed=1).tracks.assign(popularity_source="spotify")
     kinds = {f.kind for f in detect_shift(model, spotify).shifted}
     assert "popularity_source" in kinds
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Split names: the README's words wherever a person reads them; the machine keys stay in metrics.json
+
+README_WORDS = {"random": "random tracks", "by_artist": "unseen artists", "by_time": "newest releases"}
+
+
+def test_evaluate_speaks_of_random_tracks_unseen_artists_and_newest_releases(tmp_path):
+    from popdrivers.cli import app
+
+    data = tmp_path / "sim.parquet"
+    simulate_catalog(n_artists=30, tracks_per_artist=20, seed=4).tracks.to_parquet(data)
+    runner = CliRunner()
+    table = runner.invoke(app, ["evaluate", "--data", str(data), "--n-splits", "2", "--n-jobs", "1"],
+                          env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    for words in README_WORDS.values():
+        assert words in table.output
+    assert not any(key in table.output for key in ("by_artist", "by_time", "by-artist", "by-time"))
+    metrics = json.loads(runner.invoke(app, ["evaluate", "--data", str(data), "--n-splits", "2", "--n-jobs", "1",
+                                             "--json"]).stdout)
+    assert set(metrics["splits"]) == set(README_WORDS)  # the keys files are read by
+    assert metrics["split_labels"] == README_WORDS
+    assert metrics["interval"]["measured_on"] == "by_artist"
+    assert metrics["interval"]["measured_on_label"] == "unseen artists"
+    assert "by_artist" not in metrics["interval"]["calibration"] and "by_time" not in metrics["interval"]["calibration"]
+    for command in ("evaluate", "train"):
+        text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
+        assert "unseen artists" in text and "by-artist" not in text and "by-time" not in text, command

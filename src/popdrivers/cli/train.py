@@ -56,8 +56,8 @@ def train_command(
                                    "forest (slow: 700 deep trees per fold; not counted in the budget)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the search, folds and model."),
     n_jobs: int = typer.Option(2, "--n-jobs", min=1, help="Fits run side by side (and threads of the forest)."),
-    evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate on random, unseen-artist and "
-                                  "newest-release splits (big tables: on a sample of artists, said in the output)."),
+    evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate on random tracks, unseen artists "
+                                  "and newest releases (big tables: on a sample of artists, said in the output)."),
     cluster: str | None = typer.Option(None, "--cluster", help="Train on Dask instead: a scheduler address "
                                        "(tcp://host:8786) or local:N for N local workers. --data must be Parquet "
                                        "every worker can read; needs pip install 'popdrivers[dask]'."),

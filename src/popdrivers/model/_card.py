@@ -24,7 +24,10 @@ METRIC_COLUMNS = ("rmse", "mae", "r2")
 
 
 def split_label(split: str | None) -> str:
-    return SPLIT_LABELS.get(split or "", split or "")
+    """The README's words for a split key ("by_artist" -> "unseen artists"); keys joined by " and " each."""
+    if not split:
+        return ""
+    return " and ".join(SPLIT_LABELS.get(part, part) for part in split.split(" and "))
 
 
 def metrics_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from sklearn.base import clone
 
 from popdrivers import features, schema
 from popdrivers.features import ARTIST_RECORD, CATEGORICAL_FEATURES
+from popdrivers.model._card import split_label
 from popdrivers.model._conformal import Interval, Residuals
 from popdrivers.model._estimator import PopularityModel
 from popdrivers.model._parallel import run_parallel
@@ -375,7 +376,8 @@ def run_evaluation(
         done[0] += 1
         progress(done[0], len(jobs), f"evaluation: {done[0]} of {len(jobs)} held-out fits done")
 
-    progress(0, len(jobs), f"evaluation: {len(folds)} mixed folds" + (" + time split" if time_fold else ""))
+    progress(0, len(jobs), f"evaluation: {len(folds)} mixed folds (random tracks, unseen artists)"
+             + (" + newest releases" if time_fold else ""))
     results = run_parallel(jobs, workers, on_done=tick)
     fold_results, time_result = results[:len(folds)], (results[len(folds)] if time_fold is not None else None)
 
@@ -449,10 +451,16 @@ def run_evaluation(
     if measured_on:
         interval.update(coverage=intervals[measured_on]["coverage"],
                         mean_width=intervals[measured_on]["mean_width"], by_split=intervals)
-        interval["calibration"] = ("random and by_artist: each fold's interval from the other folds' residuals "
-                                   "(cross-conformal); by_time: calibrated inside the older tracks"
+        interval["calibration"] = ("random tracks and unseen artists: each fold's interval from the other folds' "
+                                   "residuals (cross-conformal); newest releases: calibrated inside the older tracks"
                                    + (" (one held-out part, no refit)" if time_calibration == "split" else ""))
+    # The keys stay (files written before read them); what a person reads says the README's words.
+    if measured_on:
+        interval["measured_on_label"] = split_label(measured_on)
+    if sound_interval is not None:
+        sound_interval["measured_on_label"] = split_label(sound_interval["measured_on"])
     metrics: dict[str, Any] = {"splits": {name: splits[name] for name in SPLITS if name in splits},
+                               "split_labels": {name: split_label(name) for name in SPLITS if name in splits},
                                "interval": interval, "rows": len(tracks), "features": features_used,
                                "target": TARGET}
     if not audio:

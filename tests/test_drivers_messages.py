@@ -91,6 +91,10 @@ def test_placebo_rates_far_below_the_nominal_5_percent_are_flagged_as_too_wide()
     assert len(warnings) == 2
     assert warnings[0].startswith("explicit:") and "too wide" in warnings[0]
     assert warnings[1].startswith("tempo:") and "too narrow" in warnings[1]
+    # Many artists, but a few hold most of the variation: also too few clusters.
+    (concentrated,) = estimate_warnings("within_album", [("tempo", 1.0, 0.5, 1.5, 0.05, 200)],
+                                        {"tempo": (34, 4.2)})
+    assert concentrated.startswith("tempo: rests on few artists: 34 artists") and "4.2 equal artists" in concentrated
 
 
 def test_p_values_have_the_digits_that_agree_with_the_decision():

@@ -126,10 +126,14 @@ def estimate_warnings(design: str, rows: list[tuple[str, float, float, float, fl
         varying, effective = support.get(driver, (0, math.nan))
         if math.isfinite(effective) and effective < MIN_EFFECTIVE_ARTISTS:
             ci = f"[{number(low)}, {number(high)}]"
-            out.append(f"{driver}: estimated from {varying} artist{'s' if varying != 1 else ''} (effectively "
-                       f"{effective:.1f}; {MIN_EFFECTIVE_ARTISTS:.0f} or more wanted) whose tracks differ in it"
-                       f"{where}: the effect {number(effect)} {ci} rests on them and says little about other "
-                       "artists. Fix: add artists whose tracks vary in it")
+            if varying < MIN_EFFECTIVE_ARTISTS:
+                who = (f"estimated from {varying} artist{'s' if varying != 1 else ''} whose tracks differ in it"
+                       f"{where}")
+            else:
+                who = (f"rests on few artists: {varying} artists' tracks differ in it{where}, but a few of them "
+                       f"hold most of that variation (as much as {effective:.1f} equal artists)")
+            out.append(f"{driver}: {who}; {MIN_EFFECTIVE_ARTISTS:.0f} or more wanted: the effect {number(effect)} "
+                       f"{ci} says little about other artists. Fix: add artists whose tracks vary in it")
         if math.isfinite(rate) and rate > PLACEBO_WARNING_RATE:
             out.append(f"{driver}: placebo shuffles looked significant in {100 * rate:.0f}% of {permutations} "
                        "(about 5% expected): its confidence interval is likely too narrow")

@@ -28,6 +28,8 @@ def test_a_table_of_25_tracks_is_refused_for_too_few_tracks_not_for_missing_colu
     assert first.startswith("too few tracks to estimate drivers: the table has only 25 tracks")
     assert "Fix: use a larger table" in first and "none of" not in str(caught.value)
     assert "danceability" in detail[0] and "energy" in detail[0]
+    with pytest.raises(InputError, match="^too few tracks to estimate drivers"):
+        estimate_drivers(tracks, ["danceability"], n_jobs=1)  # asked for by name: the same reason
 
 
 def test_a_table_of_100_tracks_names_what_each_design_needs_with_the_fix_first():

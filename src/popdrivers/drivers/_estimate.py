@@ -406,6 +406,9 @@ def estimate_drivers(
     present = [d for d in (requested or known) if _driver_column_ok(df, d)]
     missing = [d for d in (requested or []) if d not in present]
     if missing:
+        counts = _driver_value_counts(df, missing)
+        if len(counts) == len(missing) and max(counts.values()) < MIN_DRIVER_VALUES:
+            raise InputError(no_driver_message(counts, len(df), MIN_ROWS, MIN_ARTISTS, MIN_ALBUMS))
         raise InputError(f"cannot estimate driver(s) {', '.join(missing)}: their columns are missing or nearly "
                          "empty in this table; drop them from the driver list")
     if not present:

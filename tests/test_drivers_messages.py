@@ -59,6 +59,7 @@ def one_artist_explicit():
     return tracks
 
 
+@pytest.mark.slow
 def test_an_effect_estimated_from_one_artist_is_warned_about(one_artist_explicit):
     report = estimate_drivers(one_artist_explicit, ["explicit", "loudness"], seed=0, **FAST)
     about_explicit = [w for w in report.warnings if w.startswith("explicit:")]
@@ -66,6 +67,7 @@ def test_an_effect_estimated_from_one_artist_is_warned_about(one_artist_explicit
     assert not [w for w in report.warnings if w.startswith("loudness:") and "artist" in w]
 
 
+@pytest.mark.slow
 def test_the_cli_prints_the_one_artist_warning_and_drivers_json_keeps_it(one_artist_explicit, tmp_path):
     from popdrivers.cli import app
 

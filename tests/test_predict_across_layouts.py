@@ -26,6 +26,7 @@ LACKS = {
 DATASETS = {"catalog-2022": "catalog-2022", "playlist-songs-2020": "playlist-songs-2020/spotify_songs.csv",
             "genre-tracks-2021": "genre-tracks-2021/tracks.csv"}
 TRAIN_ROWS, PREDICT_ROWS = 800, 150
+pytestmark = pytest.mark.slow  # real-data fits (three small models, ~7 s for the nine pairs)
 # The fastest honest model: default search off, few trees, two calibration folds, no evaluation.
 FAST = {"n_estimators": 40, "num_leaves": 15, "learning_rate": 0.15, "new_artist_n_estimators": 40,
         "calibration_folds": 2, "n_jobs": 1}

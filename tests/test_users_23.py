@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from popdrivers import simulate_catalog
@@ -41,6 +42,7 @@ def test_the_evaluation_plan_shrinks_with_the_time_left_and_says_what_it_cut():
     assert "2 mixed folds instead of 5" in plans[3].note and "sample of whole artists" in plans[3].note
 
 
+@pytest.mark.slow
 def test_a_small_budget_evaluates_less_says_so_and_keeps_every_split():
     from popdrivers.model import train
 
@@ -57,6 +59,7 @@ def test_a_small_budget_evaluates_less_says_so_and_keeps_every_split():
     assert exact.metrics["splits"]["random"]["folds"] == 5 and "budget_note" not in exact.metrics
 
 
+@pytest.mark.slow
 def test_train_cli_says_the_evaluation_was_cut_for_the_budget(tmp_path):
     from popdrivers.cli import app
 

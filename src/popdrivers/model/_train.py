@@ -23,6 +23,9 @@ from popdrivers.model._evaluate import EVALUATION_ROWS, EvaluationPlan, plan_eva
 from popdrivers.model._tune import PRIOR_SECONDS_PER_UNIT, TUNING_ROWS, tree_units, tune
 from popdrivers.progress import ProgressCallback, null_progress
 
+# Besides the model, each held-out fit of the evaluation fits the audio-only baseline and the linear one and
+# predicts the test rows; measured on catalog-2022 that adds about a third of a fit.
+EVALUATION_FIT_OVERHEAD = 1.35
 # Estimates are rough (a shared machine, early stopping, feature building): keep a margin.
 SAFETY = 1.2
 
@@ -30,13 +33,6 @@ SAFETY = 1.2
 # The audio model is evaluated inside the same held-out fits (one more, smaller fit each) and fitted once more
 # at the end: about this share of the evaluation and of the final fit on top (measured on catalog-2022).
 AUDIO_MODEL_OVERHEAD = 0.35
-# One held-out fit of the evaluation (model, new-artist booster, audio-only and linear baselines, audio model,
-# predictions) costs about this many estimated fits of the model on the same rows, plus per round of fits side by
-# side this many seconds per tree unit that do not shrink with the rows (LightGBM's per-tree work, features, the
-# baselines). Measured on 10,000 simulated tracks, 2 fits side by side on a shared 2-core machine: 2 folds took
-# 8.3 s on every track, 4.5 s on 2,500 tracks.
-EVALUATION_JOB_FITS = 3.0
-EVALUATION_ROUND_SECONDS_PER_TREE = 1.8e-3
 
 
 @dataclass(frozen=True)
@@ -72,17 +68,16 @@ def _after_tuning_seconds(params: Mapping[str, Any], unit_seconds: float, *, row
         seconds *= 1 + AUDIO_MODEL_OVERHEAD
     seconds = SAFETY * seconds + 1.0
     if evaluate_model:
-        job, round_seconds = _evaluation_costs(params, unit_seconds, rows, audio_model)
-        seconds += EvaluationPlan(n_splits, max_eval_rows).seconds(rows, job, round_seconds, workers)
+        job = _evaluation_job_seconds(params, unit_seconds, rows, audio_model)
+        seconds += EvaluationPlan(n_splits, max_eval_rows).seconds(rows, job, 0.0, workers)
     return seconds
 
 
-def _evaluation_costs(params: Mapping[str, Any], unit_seconds: float, rows: int, audio_model: bool) \
-        -> tuple[float, float]:
-    """Seconds of one held-out fit on all ``rows`` and per round of fits side by side (see EvaluationPlan)."""
-    job = unit_seconds * tree_units(params) * rows * EVALUATION_JOB_FITS / (
-        1.0 if audio_model else 1.0 + AUDIO_MODEL_OVERHEAD)
-    return job, EVALUATION_ROUND_SECONDS_PER_TREE * tree_units(params)
+def _evaluation_job_seconds(params: Mapping[str, Any], unit_seconds: float, rows: int, audio_model: bool) -> float:
+    """Seconds of one held-out fit (model and baselines) on all ``rows`` (see EvaluationPlan): the search
+    reserves, and a small budget's plan cuts, by the same estimate."""
+    return unit_seconds * tree_units(params) * rows * EVALUATION_FIT_OVERHEAD * SAFETY * (
+        1.0 + AUDIO_MODEL_OVERHEAD if audio_model else 1.0)
 
 
 def train(
@@ -161,10 +156,9 @@ def train(
         unit = float(tuning.get("unit_seconds") or PRIOR_SECONDS_PER_UNIT)
         final_fit = _after_tuning_seconds(final_params, unit, rows=len(clean), n_splits=n_splits, workers=workers,
                                           evaluate_model=False, max_eval_rows=max_eval_rows, audio_model=with_audio)
-        job, round_seconds = _evaluation_costs(final_params, unit, len(clean), with_audio)
+        job = _evaluation_job_seconds(final_params, unit, len(clean), with_audio)
         left = budget_seconds - (eval_start - start) - final_fit
-        plan = plan_evaluation(len(clean), left, job, round_seconds=round_seconds, workers=workers,
-                               n_splits=n_splits, max_rows=max_eval_rows)
+        plan = plan_evaluation(len(clean), left, job, workers=workers, n_splits=n_splits, max_rows=max_eval_rows)
     if evaluate_model:
         evaluation = run_evaluation(clean, reference=reference, n_splits=n_splits, seed=seed, progress=progress,
                                     params=final_params, reference_params=reference_params, max_rows=max_eval_rows,

@@ -24,6 +24,8 @@ import plotly.graph_objects as go
 
 from popdrivers import registry
 from popdrivers.drivers import DESIGN_LABELS, PLACEBO_WARNING_RATE, DriverReport, DriverResult, driver_sources
+from popdrivers.format import number as _fmt
+from popdrivers.format import p_value as _p
 
 TruthCurves = Mapping[str, tuple[Sequence[float], Sequence[float]]]
 
@@ -39,18 +41,6 @@ def typical_change(feature: str) -> float:
 
 def change_label(feature: str) -> str:
     return registry.spec(feature).change_label if registry.is_registered(feature) else "+1"
-
-
-def _fmt(value: float, digits: int = 3) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
-
-
-def _p(value: float) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def _label(feature: str) -> str:

@@ -10,6 +10,8 @@ import typer
 from rich.table import Table
 
 from popdrivers.cli._app import app, console, err_console, read_data, user_errors
+from popdrivers.format import number as _num
+from popdrivers.format import p_value, percent
 
 
 def _truth_for(data: Path) -> tuple[dict[str, float] | None, dict[str, tuple[list[float], list[float]]] | None]:
@@ -27,15 +29,11 @@ def _truth_for(data: Path) -> tuple[dict[str, float] | None, dict[str, tuple[lis
     return effects, curves or None
 
 
-def _num(value: float, digits: int = 3) -> str:
-    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
-
-
 def _heterogeneity_cell(result: Any) -> str:
     h = result.heterogeneity
     if h is None or not math.isfinite(h.p_value):
         return "–"
-    return ("yes " if h.detected else "no ") + ("(<0.001)" if h.p_value < 0.001 else f"({h.p_value:.2g})")
+    return ("yes " if h.detected else "no ") + f"({p_value(h.p_value)})"
 
 
 @app.command()
@@ -100,10 +98,10 @@ def drivers(
     for r in report.drivers:
         row = [r.feature, registry.spec(r.feature).unit if registry.is_registered(r.feature) else "", _num(r.effect),
                f"[{_num(r.ci_low)}, {_num(r.ci_high)}]",
-               "<0.001" if r.p_adjusted < 0.001 else _num(r.p_adjusted, 2),
+               p_value(r.p_adjusted),
                _num(r.estimate.variance_weighted_effect), _heterogeneity_cell(r)]
         row += [_num(o[r.feature].effect) if r.feature in o.features else "–" for o in others]
-        row += ["–" if not math.isfinite(r.placebo_rejection_rate) else f"{100 * r.placebo_rejection_rate:.0f}%",
+        row += [percent(r.placebo_rejection_rate),
                 _num(r.robustness_value, 2)]
         if truth:
             row.append(_num(truth.get(r.feature, math.nan)))

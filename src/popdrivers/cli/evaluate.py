@@ -18,14 +18,15 @@ def evaluate_command(
     reference: bool = typer.Option(False, "--reference", help="Also evaluate the original project's random "
                                    "forest (slow)."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json to stdout instead of a table."),
-    n_splits: int = typer.Option(5, "--n-splits", min=2, help="Mixed folds behind the random and unseen-artist "
-                                 "splits (fewer when there are fewer artists)."),
+    n_splits: int = typer.Option(5, "--n-splits", min=2, help="Mixed folds behind the random-tracks and "
+                                 "unseen-artists splits (fewer when there are fewer artists)."),
     max_rows: int = typer.Option(50_000, "--max-rows", min=100, help="Above this many tracks, evaluate on a "
                                  "fixed sample of whole artists of about this size."),
     seed: int = typer.Option(0, "--seed", help="Seed of the folds and models."),
     n_jobs: int = typer.Option(2, "--n-jobs", min=1, help="Fits run side by side (and threads of the forest)."),
 ) -> None:
-    """Evaluate with default hyperparameters on random, by-artist and by-time splits, against baselines."""
+    """Evaluate with default hyperparameters on random tracks, unseen artists and newest releases, against
+    baselines."""
     from popdrivers.cli.train import metrics_table
     from popdrivers.model import evaluate
     from popdrivers.progress import rich_progress

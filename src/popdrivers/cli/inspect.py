@@ -13,6 +13,7 @@ from rich.text import Text
 
 from popdrivers.cli._app import app, console, user_errors
 from popdrivers.errors import PopdriversError
+from popdrivers.format import number
 
 if TYPE_CHECKING:
     from popdrivers.sources.files import ReadReport
@@ -27,7 +28,7 @@ def _number(value: float | int | str | None) -> str:
         return "-"
     if isinstance(value, str):
         return value
-    return f"{value:,.0f}" if abs(value) >= 1000 or float(value).is_integer() else f"{value:.4g}"
+    return number(value, digits=4)
 
 
 def _read(path: Path, format: str) -> tuple[Any, ReadReport, str | None]:

@@ -56,8 +56,8 @@ def train_command(
                                    "forest (slow: 700 deep trees per fold; not counted in the budget)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the search, folds and model."),
     n_jobs: int = typer.Option(2, "--n-jobs", min=1, help="Fits run side by side (and threads of the forest)."),
-    evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate on random, unseen-artist and "
-                                  "newest-release splits (big tables: on a sample of artists, said in the output)."),
+    evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Evaluate on random tracks, unseen artists "
+                                  "and newest releases (big tables: on a sample of artists, said in the output)."),
     cluster: str | None = typer.Option(None, "--cluster", help="Train on Dask instead: a scheduler address "
                                        "(tcp://host:8786) or local:N for N local workers. --data must be Parquet "
                                        "every worker can read; needs pip install 'popdrivers[dask]'."),
@@ -70,6 +70,7 @@ def train_command(
     from popdrivers.artifacts import sha256_path
     from popdrivers.model import EVALUATION_ROWS, budget_summary, feature_label, save_model, train
     from popdrivers.progress import rich_progress
+    from popdrivers.schema import popularity_source
 
     tracks, report = read_data(data, fmt)
     console.print(f"read {len(tracks):,} tracks from {data} ({report.format} layout; "
@@ -82,12 +83,20 @@ def train_command(
                rows_used=len(tracks), rows_dropped=report.rows_dropped, audio_model=result.audio_model)
     if result.metrics.get("splits"):
         console.print(metrics_table(result.metrics))
-        if result.metrics.get("sample"):
+        if result.metrics.get("budget_note"):
+            console.print(f"[bold]{result.metrics['budget_note']}[/] (--budget-seconds {budget_seconds:g}; a larger "
+                          "budget evaluates on every fold)", highlight=False)
+        if result.metrics.get("sample") and not result.metrics.get("budget_note"):
             console.print(f"[bold]{result.metrics['sample']['note']}[/] (tables above "
                           f"{EVALUATION_ROWS:,} tracks are evaluated on a sample of whole artists)")
     else:
         console.print("evaluation skipped (--no-evaluate): metrics.json records that no split was evaluated")
     console.print(result.info["interval"])
+    source = popularity_source(tracks)
+    if source is not None:
+        console.print(f"popularity source: {source} (recorded in {out / 'manifest.json'}: predictions are on its "
+                      "scale, and `predict` says when a table's popularity comes from elsewhere)", highlight=False,
+                      markup=False)
     # Features by their readable names (never internal column names such as explicit_int).
     console.print(f"features used ({len(result.info['features'])}): "
                   f"{', '.join(feature_label(f) for f in result.info['features'])}", highlight=False, markup=False)

@@ -26,6 +26,7 @@ import numpy as np
 from scipy import stats
 
 from popdrivers.drivers._inference import LEVEL, ClusterSums
+from popdrivers.format import number
 
 # Observed controls an unobserved confounder is compared with, per design, in order of display.
 BENCHMARKS: dict[str, tuple[str, ...]] = {
@@ -37,8 +38,110 @@ BENCHMARK_MULTIPLES = (1.0, 2.0, 3.0)
 # About 5% of shuffles should look significant; above this share the CIs are called too narrow (with 200
 # shuffles, 10% is 3 standard errors above 5%).
 PLACEBO_WARNING_RATE = 0.10
+# Below: a share of shuffles this unlikely (binomial lower tail at the nominal 5%) calls the CIs too wide. With 200
+# shuffles that is 2 or fewer (1%, where 10 are expected); with 100 shuffles even 0 is not enough evidence.
+PLACEBO_LOW_TAIL = 0.005
+# An effect whose driver varies (within the comparison groups) in fewer artists than this, counted by the
+# effective number 1 / sum(h_g^2) of the artists' shares h_g of its variation, is said to rest on too few artists.
+MIN_EFFECTIVE_ARTISTS = 10.0
+# A driver needs values on at least this many tracks to be estimated at all.
+MIN_DRIVER_VALUES = 30
 MIN_GROUP_ARTISTS = 8
 MIN_GROUP_ROWS = 100
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Whether the table can be estimated at all, and what the user reads when it cannot
+
+
+def no_driver_message(values: dict[str, int], tracks: int, design_rows: int, design_artists: int,
+                      design_albums: int) -> str:
+    """Why no driver can be estimated: the reason and the fix first, the counts after.
+
+    ``values`` maps each driver whose column is in the table to its number of tracks with values (drivers
+    without a column are absent); the ``design_*`` counts are what the strictest design would need.
+    """
+    if not values:
+        return (f"no driver can be estimated: the table has no driver column ({', '.join(_DRIVER_EXAMPLES)}, ...). "
+                "Fix: add audio features (e.g. `popdrivers collect` or a dataset that has them)")
+    most = max(values.values())
+    if most < MIN_DRIVER_VALUES:
+        count = (f"the table has only {tracks:,} track{'s' if tracks != 1 else ''}" if most == tracks
+                 else f"only {most:,} of {tracks:,} tracks have driver values")
+        return (f"too few tracks to estimate drivers: {count} (need {MIN_DRIVER_VALUES} per driver, and for a "
+                f"design {design_rows} tracks of {design_artists}+ artists, ideally {design_albums}+ albums with two "
+                "or more tracks). Fix: use a larger table (e.g. the whole crawl or dataset)"
+                f"\n  driver columns found: {', '.join(values)}")
+    return (f"no driver can be estimated: the driver columns ({', '.join(values)}) do not vary. "
+            "Fix: use a table whose tracks differ in their audio features")
+
+
+_DRIVER_EXAMPLES = ("danceability", "energy", "loudness", "tempo")
+
+
+def no_design_message(tracks: int, reasons: list[str], design_rows: int, design_artists: int,
+                      design_albums: int) -> str:
+    """Why no design can be estimated (too few tracks, artists or albums): reason and fix first, each design's
+    reason on the lines after."""
+    head = (f"too few tracks for any design: {tracks:,} complete tracks; the within-album design needs "
+            f"{design_albums} albums with two or more tracks, within artist {design_artists} artists with two or "
+            f"more tracks, and every design {design_rows} tracks. Fix: use a larger table (at least {design_rows} "
+            f"tracks of {design_artists}+ artists with several tracks each, e.g. a crawl of whole albums)")
+    return head + "".join(f"\n  {reason}" for reason in reasons)
+
+
+def driver_support_counts(treatment: np.ndarray, clusters: ClusterSums, center: bool = False) -> tuple[int, float]:
+    """Artists in which a driver varies (within the comparison groups: ``treatment`` demeaned as the design
+    demeans it; ``center`` for the naive design, which compares across them) and their effective number
+    ``1 / sum(h_g^2)`` (``h_g``: each artist's share of the variation)."""
+    t = np.asarray(treatment, dtype="float64")
+    if center:
+        t = t - t.mean()
+    h = clusters.leverage(t)
+    varying = int(np.sum(h > 1e-9))
+    concentration = float(np.sum(h**2))
+    return varying, (1.0 / concentration if concentration > 0 else 0.0)
+
+
+def placebo_too_rare(rate: float, permutations: int, level: float = LEVEL) -> bool:
+    """True when so few shuffles look significant that the CIs are too wide (conservative): the count is in the
+    binomial lower tail below ``PLACEBO_LOW_TAIL`` at the nominal rate ``1 - level``."""
+    if not math.isfinite(rate) or permutations <= 0:
+        return False
+    count = round(rate * permutations)
+    return bool(stats.binom.cdf(count, permutations, 1.0 - level) < PLACEBO_LOW_TAIL)
+
+
+def estimate_warnings(design: str, rows: list[tuple[str, float, float, float, float, int]],
+                      support: dict[str, tuple[int, float]]) -> list[str]:
+    """Warnings a reader of the effects needs, per driver: the effect rests on too few artists; the placebo
+    rejects far more (CIs too narrow) or far fewer (CIs too wide) shuffles than the nominal 5%.
+
+    ``rows``: (driver, effect, ci_low, ci_high, placebo rejection rate, placebo shuffles); ``support``: per
+    driver, :func:`driver_support_counts`.
+    """
+    where = {"within_album": " within an album", "within_artist": " within an artist"}.get(design, "")
+    out = []
+    for driver, effect, low, high, rate, permutations in rows:
+        varying, effective = support.get(driver, (0, math.nan))
+        if math.isfinite(effective) and effective < MIN_EFFECTIVE_ARTISTS:
+            ci = f"[{number(low)}, {number(high)}]"
+            if varying < MIN_EFFECTIVE_ARTISTS:
+                who = (f"estimated from {varying} artist{'s' if varying != 1 else ''} whose tracks differ in it"
+                       f"{where}")
+            else:
+                who = (f"rests on few artists: {varying} artists' tracks differ in it{where}, but a few of them "
+                       f"hold most of that variation (as much as {effective:.1f} equal artists)")
+            out.append(f"{driver}: {who}; {MIN_EFFECTIVE_ARTISTS:.0f} or more wanted: the effect {number(effect)} "
+                       f"{ci} says little about other artists. Fix: add artists whose tracks vary in it")
+        if math.isfinite(rate) and rate > PLACEBO_WARNING_RATE:
+            out.append(f"{driver}: placebo shuffles looked significant in {100 * rate:.0f}% of {permutations} "
+                       "(about 5% expected): its confidence interval is likely too narrow")
+        elif placebo_too_rare(rate, permutations):
+            out.append(f"{driver}: placebo shuffles looked significant in {100 * rate:.1f}% of {permutations} "
+                       "(about 5% expected): its confidence interval is likely too wide (conservative), so a real "
+                       "effect may be called indistinguishable from 0")
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -23,13 +23,18 @@ from popdrivers import registry
 from popdrivers.drivers._checks import (
     BENCHMARK_MULTIPLES,
     BENCHMARKS,
+    MIN_DRIVER_VALUES,
     MIN_GROUP_ARTISTS,
     MIN_GROUP_ROWS,
     LinearAnalogue,
     adjusted_estimate,
     adjusted_se,
     confounder_bound,
+    driver_support_counts,
+    estimate_warnings,
     group_masks,
+    no_design_message,
+    no_driver_message,
     partial_r2,
     permutation_placebo,
     robustness_value,
@@ -37,9 +42,13 @@ from popdrivers.drivers._checks import (
 from popdrivers.drivers._crossfit import LEARNERS, NuisanceLearner, artist_grouped_folds, cross_fit_targets
 from popdrivers.drivers._designs import (
     DESIGNS,
+    MIN_ALBUMS,
+    MIN_ARTISTS,
+    MIN_ROWS,
     DesignMatrices,
     build_design,
     choose_design,
+    design_support,
     driver_support,
     prepare_sample,
 )
@@ -416,10 +425,14 @@ def estimate_drivers(
     present = [d for d in (requested or known) if _driver_column_ok(df, d)]
     missing = [d for d in (requested or []) if d not in present]
     if missing:
+        counts = _driver_value_counts(df, missing)
+        if len(counts) == len(missing) and max(counts.values()) < MIN_DRIVER_VALUES:
+            raise InputError(no_driver_message(counts, len(df), MIN_ROWS, MIN_ARTISTS, MIN_ALBUMS))
         raise InputError(f"cannot estimate driver(s) {', '.join(missing)}: their columns are missing or nearly "
                          "empty in this table; drop them from the driver list")
     if not present:
-        raise InputError(f"no driver can be estimated: the table has none of {', '.join(known)} with values")
+        raise InputError(no_driver_message(_driver_value_counts(df, known), len(df), MIN_ROWS, MIN_ARTISTS,
+                                           MIN_ALBUMS))
     warnings += [f"driver '{d}' skipped: its column is missing or nearly empty" for d in known
                  if requested is None and d not in present]
     # What popdrivers measured comes with the key of the same sound: a control there (a label, not a driver).
@@ -428,8 +441,9 @@ def estimate_drivers(
         warnings.append(f"{dropped:,} of {len(df):,} tracks dropped: missing popularity, artist or a driver")
     try:
         primary, rows, reason, fallbacks = choose_design(sample, design)
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
+    except ValueError:
+        reasons = [f"{name.replace('_', ' ')}: {design_support(sample, name)[1]}" for name in DESIGNS]
+        raise InputError(no_design_message(len(sample), reasons, MIN_ROWS, MIN_ARTISTS, MIN_ALBUMS)) from None
     if design != "auto":
         warnings += fallbacks
     sample = sample.subset(rows)
@@ -503,6 +517,13 @@ def estimate_drivers(
         return tuple(GroupEffect(label, eff, lo, hi, p, float(q_of[(driver, kind, i)]), n, a)
                      for i, (label, eff, lo, hi, p, n, a) in enumerate(group_rows[driver][kind]))
 
+    m = primary_run.matrices
+    support = {d: driver_support_counts(m.treatments[d], primary_run.clusters, center=m.name == "naive")
+               for d in chosen} if sample.has_artists else {}
+    warnings += estimate_warnings(primary, [
+        (e.feature, e.effect, e.ci_low, e.ci_high, placebo[e.feature].rejection_rate if e.feature in placebo
+         else math.nan, placebo[e.feature].permutations if e.feature in placebo else 0)
+        for e in primary_result.estimates], support)
     driver_results = []
     for j, estimate in enumerate(primary_result.estimates):
         d = estimate.feature
@@ -576,7 +597,13 @@ def _driver_column_ok(df: pd.DataFrame, driver: str) -> bool:
     if column not in df.columns:
         return False
     values = pd.to_numeric(df[column], errors="coerce")
-    return bool(values.notna().sum() >= 30 and values.nunique() >= 2)
+    return bool(values.notna().sum() >= MIN_DRIVER_VALUES and values.nunique() >= 2)
+
+
+def _driver_value_counts(df: pd.DataFrame, drivers: list[str]) -> dict[str, int]:
+    """Tracks with a value, per driver whose column is in the table."""
+    return {d: int(pd.to_numeric(df[registry.spec(d).column], errors="coerce").notna().sum()) for d in drivers
+            if registry.spec(d).column in df.columns}
 
 
 def implied_change(report: DriverReport, changes: dict[str, float], level: float = LEVEL,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from popdrivers import format as format_
 from popdrivers.drivers._basis import TreatmentBasis
 
 # drivers.json layout version; a folder written with another one is refused with "rebuild it".
@@ -26,8 +27,9 @@ DESIGN_LABELS: dict[str, str] = {
     "within_artist": "within artist",
     "naive": "naive, across artists",
 }
-# Effects whose Holm-adjusted p-value is below this are called "distinguishable from 0".
-ALPHA = 0.05
+# Effects whose Holm-adjusted p-value is below this are called "distinguishable from 0" (popdrivers.format writes
+# p-values with the digits that agree with it).
+ALPHA = format_.ALPHA
 
 
 def _num(value: Any) -> float:

@@ -28,6 +28,7 @@ from popdrivers.model._card import (
     METHOD_LABELS,
     SPLIT_LABELS,
     coverage_frame,
+    interval_assumptions,
     metrics_frame,
     split_label,
 )
@@ -76,7 +77,8 @@ from popdrivers.model._tune import DEFAULT_PARAMS, sample_params, tune
 
 __all__ = [
     "AUDIO_MODEL_DIR", "load_audio_model",
-    "METHOD_LABELS", "SPLIT_LABELS", "coverage_frame", "metrics_frame", "scored_table", "split_label",
+    "METHOD_LABELS", "SPLIT_LABELS", "coverage_frame", "interval_assumptions", "metrics_frame", "scored_table",
+    "split_label",
     "ModelPart", "ScoringReport", "interval_assumption", "score_tracks", "ShiftFinding", "ShiftReport",
     "TrainingReference", "detect_shift", "interval_without", "missing_features", "population_stability",
     "predict_without",

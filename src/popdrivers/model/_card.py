@@ -1,4 +1,5 @@
-"""The model card's tables: held-out error per split and method, interval coverage, in words people read.
+"""The model card: held-out error per split and method, interval coverage and what the interval assumes, in words
+people read.
 
 The CLI (``train``, ``evaluate``) and the app's Model card page show the same tables from ``metrics.json``; the
 scored-file format and what the interval assumes are :mod:`popdrivers.model._scoring`'s.
@@ -23,7 +24,10 @@ METRIC_COLUMNS = ("rmse", "mae", "r2")
 
 
 def split_label(split: str | None) -> str:
-    return SPLIT_LABELS.get(split or "", split or "")
+    """The README's words for a split key ("by_artist" -> "unseen artists"); keys joined by " and " each."""
+    if not split:
+        return ""
+    return " and ".join(SPLIT_LABELS.get(part, part) for part in split.split(" and "))
 
 
 def metrics_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
@@ -54,3 +58,31 @@ def coverage_frame(interval: Mapping[str, Any]) -> pd.DataFrame:
              "mean width (points)": round(float(v["mean_width"]), 1)}
             for name, v in (interval.get("by_split") or {}).items() if v.get("coverage") is not None]
     return pd.DataFrame(rows, columns=["split", "coverage", "mean width (points)"])
+
+
+def interval_assumptions(interval: Mapping[str, Any] | None = None) -> list[str]:
+    """What the conformal prediction interval assumes, one sentence per assumption, for the model card.
+
+    ``interval`` is ``metrics.json``'s ``interval`` section (its level and measured coverage are quoted when
+    given).
+    """
+    interval = interval or {}
+    level = interval.get("level")
+    named = f"the {100 * float(level):.0f}% prediction interval" if level is not None else "the prediction interval"
+    coverage = interval.get("coverage")
+    measured = (f" (measured: {100 * float(coverage):.1f}% on held-out {split_label(interval.get('measured_on'))})"
+                if coverage is not None else "")
+    return [
+        f"Tracks like the training data: {named} is calibrated "
+        f"on held-out tracks of the training data{measured} and holds for tracks drawn like them. Another "
+        "catalogue, popularity source or scale, unseen genres or features outside the training ranges break it: "
+        "`popdrivers predict` and the app's Data and Predict pages say when a table differs.",
+        "Exchangeability: the guarantee is split-conformal, on average over tracks, and needs the tracks you score "
+        "to be exchangeable with the calibration tracks (drawn from the same population, in no particular order). "
+        "Tracks released after the training data are not: the newest releases split measures how far it holds "
+        "for them.",
+        "By-artist clusters: tracks of one artist share their errors, so the interval has two widths, for artists "
+        "seen in training and for new artists, each calibrated on tracks the model did not see (new artists: "
+        "whole artists held out). Its coverage is an average over artists' tracks: for one artist's tracks, which "
+        "err together, it can be far from the level.",
+    ]

@@ -14,6 +14,8 @@ Big tables are evaluated on a fixed sample of whole artists (``max_rows``), said
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from sklearn.base import clone
 
 from popdrivers import features, schema
 from popdrivers.features import ARTIST_RECORD, CATEGORICAL_FEATURES
+from popdrivers.model._card import split_label
 from popdrivers.model._conformal import Interval, Residuals
 from popdrivers.model._estimator import PopularityModel
 from popdrivers.model._parallel import run_parallel
@@ -123,6 +126,83 @@ def reference_rf(frame: pd.DataFrame, *, n_estimators: int = 700, n_jobs: int = 
 def reference_features(frame: pd.DataFrame) -> pd.DataFrame:
     """The reference RF's inputs: the design frame without the artist track record."""
     return frame.drop(columns=[ARTIST_RECORD], errors="ignore")
+
+
+# --------------------------------------------------------------------------------------------------------
+# How much to evaluate when the time is short
+
+# The smallest evaluation a budget can shrink to: 2 mixed folds on a sample of about this many tracks.
+MIN_PLAN_ROWS = 2_000
+# The time split's refit (its interval calibrated inside the older tracks by one refit) costs this share of a
+# fit on every track on top of its own fit on the older 80%.
+TIME_REFIT_SHARE = 0.71
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """How much :func:`run_evaluation` does: mixed folds, rows (a sample of whole artists above), and how the
+    newest-releases interval is calibrated ("holdout_refit": one refit; "split": none, cheaper). ``note`` says
+    what a small budget cut (None: the full evaluation)."""
+
+    n_splits: int = 5
+    max_rows: int = EVALUATION_ROWS
+    time_calibration: str = "holdout_refit"
+    note: str | None = None
+
+    def jobs(self) -> list[float]:
+        """Each held-out fit's training rows, as a share of the table (mixed folds, then the time split)."""
+        k = self.n_splits
+        jobs = [1.0 - (1.0 + 1.0 / max(k, 5)) / k] * k
+        jobs.append(0.8 + (TIME_REFIT_SHARE if self.time_calibration == "holdout_refit" else 0.0))
+        return jobs
+
+    def seconds(self, rows: int, fit_seconds: float, round_seconds: float, workers: int) -> float:
+        """Expected seconds: ``fit_seconds`` per held-out fit on all ``rows`` (scaled by its rows), fits side by
+        side on ``workers``, plus ``round_seconds`` per round of side-by-side fits (what does not scale with rows:
+        LightGBM's per-tree work, feature building, the baselines)."""
+        share = min(rows, self.max_rows) / max(rows, 1)
+        jobs = self.jobs()
+        workers = max(workers, 1)
+        units = max(sum(jobs) / workers, max(jobs)) if len(jobs) > workers else max(jobs)
+        return share * units * fit_seconds + math.ceil(len(jobs) / workers) * round_seconds
+
+
+def plan_evaluation(rows: int, seconds: float, fit_seconds: float, *, round_seconds: float = 0.0,
+                    workers: int = 2, n_splits: int = 5, max_rows: int = EVALUATION_ROWS) -> EvaluationPlan:
+    """The fullest evaluation expected to take at most ``seconds`` (see :meth:`EvaluationPlan.seconds`):
+    ``n_splits`` folds; then 3 and 2 folds; the newest-releases interval without its refit; then a sample of
+    whole artists (at least :data:`MIN_PLAN_ROWS` tracks). The plan's ``note`` says what was cut."""
+    full = EvaluationPlan(n_splits, max_rows)
+
+    def cost(plan: EvaluationPlan) -> float:
+        return plan.seconds(rows, fit_seconds, round_seconds, workers)
+
+    if fit_seconds <= 0 or cost(full) <= seconds:
+        return full
+    candidates = [EvaluationPlan(k, max_rows, calibration) for k, calibration in
+                  ((3, "holdout_refit"), (3, "split"), (2, "split")) if k < n_splits]
+    for plan in candidates:
+        if cost(plan) <= seconds:
+            return _with_note(plan, full, rows)
+    smallest = EvaluationPlan(2, max_rows, "split")
+    fixed = cost(dataclasses.replace(smallest, max_rows=0))
+    share = (seconds - fixed) / max(cost(smallest) - fixed, 1e-9)
+    sampled = int(min(rows, max_rows) * max(share, 0.0))
+    if sampled < min(rows, max_rows):
+        smallest = EvaluationPlan(2, max(MIN_PLAN_ROWS, sampled), "split")
+    return _with_note(smallest, full, rows)
+
+
+def _with_note(plan: EvaluationPlan, full: EvaluationPlan, rows: int) -> EvaluationPlan:
+    cuts = []
+    if plan.n_splits < full.n_splits:
+        cuts.append(f"{plan.n_splits} mixed folds instead of {full.n_splits}")
+    if plan.time_calibration != full.time_calibration:
+        cuts.append("the newest-releases interval from one held-out part of the older tracks (no refit)")
+    if plan.max_rows < min(rows, full.max_rows):
+        cuts.append(f"a sample of whole artists of about {plan.max_rows:,} of the {rows:,} tracks")
+    note = "the budget is small, so the evaluation is smaller: " + "; ".join(cuts) if cuts else None
+    return EvaluationPlan(plan.n_splits, plan.max_rows, plan.time_calibration, note)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -232,13 +312,18 @@ def run_evaluation(
     tracks: pd.DataFrame, *, reference: bool = False, n_splits: int = 5, seed: int = 0,
     progress: ProgressCallback | None = None, params: Mapping[str, Any] | None = None,
     reference_params: Mapping[str, Any] | None = None, max_rows: int = EVALUATION_ROWS, n_jobs: int | None = None,
-    sound: bool = False,
+    sound: bool = False, plan: EvaluationPlan | None = None,
 ) -> Evaluation:
     """:func:`evaluate`, also returning the out-of-fold residuals that calibrate the final model's interval.
 
     ``sound``: also evaluate the audio model (feature set "sound") on the same folds, in ``splits[...]
     ["audio_model"]`` and ``metrics["audio_model"]`` (its interval coverage), with its residuals.
+    ``plan`` (:func:`plan_evaluation`, for a small time budget) replaces ``n_splits`` and ``max_rows`` and may
+    calibrate the newest-releases interval without its refit; its note goes to ``metrics["budget_note"]``.
     """
+    time_calibration = "holdout_refit"
+    if plan is not None:
+        n_splits, max_rows, time_calibration = plan.n_splits, plan.max_rows, plan.time_calibration
     progress = progress or null_progress
     start = time.perf_counter()
     tracks = schema.checked_tracks(tracks, require_popularity=True)
@@ -282,7 +367,7 @@ def run_evaluation(
         for f in folds]
     if time_fold is not None:
         # The interval of the time split is calibrated inside the older tracks (one refit without a held-out part).
-        timed = clone(template).set_params(calibration="holdout_refit", calibration_folds=max(n_splits, 2))
+        timed = clone(template).set_params(calibration=time_calibration, calibration_folds=max(n_splits, 2))
         jobs.append(lambda: _held_out_fit(sample, time_fold[0], time_fold[1], timed, reference=forest, audio=audio,
                                           sound=sound))
     done = [0]
@@ -291,7 +376,8 @@ def run_evaluation(
         done[0] += 1
         progress(done[0], len(jobs), f"evaluation: {done[0]} of {len(jobs)} held-out fits done")
 
-    progress(0, len(jobs), f"evaluation: {len(folds)} mixed folds" + (" + time split" if time_fold else ""))
+    progress(0, len(jobs), f"evaluation: {len(folds)} mixed folds (random tracks, unseen artists)"
+             + (" + newest releases" if time_fold else ""))
     results = run_parallel(jobs, workers, on_done=tick)
     fold_results, time_result = results[:len(folds)], (results[len(folds)] if time_fold is not None else None)
 
@@ -365,9 +451,16 @@ def run_evaluation(
     if measured_on:
         interval.update(coverage=intervals[measured_on]["coverage"],
                         mean_width=intervals[measured_on]["mean_width"], by_split=intervals)
-        interval["calibration"] = ("random and by_artist: each fold's interval from the other folds' residuals "
-                                   "(cross-conformal); by_time: calibrated inside the older tracks")
+        interval["calibration"] = ("random tracks and unseen artists: each fold's interval from the other folds' "
+                                   "residuals (cross-conformal); newest releases: calibrated inside the older tracks"
+                                   + (" (one held-out part, no refit)" if time_calibration == "split" else ""))
+    # The keys stay (files written before read them); what a person reads says the README's words.
+    if measured_on:
+        interval["measured_on_label"] = split_label(measured_on)
+    if sound_interval is not None:
+        sound_interval["measured_on_label"] = split_label(sound_interval["measured_on"])
     metrics: dict[str, Any] = {"splits": {name: splits[name] for name in SPLITS if name in splits},
+                               "split_labels": {name: split_label(name) for name in SPLITS if name in splits},
                                "interval": interval, "rows": len(tracks), "features": features_used,
                                "target": TARGET}
     if not audio:
@@ -377,6 +470,9 @@ def run_evaluation(
                                 "features": _layout_names(clone(point).set_params(feature_set="sound"), sample, ref)}
     if sample_note is not None:
         metrics["sample"] = sample_note
+    if plan is not None and plan.note:
+        metrics["budget_note"] = plan.note
+        metrics["evaluation_plan"] = {"n_splits": n_splits, "max_rows": max_rows, "time_calibration": time_calibration}
     seconds = time.perf_counter() - start
     metrics["seconds"] = round(seconds, 2)
     return Evaluation(metrics=metrics, residuals=residuals, n_folds=len(folds), seconds=seconds,

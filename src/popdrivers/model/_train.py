@@ -2,13 +2,14 @@
 
 How the budget is split: the evaluation (K mixed folds + the time split, fitted side by side) and the final fit
 must happen; their cost is estimated from the cost of a fit measured during tuning, and tuning gets whatever the
-budget leaves. The final model's interval reuses the evaluation's out-of-fold residuals (the same folds and
+budget leaves. When even the evaluation does not fit (a small budget), it is cut to what does: fewer folds, the
+newest-releases interval without its refit, then a sample of whole artists (``plan_evaluation``), said in
+``metrics["budget_note"]``. The final model's interval reuses the evaluation's out-of-fold residuals (the same folds and
 parameters its own calibration would refit), so calibrating it costs nothing more.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,8 +19,8 @@ import pandas as pd
 
 from popdrivers import features, schema
 from popdrivers.model._estimator import PopularityModel
-from popdrivers.model._evaluate import EVALUATION_ROWS, run_evaluation
-from popdrivers.model._tune import TUNING_ROWS, tree_units, tune
+from popdrivers.model._evaluate import EVALUATION_ROWS, EvaluationPlan, plan_evaluation, run_evaluation
+from popdrivers.model._tune import PRIOR_SECONDS_PER_UNIT, TUNING_ROWS, tree_units, tune
 from popdrivers.progress import ProgressCallback, null_progress
 
 # Besides the model, each held-out fit of the evaluation fits the audio-only baseline and the linear one and
@@ -63,15 +64,20 @@ def _after_tuning_seconds(params: Mapping[str, Any], unit_seconds: float, *, row
     """Expected seconds of the evaluation and the final fit for ``params`` (cost per row x tree measured)."""
     fit_all = unit_seconds * tree_units(params) * rows
     seconds = fit_all * 0.6  # the final fit: its two boosters side by side
-    if evaluate_model:
-        eval_rows = min(rows, max_eval_rows)
-        fit = unit_seconds * tree_units(params) * eval_rows
-        jobs = [0.76 * EVALUATION_FIT_OVERHEAD * fit] * n_splits + [(0.8 + 0.71) * EVALUATION_FIT_OVERHEAD * fit]
-        rounds = math.ceil(len(jobs) / max(workers, 1))
-        seconds += max(sum(jobs) / max(workers, 1), max(jobs)) if rounds > 1 else max(jobs)
     if audio_model:
         seconds *= 1 + AUDIO_MODEL_OVERHEAD
-    return SAFETY * seconds + 1.0
+    seconds = SAFETY * seconds + 1.0
+    if evaluate_model:
+        job = _evaluation_job_seconds(params, unit_seconds, rows, audio_model)
+        seconds += EvaluationPlan(n_splits, max_eval_rows).seconds(rows, job, 0.0, workers)
+    return seconds
+
+
+def _evaluation_job_seconds(params: Mapping[str, Any], unit_seconds: float, rows: int, audio_model: bool) -> float:
+    """Seconds of one held-out fit (model and baselines) on all ``rows`` (see EvaluationPlan): the search
+    reserves, and a small budget's plan cuts, by the same estimate."""
+    return unit_seconds * tree_units(params) * rows * EVALUATION_FIT_OVERHEAD * SAFETY * (
+        1.0 + AUDIO_MODEL_OVERHEAD if audio_model else 1.0)
 
 
 def train(
@@ -144,10 +150,19 @@ def train(
 
     evaluation = None
     eval_start = time.perf_counter()
+    plan = None
+    if evaluate_model and budget_seconds > 0 and n_trials is None:
+        # The budget is the whole call: what the final fit leaves is the evaluation's; a small budget evaluates less.
+        unit = float(tuning.get("unit_seconds") or PRIOR_SECONDS_PER_UNIT)
+        final_fit = _after_tuning_seconds(final_params, unit, rows=len(clean), n_splits=n_splits, workers=workers,
+                                          evaluate_model=False, max_eval_rows=max_eval_rows, audio_model=with_audio)
+        job = _evaluation_job_seconds(final_params, unit, len(clean), with_audio)
+        left = budget_seconds - (eval_start - start) - final_fit
+        plan = plan_evaluation(len(clean), left, job, workers=workers, n_splits=n_splits, max_rows=max_eval_rows)
     if evaluate_model:
         evaluation = run_evaluation(clean, reference=reference, n_splits=n_splits, seed=seed, progress=progress,
                                     params=final_params, reference_params=reference_params, max_rows=max_eval_rows,
-                                    n_jobs=workers, sound=with_audio)
+                                    n_jobs=workers, sound=with_audio, plan=plan)
         metrics = evaluation.metrics
     else:
         metrics = {"splits": {}, "interval": {"level": final_params.get("interval_level", 0.8), "coverage": None},
@@ -157,6 +172,11 @@ def train(
     progress(0, 1, "final fit")
     fit_start = time.perf_counter()
     model = PopularityModel(**final_params)
+    if plan is not None and plan.max_rows < min(len(clean), max_eval_rows) and \
+            model.calibration_method(len(clean)) == "cross":
+        # A budget-cut evaluation on a sample leaves no residuals for every track: one refit calibrates the
+        # interval instead of K.
+        model.set_params(calibration="holdout_refit")
     reuse = evaluation is not None and evaluation.residuals is not None and \
         model.calibration_method(len(clean)) == "cross"
     model.fit(clean, oof_residuals=evaluation.residuals if reuse else None)
@@ -176,7 +196,8 @@ def train(
     budget = {"budget_seconds": budget_seconds, "n_trials": n_trials, "trials": tuning["trials"],
               "before_training_seconds": round(tuning_start - start, 2), "tuning_seconds": round(tuning_seconds, 2),
               "evaluation_seconds": round(eval_seconds, 2), "final_fit_seconds": round(fit_seconds, 2),
-              "seconds": round(total, 2), "interval_from_evaluation": reuse}
+              "seconds": round(total, 2), "interval_from_evaluation": reuse,
+              "evaluation_note": plan.note if plan is not None else None}
     info = {
         "params": model.get_params(), "tuning": tuning, "budget": budget, "rows_in": report.rows_in,
         "rows_used": report.rows_out, "rows_dropped": report.rows_in - report.rows_out,

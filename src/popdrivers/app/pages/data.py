@@ -5,7 +5,7 @@ import streamlit as st
 
 from popdrivers.app import cache, widgets
 from popdrivers.explore import dataset_summary
-from popdrivers.model import scored_table
+from popdrivers.model import score_tracks
 from popdrivers.sources.files import FORMATS
 
 artifacts = cache.current()
@@ -56,9 +56,20 @@ with tabs[4]:
             st.dataframe(upload.tracks.head(20), key="data_upload_preview")
             if st.button(f"Score {len(upload.tracks):,} tracks", key="data_score", type="primary"):
                 st.session_state["scored_upload"] = (upload.filename,
-                                                     scored_table(artifacts.model, upload.tracks))
+                                                     *score_tracks(artifacts.model, upload.tracks))
             scored = st.session_state["scored_upload"]
             if scored is not None and scored[0] == upload.filename:
+                # What the intervals can promise here: unlike the training data, they do not hold as calibrated.
+                report = scored[2]
+                if report.shift.assumption_holds:
+                    st.success(report.shift.summary())
+                else:
+                    st.warning("**These tracks differ from the model's training data.** "
+                               + report.shift.summary() + ".")
+                for line in report.lines():
+                    if line != report.shift.summary():
+                        st.caption(line)
+                st.caption(report.assumption)
                 st.dataframe(scored[1], hide_index=True, key="data_scored")
                 st.download_button("Download predictions (CSV)", scored[1].to_csv(index=False).encode("utf-8"),
                                    file_name=f"{upload.filename.rsplit('.', 1)[0]}-predictions.csv",

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from popdrivers.app import cache, services, widgets
-from popdrivers.model import coverage_frame, metrics_frame, split_label
+from popdrivers.model import coverage_frame, interval_assumptions, metrics_frame, split_label
 
 artifacts = cache.current()
 st.title("Model card")
@@ -27,6 +27,9 @@ if interval:
     coverage_table = coverage_frame(interval)
     if not coverage_table.empty:
         st.dataframe(coverage_table, hide_index=True, key="card_coverage")
+
+st.markdown("#### What the prediction interval assumes")
+st.markdown("\n".join(f"- {item}" for item in interval_assumptions(interval)))
 
 st.markdown("#### Data provenance")
 build = artifacts.build

@@ -1,14 +1,24 @@
 """Predict: a track's popularity from typed features or from a song file, with an 80% interval and a SHAP waterfall."""
 
+from typing import Any
+
 import streamlit as st
 
 from popdrivers import explain, registry
 from popdrivers.app import cache, services, widgets
+from popdrivers.model import detect_shift
 
 artifacts = cache.current()
 st.title("Predict a track's popularity")
 widgets.data_notice(artifacts)
 reference = services.model_reference_date(artifacts.model, artifacts.tracks)
+
+
+def show_shift(model: Any, track: Any) -> None:
+    """Say when the track is unlike the model's training data: its interval then does not hold as calibrated."""
+    shift = detect_shift(model, track)
+    if not shift.assumption_holds:
+        st.warning("**This track differs from the model's training data.** " + shift.summary() + ".")
 
 
 def show_prediction(result: explain.ExplainedPrediction, model_words: str, key: str) -> None:
@@ -48,6 +58,7 @@ with typed_tab:
         row = services.track_from_inputs(st.session_state["predict_values"], reference)
         show_prediction(explain.explained_prediction(artifacts.model, row), "the LightGBM model",
                         "predict_waterfall")
+        show_shift(artifacts.model, row)
 
 with song_tab:
     audio_model = artifacts.audio_model
@@ -102,3 +113,4 @@ with song_tab:
             track = services.song_track(st.session_state["song_values"], song.row, reference)
             show_prediction(explain.explained_prediction(audio_model, track), "the audio model (features measured "
                             "from the sound plus what you typed)", "song_waterfall")
+            show_shift(audio_model, track)

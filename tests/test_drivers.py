@@ -413,3 +413,23 @@ def test_cli_reports_every_design_and_the_truth(tmp_path):
     assert report.features == ("danceability", "explicit") and report.design == "within_album"
     bad = runner.invoke(app, ["drivers", "--data", str(data), "--out", str(tmp_path / "x"), "--drivers", "hype"])
     assert bad.exit_code == 2 and "choose from" in bad.output
+
+
+def test_piped_drivers_table_is_not_cut_to_eighty_columns(tmp_path):
+    """Output to a pipe or a log file (no terminal, no COLUMNS) keeps whole numbers: Rich's 80-column default for
+    non-terminals cut every cell of the drivers table to "…"."""
+    import os
+    import subprocess
+    import sys
+
+    tracks, _ = simulate_catalog(60, 30, seed=4)
+    data = tmp_path / "sim.parquet"
+    tracks.to_parquet(data)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    done = subprocess.run([sys.executable, "-m", "popdrivers", "drivers", "--data", str(data), "--out",
+                           str(tmp_path / "d"), "--drivers", "danceability,energy,loudness", "--no-refute",
+                           "--seed", "1"], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    table = [line for line in done.stdout.splitlines() if line.startswith("│")]
+    assert table and not any("…" in line for line in table), done.stdout
+    assert any("loudness" in line and "dB" in line for line in table)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
@@ -29,8 +30,11 @@ app = typer.Typer(
     # Help text is shown as written: Rich markup would eat "[dask]" in "pip install 'popdrivers[dask]'".
     rich_markup_mode=None,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Piped or logged output keeps whole tables (Rich assumes 80 columns when it is not a terminal, which cut the
+# drivers table to "…"); COLUMNS still wins when set.
+_PIPE_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+console = Console(width=_PIPE_WIDTH)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() or os.environ.get("COLUMNS") else 200)
 F = TypeVar("F", bound=Callable[..., Any])
 # What the running command read (see read_data): an error about the table then says what reading kept.
 _LAST_READ: ContextVar[ReadReport | None] = ContextVar("popdrivers_last_read", default=None)

@@ -149,13 +149,13 @@ def _rows(report, truth: CausalTruth, tracks: pd.DataFrame, scenario: str, seed:
 
 
 def grid(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int, only: list[str] | None,
-         bare: bool) -> pd.DataFrame:
+         bare: bool, first_seed: int = 0) -> pd.DataFrame:
     rows = []
     chosen = {k: v for k, v in scenarios().items() if not only or k in only}
     start_all = time.perf_counter()
     for i, (scenario, structure) in enumerate(chosen.items()):
         start = time.perf_counter()
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             tracks, truth = simulate_catalog(n_artists, tracks_per_artist, seed=seed, structure=structure)
             report = estimate_drivers(tracks, seed=seed, n_rep=n_rep, refute=False, by_genre=False)
             rows += _rows(report, truth, tracks, scenario, seed)
@@ -327,6 +327,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", choices=["grid", "default", "heterogeneity", "null", "timing"])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="grid: the first seed (runs split over sessions add seeds without repeating one)")
+    parser.add_argument("--combine", type=Path, nargs="*", default=None,
+                        help="grid: summarise these raw CSVs together instead of running (e.g. two seed ranges)")
     parser.add_argument("--n-artists", type=int, default=None)
     parser.add_argument("--tracks-per-artist", type=int, default=None)
     parser.add_argument("--n-rep", type=int, default=None,
@@ -344,9 +348,14 @@ def main() -> None:
     start = time.perf_counter()
     if args.study == "grid":
         only = [s.strip() for s in args.scenarios.split(",")] if args.scenarios else None
-        results = grid(args.seeds, args.n_artists or 300, args.tracks_per_artist or 60, args.n_rep or 1, only,
-                       args.bare)
-        results.to_csv(args.out / f"grid_raw{tag}.csv.gz", index=False)
+        if args.combine:
+            results = pd.concat([pd.read_csv(p) for p in args.combine], ignore_index=True)
+            results = results.drop_duplicates(subset=["scenario", "seed", "design", "driver"])
+            results.to_csv(args.out / f"grid_raw{tag}.csv.gz", index=False)
+        else:
+            results = grid(args.seeds, args.n_artists or 300, args.tracks_per_artist or 60, args.n_rep or 1, only,
+                           args.bare, args.first_seed)
+            results.to_csv(args.out / f"grid_raw{tag}.csv.gz", index=False)
         summarise_grid(results)
     elif args.study == "default":
         results = default_study(args.seeds, args.n_artists or 300, args.tracks_per_artist or 60)

@@ -84,6 +84,9 @@ def test_curves_are_drawn_with_their_bands_and_the_truth(hand_report):
     estimate = next(t for t in fig.data if t.name == "estimated change")
     assert list(estimate.y) == pytest.approx([p.effect for p in loudness.curve])
     assert "instead of -8" in fig.layout.title.text
+    # The line one slope would draw, from the average effect through the reference (computed here by hand).
+    slope = next(t for t in fig.data if t.name == "one slope (average effect)")
+    assert list(slope.y) == pytest.approx([loudness.effect * (p.value + 8.0) for p in loudness.curve])
     # Binary drivers have no curve; the small multiples hold the continuous ones only.
     assert "No dose-response curve" in figures.curve_figure(hand_report["explicit"]).layout.title.text
     assert [a.text for a in figures.curves_figure(hand_report).layout.annotations] == ["loudness (median -8)"]

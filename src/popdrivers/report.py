@@ -177,6 +177,12 @@ def _curve_traces(fig: go.Figure, result: DriverResult, truth_curve: tuple[Seque
                              legendgroup="estimate",
                              hovertemplate="%{x:.3g}: %{y:+.2f} points<extra>" + result.feature + "</extra>"),
                   **where)
+    # What the average effect alone would say (one slope through the reference): where the curve leaves this line,
+    # a large change is not slope x change.
+    fig.add_trace(go.Scatter(x=values, y=[result.effect * (v - result.curve_reference) for v in values], mode="lines",
+                             line={"color": "grey", "width": 1.5, "dash": "dot"}, name="one slope (average effect)",
+                             showlegend=legend, legendgroup="slope",
+                             hovertemplate="%{x:.3g}: %{y:+.2f} points if one slope<extra></extra>"), **where)
     if truth_curve is not None:
         fig.add_trace(go.Scatter(x=values, y=list(truth_on_curve(result, truth_curve)), mode="lines",
                                  line={"color": TRUTH_COLOUR, "width": 2, "dash": "dash"},

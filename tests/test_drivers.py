@@ -80,6 +80,42 @@ def test_primary_design_recovers_the_truth(report, simulated):
         assert report[name].distinguishable and np.sign(report[name].effect) == np.sign(truth[name]), name
 
 
+def test_tracks_at_the_floor_get_their_own_slope_and_no_spline():
+    """The basis of a driver whose comparison groups include some at popularity ~0: those tracks' effect is their
+    own slope (no spline), the curve's spline part counts only the other tracks, and the heterogeneity test leaves
+    the floor's slope free. Written out by hand for three tracks."""
+    from popdrivers.drivers._basis import FLOOR_GROUP, TreatmentBasis, spline_columns
+
+    knots = (-14.0, -9.0, -7.0, -4.0)
+    basis = TreatmentBasis("loudness", False, ("pop", FLOOR_GROUP), knots)
+    values = np.array([-12.0, -6.0, -12.0])
+    codes = basis.group_codes(np.array(["pop", "pop", FLOOR_GROUP]))
+    rows = basis.derivative_rows(values, codes)
+    spline_derivative = spline_columns(values, knots, derivative=True)
+    assert np.allclose(rows[:2], np.column_stack([[1, 1], [0, 0], spline_derivative[:2]]))
+    assert np.allclose(rows[2], [0.0, 1.0, 0.0, 0.0])          # at the floor: its slope, nothing else
+    change = basis.change_rows(-12.0, -6.0, codes)
+    assert np.allclose(change[2], [0.0, -6.0 + 12.0, 0.0, 0.0])
+    assert np.abs(change[0, 2:]).sum() > 0                      # off the floor the spline bends the change
+
+
+def test_floor_albums_show_no_effect_and_the_others_the_one_they_have(report, simulated):
+    """On the simulated catalogue (a fifth of releases forgotten, at 0), the primary design gives the albums at the
+    floor a group of their own: their loudness effect is about 0 while the truth for the same tracks is too, and
+    the other tracks' effect is larger than the average over all of them."""
+    from popdrivers.drivers._basis import FLOOR_GROUP
+
+    loudness = report["loudness"]
+    assert FLOOR_GROUP in loudness.effect_model.groups
+    floor = next(g for g in loudness.by_genre if g.group == FLOOR_GROUP)
+    assert floor.ci_low <= 0.05 and abs(floor.effect) < 0.15, floor
+    assert floor.n > 200
+    assert loudness.heterogeneity is not None and FLOOR_GROUP in loudness.heterogeneity.groups
+    # The test leaves the floor's slope free: restrictions = the other groups' slope differences + spline terms.
+    h = loudness.heterogeneity
+    assert h.restrictions == len(h.groups) - 2 + h.nonlinear_terms
+
+
 def test_album_campaigns_bias_the_comparison_within_artist(linear_report, linear):
     """Commercial-sounding albums get bigger campaigns: within artist, their sound takes the campaign's credit."""
     report = linear_report

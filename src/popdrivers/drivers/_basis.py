@@ -9,6 +9,16 @@ family slopes only (their "derivative" is the effect of 0 -> 1).
 The family columns cost no extra nuisance models: the family is constant within an artist (and album), the
 nuisances see it, so the residual of ``1_family * d`` is ``1_family`` times the residual of ``d``. Each spline
 column is a target of its own (``E[s_k(d) | controls]``).
+
+**Groups at the floor.** Popularity stops at 0: a track of a forgotten release gains nothing from a louder master,
+and which tracks sit there is not random along a driver (old, quiet releases are forgotten more often). Pooled with
+the others, such tracks flatten the spline where they are many and the curve then tells every track what only the
+dead ones show (measured: the loudness curve of the simulated catalogue missed a third of its points; estimated on
+the other albums it covers them all). So the comparison groups (albums, in the primary design) whose mean popularity
+is below :data:`FLOOR_GROUP_MEAN` get a slope of their own (:data:`FLOOR_GROUP`) and no spline: the spline columns
+are multiplied by "not at the floor", which is constant within a group, so their residuals are the spline's
+residuals times that indicator and need no nuisance of their own either. Averages and curves still run over every
+track, those at the floor included (their change is their own slope, about 0).
 """
 
 from __future__ import annotations
@@ -25,6 +35,9 @@ KNOT_QUANTILES: dict[int, tuple[float, ...]] = {
 # evenly between the outer quantiles instead: a spline bent where nearly no track is would be noise.
 MIN_KNOT_GAP = 0.05
 OTHER_FAMILIES = "other families"
+# Comparison groups whose mean popularity is below this many points are "at the floor" (their own slope, no spline).
+FLOOR_GROUP_MEAN = 3.0
+FLOOR_GROUP = "albums at the floor (mean popularity < 3)"
 
 
 def _cubed(x: np.ndarray, knot: float) -> np.ndarray:
@@ -109,19 +122,29 @@ class TreatmentBasis:
     def spline(self, values: np.ndarray) -> np.ndarray:
         return spline_columns(values, self.knots)
 
+    @property
+    def floor_code(self) -> int:
+        """Index of :data:`FLOOR_GROUP` in ``groups`` (-1: no group at the floor)."""
+        return self.groups.index(FLOOR_GROUP) if FLOOR_GROUP in self.groups else -1
+
+    def spline_mask(self, codes: np.ndarray) -> np.ndarray:
+        """1 for tracks whose effect has the spline, 0 for those at the floor (n x 1)."""
+        return (np.asarray(codes) != self.floor_code).astype("float64")[:, None]
+
     def derivative_rows(self, values: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Per track, the gradient of its effect ``f'(d)`` with respect to the coefficients (n x columns)."""
         values = np.asarray(values, dtype="float64")
         group_part = np.zeros((len(values), self.n_groups))
         group_part[np.arange(len(values)), codes] = 1.0
-        return np.column_stack([group_part, spline_columns(values, self.knots, derivative=True)])
+        spline = spline_columns(values, self.knots, derivative=True) * self.spline_mask(codes)
+        return np.column_stack([group_part, spline])
 
     def level_rows(self, values: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Per track, the coefficients' gradient of ``f(d)`` itself (n x columns)."""
         values = np.asarray(values, dtype="float64")
         group_part = np.zeros((len(values), self.n_groups))
         group_part[np.arange(len(values)), codes] = values
-        return np.column_stack([group_part, self.spline(values)])
+        return np.column_stack([group_part, self.spline(values) * self.spline_mask(codes)])
 
     def change_rows(self, start: np.ndarray | float, end: np.ndarray | float, codes: np.ndarray) -> np.ndarray:
         """Gradient of ``f(end) - f(start)`` per track (n x columns)."""

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from popdrivers import registry
+from popdrivers.drivers._basis import FLOOR_GROUP_MEAN
 from popdrivers.features import VERSIONS
 
 DESIGNS = ("within_album", "within_artist", "naive")
@@ -297,6 +298,7 @@ class DesignMatrices:
     n_groups: int
     family: np.ndarray | None = None              # genre family per row (constant within artist)
     levels: dict[str, np.ndarray] | None = None   # the drivers' own values (not demeaned), for the basis
+    floor: np.ndarray | None = None               # row's comparison group sits at popularity ~0 (_basis)
 
     def level(self, driver: str) -> np.ndarray:
         """The driver's own values on this design's rows (the treatments are demeaned in fixed-effects designs)."""
@@ -411,7 +413,8 @@ def build_design(name: str, sample: Sample, track_controls: bool = True) -> Desi
         controls=demeaned_controls[:, keep], control_names=tuple(names[j] for j in varying),
         block_columns=block_columns, driver_means=driver_means, control_means=control_means[:, keep],
         log_group_size=np.log(counts[groups]), clusters=sample.artists, groups=groups, n_groups=len(counts),
-        family=sample.family, levels=dict(treatments))
+        family=sample.family, levels=dict(treatments),
+        floor=_group_means(y, groups, counts) < FLOOR_GROUP_MEAN)
 
 
 def driver_support(sample: Sample, requested: list[str] | None) -> tuple[list[str], list[str]]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from popdrivers import registry
-from popdrivers.drivers._basis import OTHER_FAMILIES, TreatmentBasis, family_groups, spline_knots
+from popdrivers.drivers._basis import FLOOR_GROUP, OTHER_FAMILIES, TreatmentBasis, family_groups, spline_knots
 from popdrivers.drivers._designs import DesignMatrices
 from popdrivers.drivers._inference import (
     ClusterSums,
@@ -60,12 +60,16 @@ class DriverBasis:
 
     @property
     def restriction(self) -> np.ndarray:
-        """Rows of ``R coef = 0`` under "no heterogeneity": family slopes equal, spline terms 0."""
+        """Rows of ``R coef = 0`` under "no heterogeneity": family slopes equal, spline terms 0. The slope of the
+        groups at the floor is left free: that effects vanish at 0 is the floor's doing, not a difference between
+        tracks the test should report."""
         g, k = self.basis.n_groups, self.basis.n_spline
+        free = self.basis.floor_code
+        slopes = [i for i in range(g) if i != free]
         rows = []
-        for i in range(1, g):
+        for i in slopes[1:]:
             row = np.zeros(g + k)
-            row[0], row[i] = -1.0, 1.0
+            row[slopes[0]], row[i] = -1.0, 1.0
             rows.append(row)
         for j in range(k):
             row = np.zeros(g + k)
@@ -81,6 +85,8 @@ def driver_basis(matrices: DesignMatrices, driver: str, n_knots: int, min_rows: 
     binary = registry.spec(driver).binary if registry.is_registered(driver) else False
     level = matrices.level(driver)
     families = matrices.family if matrices.family is not None else np.full(len(level), "unknown", dtype=object)
+    if matrices.floor is not None and matrices.floor.any():
+        families = np.where(matrices.floor, FLOOR_GROUP, np.asarray(families, dtype=object))
     groups = family_groups(families, matrices.clusters, min_rows, min_artists)
     knots = () if binary else spline_knots(level, n_knots)
     basis = TreatmentBasis(driver, binary, groups, knots)
@@ -99,7 +105,8 @@ def driver_basis(matrices: DesignMatrices, driver: str, n_knots: int, min_rows: 
         values = np.unique(np.append(grid, reference))
         shares = counts / counts.sum()
         spline = basis.spline(values) - basis.spline(np.array([reference]))
-        weights = np.column_stack([np.outer(values - reference, shares), spline])
+        with_spline = 1.0 - (shares[basis.floor_code] if basis.floor_code >= 0 else 0.0)
+        weights = np.column_stack([np.outer(values - reference, shares), spline * with_spline])
     return DriverBasis(basis, codes, level, derivative.mean(axis=0), family_weights, counts, artists, values,
                        weights, reference)
 
@@ -134,7 +141,8 @@ def driver_repetition(y_res: np.ndarray, d_res: np.ndarray, spline_res: np.ndarr
     """Fit the basis on one repetition's residuals and read every quantity off it (``details``: the curve,
     group effects and the heterogeneity test too, as the primary design needs)."""
     basis = prepared.basis
-    z = np.column_stack([d_res * (prepared.codes == g) for g in range(basis.n_groups)] + [spline_res])
+    z = np.column_stack([d_res * (prepared.codes == g) for g in range(basis.n_groups)]
+                        + [spline_res * basis.spline_mask(prepared.codes)])
     weighted = final_stage(y_res, d_res, clusters)
     fit, _ = fit_basis(y_res, z, clusters)
     average = fit.functional(prepared.average, z, clusters)
@@ -148,6 +156,11 @@ def driver_repetition(y_res: np.ndarray, d_res: np.ndarray, spline_res: np.ndarr
         restriction = prepared.restriction
         if len(restriction) and np.isfinite(weighted.effect):
             restricted = y_res - weighted.effect * d_res
+            if basis.floor_code >= 0:
+                # The restricted model: one slope for the tracks off the floor, their own for those at it.
+                at_floor = (prepared.codes == basis.floor_code).astype("float64")
+                two = np.column_stack([d_res * (1.0 - at_floor), d_res * at_floor])
+                restricted = y_res - two @ np.linalg.lstsq(two, y_res, rcond=None)[0]
             heterogeneity = score_sign_flip_test(z, restricted, restriction, fit.bread, clusters, test_draws, seed)
         derivative = basis.derivative_rows(prepared.level, prepared.codes)
         for label, mask in era_masks:

@@ -217,7 +217,8 @@ class EffectModel:
         basis = self.basis
         shares = np.asarray(self.shares, dtype="float64")
         spline = basis.spline(np.array([end])) - basis.spline(np.array([start]))
-        return np.concatenate([shares * (end - start), spline[0]])
+        with_spline = 1.0 - (shares[basis.floor_code] if basis.floor_code >= 0 else 0.0)
+        return np.concatenate([shares * (end - start), spline[0] * with_spline])
 
     def gradient_track(self, start: float, end: float, family: str) -> np.ndarray:
         """Coefficient gradient of ``f(end) - f(start)`` for a track of genre ``family``."""

@@ -33,6 +33,14 @@ def _design(tracks: pd.DataFrame, drivers: list[str]):
     return build_design("within_artist", sample, track_controls=False)
 
 
+def _labels(design) -> np.ndarray:
+    """Each track's group as the basis forms it: its genre family, or the floor's group when its comparison group
+    (here: its artist) has a mean popularity below 3."""
+    from popdrivers.drivers._basis import FLOOR_GROUP
+
+    return np.where(design.floor, FLOOR_GROUP, np.asarray(design.family).astype(str)).astype(str)
+
+
 def test_family_effects_agree_with_doubleml_gate(problem):
     doubleml = pytest.importorskip("doubleml")
     from sklearn.linear_model import LinearRegression
@@ -56,7 +64,7 @@ def test_family_effects_agree_with_doubleml_gate(problem):
     ours = {g.group: g for g in report["speechiness"].by_genre}
     assert len(ours) >= 3, ours
     groups = report["speechiness"].heterogeneity.groups
-    labels = np.asarray(design.family).astype(str)
+    labels = _labels(design)
     named = [g for g in groups if g != "other families"]
     dummies = pd.DataFrame({g: labels == g for g in named})
     if "other families" in groups:
@@ -79,7 +87,7 @@ def test_family_effects_agree_with_clustered_least_squares(problem):
 
     tracks, truth, drivers, report = problem
     design = _design(tracks, drivers)
-    labels = np.asarray(design.family).astype(str)
+    labels = _labels(design)
     result = report["speechiness"]
     groups = result.heterogeneity.groups
     named = [g for g in groups if g != "other families"]

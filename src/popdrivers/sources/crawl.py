@@ -11,6 +11,9 @@ The Spotify collector (:mod:`.spotify`) and the Deezer collector (:mod:`.deezer`
   window: a token bucket of the same rate can send twice the quota inside one window.
 - :class:`CrawlSession` ties one run together: the checkpoint store (:mod:`.crawl_store`), the log, request
   counters persisted with each checkpoint, progress with counts, and the refusal to mix two crawls in one folder.
+- :class:`ArtistCrawler` runs the crawl itself, once for every source: the loop over the artists file
+  (:meth:`ArtistCrawler.crawl`: resolve, crawl, rewrite the tables now and then, finish or stop resumably) and the
+  steps of one artist; a source fills in how each step asks its API.
 """
 
 from __future__ import annotations
@@ -443,8 +446,13 @@ class CrawlSession:
                              f"{stats.retries:,} retries{note}")
 
     # ----- crawl.json
-    def write_summary(self, summary: CrawlSummary, **extra: Any) -> None:
-        write_json_atomic(self.out / SUMMARY_NAME, {"collected_at": utc_now(), **summary.to_dict(), **extra,
+    def write_summary(self, summary: CrawlSummary, exported: ExportedTables | None = None, **extra: Any) -> None:
+        """Write ``crawl.json``: the summary, ``extra`` fields, and how the merged files matched (``exported``)."""
+        merges: dict[str, Any] = {}
+        if exported is not None:
+            merges = {"popularity_merge": exported.popularity_merge.to_dict() if exported.popularity_merge else None,
+                      "audio_features_merge": exported.audio_merge.to_dict() if exported.audio_merge else None}
+        write_json_atomic(self.out / SUMMARY_NAME, {"collected_at": utc_now(), **summary.to_dict(), **extra, **merges,
                                                     "files": ["track.csv", "audio.csv", "album.csv", "artist.csv"],
                                                     "log": LOG_NAME})
 
@@ -517,38 +525,8 @@ def summarize(session: CrawlSession, exported: ExportedTables, *, source: str, a
         audio_features_service=audio_features_service)
 
 
-# ----- small helpers both collectors use to read artist lists and JSON replies
 # A long crawl rewrites its tables this often, so a folder read mid-crawl holds what was collected so far.
 REWRITE_EVERY_SECONDS = 20.0
-
-
-def crawl_artists(session: CrawlSession, queries: Sequence[str], *, resolve: Callable[[str], str | None],
-                  crawl_artist: Callable[[str], None], export: Callable[[list[str]], Any],
-                  finish: Callable[[bool], CrawlSummary], resolved: list[str], out: str | os.PathLike[str],
-                  progress: ProgressCallback | None) -> CrawlSummary:
-    """The loop every collector runs: resolve each artist, crawl it, rewrite the tables now and then, finish.
-
-    ``resolved`` collects the artist ids as they resolve (``finish`` reads it). When the API stays unavailable
-    the crawl finishes as incomplete (its tables written) and :class:`ApiUnavailable` says a rerun resumes.
-    """
-    last_write = time.monotonic()
-    try:
-        session.start_progress(progress, len(queries))
-        for done, query in enumerate(queries, start=1):
-            artist_id = resolve(query)
-            if artist_id is not None:
-                resolved.append(artist_id)
-                crawl_artist(artist_id)
-            session.advance(done)
-            if time.monotonic() - last_write > REWRITE_EVERY_SECONDS:
-                export(resolved)
-                last_write = time.monotonic()
-    except ApiUnavailable as exc:
-        session.log({"event": "stopped", "reason": str(exc)})
-        finish(False)
-        raise ApiUnavailable(f"{exc}. What was collected is written to {Path(out)}; rerun the same command "
-                             "later to resume where it stopped") from None
-    return finish(True)
 
 
 class ArtistCrawler(ABC):
@@ -563,6 +541,45 @@ class ArtistCrawler(ABC):
         # Steps run for each artist once its tracks are in: features from another service (ReccoBeats), analysed
         # previews. Each takes the artist id and checkpoints its own work.
         self.feature_steps: list[Callable[[str], None]] = []
+        # The artist ids of the lines resolved so far, in order (what the tables are exported for).
+        self.resolved: list[str] = []
+
+    # ----- the run: the loop every collector runs
+    def crawl(self, queries: Sequence[str], *, export: Callable[[list[str]], Any],
+              finish: Callable[[bool], CrawlSummary], progress: ProgressCallback | None) -> CrawlSummary:
+        """Resolve each line of the artists file, crawl its artist, rewrite the tables now and then, finish.
+
+        ``export`` rewrites the tables for the artist ids resolved so far; ``finish(complete)`` writes the final
+        tables and ``crawl.json`` and returns the summary (it reads :attr:`resolved`). When the API stays
+        unavailable the crawl finishes as incomplete (its tables written) and :class:`ApiUnavailable` says a rerun
+        resumes.
+        """
+        session = self.session
+        last_write = time.monotonic()
+        try:
+            session.start_progress(progress, len(queries))
+            for done, query in enumerate(queries, start=1):
+                artist_id = self.resolve(query)
+                if artist_id is not None:
+                    self.resolved.append(artist_id)
+                    self.crawl_artist(artist_id)
+                session.advance(done)
+                if time.monotonic() - last_write > REWRITE_EVERY_SECONDS:
+                    export(self.resolved)
+                    last_write = time.monotonic()
+        except ApiUnavailable as exc:
+            session.log({"event": "stopped", "reason": str(exc)})
+            finish(False)
+            raise ApiUnavailable(f"{exc}. What was collected is written to {session.out}; rerun the same command "
+                                 "later to resume where it stopped") from None
+        summary = finish(True)
+        self.log({"event": "finished", "tracks": summary.tracks, "requests": summary.requests,
+                  "retries": summary.retries, "skipped": summary.skipped_replies, **self.finished_details(summary)})
+        return summary
+
+    def finished_details(self, summary: CrawlSummary) -> dict[str, Any]:
+        """What a source adds to the log's "finished" event (Spotify: its access level); nothing by default."""
+        return {}
 
     def resolve(self, query: str) -> str | None:
         """The artist id a line of the artists file names, None when not found or ambiguous.
@@ -688,6 +705,15 @@ class ArtistCrawler(ABC):
             return "ambiguous", None, (f"{len(matches)} artists are named '{query}' ({links}): none was picked; put "
                                        f"{fix} in the artists file")
         return "resolved", next(iter(matches)), None
+
+
+# ----- small helpers both collectors use to read artist lists and JSON replies
+def artist_queries(artists: str | os.PathLike[str] | Sequence[str]) -> list[str]:
+    """The lines a collector resolves: a text file's (:func:`read_artist_list`) or the strings given."""
+    queries = list(artists) if not isinstance(artists, str | os.PathLike) else read_artist_list(artists)
+    if not queries:
+        raise InputError("no artists to collect")
+    return queries
 
 
 def read_artist_list(path: str | os.PathLike[str]) -> list[str]:

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from fake_deezer import DeezerCatalog, FakeClock, serve
 
-from popdrivers.sources.crawl import RetryPolicy
+from popdrivers.sources.api_calls import RetryPolicy
 from popdrivers.sources.deezer import collect
 
 FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.04, max_retry_after=5, timeout=5.0)

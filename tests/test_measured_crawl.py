@@ -18,7 +18,7 @@ from fake_deezer import DeezerCatalog, FakeClock, serve
 from popdrivers import registry
 from popdrivers.errors import PopdriversError
 from popdrivers.sources import deezer
-from popdrivers.sources.crawl import RetryPolicy
+from popdrivers.sources.api_calls import RetryPolicy
 from popdrivers.sources.crawl_merge import keep_sources_apart
 
 FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.04, max_retry_after=5, timeout=5.0)

@@ -24,7 +24,7 @@ from fake_spotify import FakeCatalog
 from fake_spotify import serve as serve_spotify
 
 from popdrivers.errors import ApiUnavailable, InputError
-from popdrivers.sources.crawl import RetryPolicy
+from popdrivers.sources.api_calls import RetryPolicy
 from popdrivers.sources.reccobeats import (
     BATCH,
     LOOKUP_FEATURES,
@@ -143,7 +143,7 @@ def test_retries_are_bounded(recco, spotify_catalog, clock):
 
 
 def test_malformed_replies_and_entries_are_reported_not_invented(recco, recco_catalog, spotify_catalog, clock):
-    from popdrivers.sources.crawl import MalformedReply
+    from popdrivers.sources.api_calls import MalformedReply
 
     ids = [i for i in spotify_catalog.tracks if i in recco_catalog.tracks][:6]
     recco.fault(r".", "malformed")

@@ -16,7 +16,7 @@ documented transform :func:`rank_to_popularity`; ``popularity_source`` says ``de
 ``loudness``: it is kept as ``deezer_gain`` and no canonical column is derived from it.
 
 **Quota.** Deezer allows about 50 requests per 5 seconds per IP and answers an excess with an error object of
-code 4 inside an HTTP 200 reply. Requests are paced by a rolling window (:class:`~.crawl.RequestPacer`); a quota
+code 4 inside an HTTP 200 reply. Requests are paced by a rolling window (:class:`~.api_calls.RequestPacer`); a quota
 error is waited out and the same request asked again, so nothing is lost or fetched twice.
 
 **Previews** (``audio=True``, ``popdrivers collect --source deezer --audio``). Each track's 30-second preview is
@@ -41,21 +41,23 @@ from urllib.parse import urlsplit
 
 from popdrivers.errors import InputError
 from popdrivers.progress import ProgressCallback
-from popdrivers.sources.crawl import (
+from popdrivers.sources.api_calls import (
     ApiError,
-    ArtistCrawler,
-    CrawlSession,
-    CrawlSummary,
     EventSink,
-    ExportedTables,
     HttpApi,
     MalformedReply,
     Retry,
     RetryPolicy,
-    artist_queries,
     as_float,
     as_int,
     as_text,
+)
+from popdrivers.sources.crawl import (
+    ArtistCrawler,
+    CrawlSession,
+    CrawlSummary,
+    ExportedTables,
+    artist_queries,
     export_tables,
     padded_release,
     since_date,
@@ -140,7 +142,7 @@ class DeezerApi(HttpApi):
     ``next`` links against it and hide page boundaries, so a quota error on page k could only be retried by
     starting over, and pages could not be checkpointed.
 
-    Parameters as for :class:`~popdrivers.sources.crawl.HttpApi`; ``api_base`` defaults to Deezer's host and
+    Parameters as for :class:`~popdrivers.sources.api_calls.HttpApi`; ``api_base`` defaults to Deezer's host and
     ``quota`` to Deezer's published quota (paced with a margin).
     """
 

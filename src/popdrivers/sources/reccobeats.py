@@ -41,15 +41,7 @@ import requests
 
 from popdrivers import registry
 from popdrivers.errors import ApiUnavailable, InputError, PopdriversError
-from popdrivers.sources.crawl import (
-    ApiError,
-    EventSink,
-    HttpApi,
-    MalformedReply,
-    RetryPolicy,
-    as_float,
-    as_int,
-)
+from popdrivers.sources.api_calls import ApiError, EventSink, HttpApi, MalformedReply, RetryPolicy, as_float, as_int
 
 __all__ = ["BATCH", "DEFAULT_API_BASE", "FEATURES_SOURCE", "LOOKUP_FEATURES", "UPLOAD_FEATURES", "UPLOAD_MAX_BYTES",
            "UPLOAD_SOURCE", "UPLOAD_WARNING", "ConsentRequired", "Lookup", "LookupStep", "ReccoBeatsApi",
@@ -150,7 +142,7 @@ class Lookup:
 class ReccoBeatsApi(HttpApi):
     """Plain HTTP (``requests``) to the ReccoBeats API under the shared retry loop and a pacer.
 
-    Parameters as for :class:`~popdrivers.sources.crawl.HttpApi`; ``api_base`` defaults to ReccoBeats' host and
+    Parameters as for :class:`~popdrivers.sources.api_calls.HttpApi`; ``api_base`` defaults to ReccoBeats' host and
     ``quota`` to popdrivers' own pace (:data:`QUOTA`).
     """
 

@@ -34,18 +34,13 @@ from typing import Any
 
 from popdrivers.errors import CredentialsError, InputError
 from popdrivers.progress import ProgressCallback
+from popdrivers.sources.api_calls import ApiError, MalformedReply, RetryPolicy, as_float, as_int, as_text
 from popdrivers.sources.crawl import (
-    ApiError,
     ArtistCrawler,
     CrawlSession,
     CrawlSummary,
     ExportedTables,
-    MalformedReply,
-    RetryPolicy,
     artist_queries,
-    as_float,
-    as_int,
-    as_text,
     export_tables,
     padded_release,
     read_artist_list,

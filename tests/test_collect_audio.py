@@ -132,7 +132,7 @@ def test_audio_options_are_checked_before_anything_is_fetched(tmp_path):
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     (tmp_path / "artists.txt").write_text("Nova\n", encoding="utf-8")
     runner = CliRunner()

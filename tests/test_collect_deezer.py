@@ -263,7 +263,7 @@ def test_cli_deezer_crawl_shows_the_popularity_source(fake, tmp_path):
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     (tmp_path / "artists.txt").write_text("Sigur Rós\nEcho\n", encoding="utf-8")
     runner = CliRunner()
@@ -318,7 +318,7 @@ def test_deezer_crawl_trains_and_estimates_drivers_with_its_popularity_source(tm
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
     from popdrivers import read_tracks
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     catalog = DeezerCatalog(seed=5, extra_artists=16)  # 16 artists x 18 tracks
     (tmp_path / "bands.txt").write_text("\n".join(catalog.extra_names) + "\n", encoding="utf-8")

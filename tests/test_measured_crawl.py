@@ -38,7 +38,7 @@ def test_collect_audio_then_train_then_drivers_on_the_measured_descriptors(monke
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     catalog = DeezerCatalog(seed=5, extra_artists=BANDS)
     (tmp_path / "artists.txt").write_text("\n".join(catalog.extra_names) + "\n", encoding="utf-8")

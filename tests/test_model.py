@@ -51,7 +51,7 @@ def catalog_2022_tracks(catalog_2022):
 def cli_app():
     """The Typer app with every command registered (importing popdrivers.cli registers them)."""
     import popdrivers.cli  # noqa: F401
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     return app
 

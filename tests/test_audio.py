@@ -331,3 +331,15 @@ def test_a_missing_file_is_an_audio_error_the_cli_reports(tmp_path):
     with pytest.raises(AudioError, match="nowhere.wav: no such file") as caught:
         analyze_file(missing)
     assert isinstance(caught.value, PopdriversError)
+
+
+def test_importing_the_worker_module_sets_no_environment_variable():
+    """The worker limits its threads when it runs (main), not when its module is imported."""
+    import subprocess
+    import sys
+
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    code = f"import os, popdrivers.audio._worker; print([os.environ.get(v) for v in {names!r}])"
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "[None, None, None, None]"

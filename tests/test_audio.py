@@ -320,3 +320,26 @@ def test_an_interrupted_batch_keeps_what_it_finished_and_the_rerun_resumes(mater
     analyses, failures = analyze_each(files, jobs=1, cache=cache, progress=lambda d, t, m: messages.append(m))
     assert not failures and [a.file for a in analyses] == [str(f) for f in files]
     assert messages[0] == "analysing: 2 from the cache"
+
+
+def test_a_missing_file_is_an_audio_error_the_cli_reports(tmp_path):
+    """AudioError lives with the other errors: a PopdriversError (exit code 2, one line), naming the file."""
+    from popdrivers.audio import analyze_file
+    from popdrivers.errors import AudioError, PopdriversError
+
+    missing = tmp_path / "nowhere.wav"
+    with pytest.raises(AudioError, match="nowhere.wav: no such file") as caught:
+        analyze_file(missing)
+    assert isinstance(caught.value, PopdriversError)
+
+
+def test_importing_the_worker_module_sets_no_environment_variable():
+    """The worker limits its threads when it runs (main), not when its module is imported."""
+    import subprocess
+    import sys
+
+    names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in names}
+    code = f"import os, popdrivers.audio._worker; print([os.environ.get(v) for v in {names!r}])"
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "[None, None, None, None]"

@@ -309,7 +309,7 @@ def test_cli_collects_prints_a_summary_and_never_the_secret(fake, catalog, tmp_p
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     artists = tmp_path / "artists.txt"
     artists.write_text("# artists to crawl\nNova\n\nSigur Rós\nEcho\nNobody Here\n", encoding="utf-8")
@@ -384,7 +384,7 @@ def test_collect_then_train_and_drivers_end_to_end(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     catalog = FakeCatalog(seed=5, extra_artists=16)  # 16 artists x 18 tracks
     (tmp_path / "bands.txt").write_text("\n".join(catalog.extra_names) + "\n", encoding="utf-8")
@@ -526,7 +526,7 @@ def test_cli_development_mode_names_it_and_train_drivers_stop_naming_popularity(
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     (tmp_path / "artists.txt").write_text("Sigur Rós\nThe Quiet Ones\n", encoding="utf-8")
     env = {"SPOTIPY_CLIENT_ID": CLIENT_ID, "SPOTIPY_CLIENT_SECRET": SECRET,
@@ -550,7 +550,7 @@ def test_development_mode_crawl_completed_by_files_trains_and_estimates_drivers(
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
     from popdrivers.sources.files import write_tracks
 
     catalog = FakeCatalog(seed=5, extra_artists=16)  # 16 artists x 18 tracks

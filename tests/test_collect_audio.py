@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from fake_deezer import DeezerCatalog, FakeClock, serve
 
-from popdrivers.sources.crawl import RetryPolicy
+from popdrivers.sources.api_calls import RetryPolicy
 from popdrivers.sources.deezer import collect
 
 FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.04, max_retry_after=5, timeout=5.0)
@@ -132,7 +132,7 @@ def test_audio_options_are_checked_before_anything_is_fetched(tmp_path):
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     (tmp_path / "artists.txt").write_text("Nova\n", encoding="utf-8")
     runner = CliRunner()

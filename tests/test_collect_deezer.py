@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 from fake_deezer import DeezerCatalog, FakeClock, expected_popularity, serve
 
-from popdrivers.errors import PopdriversError
-from popdrivers.sources.crawl import ApiUnavailable, RetryPolicy
+from popdrivers.errors import ApiUnavailable, PopdriversError
+from popdrivers.sources.api_calls import RetryPolicy
 from popdrivers.sources.deezer import collect, parse_artist_ref, rank_to_popularity, resolve_api_base
 
 FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.04, max_retry_after=5, timeout=2.0)
@@ -263,7 +263,7 @@ def test_cli_deezer_crawl_shows_the_popularity_source(fake, tmp_path):
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     (tmp_path / "artists.txt").write_text("Sigur Rós\nEcho\n", encoding="utf-8")
     runner = CliRunner()
@@ -318,7 +318,7 @@ def test_deezer_crawl_trains_and_estimates_drivers_with_its_popularity_source(tm
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
     from popdrivers import read_tracks
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     catalog = DeezerCatalog(seed=5, extra_artists=16)  # 16 artists x 18 tracks
     (tmp_path / "bands.txt").write_text("\n".join(catalog.extra_names) + "\n", encoding="utf-8")
@@ -339,7 +339,7 @@ def test_deezer_crawl_trains_and_estimates_drivers_with_its_popularity_source(tm
 
 
 def test_the_pacer_never_lets_more_than_the_quota_through_in_any_window():
-    from popdrivers.sources.crawl import RequestPacer
+    from popdrivers.sources.api_calls import RequestPacer
 
     clock = FakeClock()
     pacer = RequestPacer(50, 5.0, clock=clock, sleep=clock.sleep)

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from popdrivers.cli._app import app
+from popdrivers.cli import app
 from popdrivers.errors import PopdriversError
 from popdrivers.schema import KNOWN_ALIASES
 from popdrivers.sources.files import FORMATS, RELATIONAL_TABLES, ReadReport, read_tracks_with_report

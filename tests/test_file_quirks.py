@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from popdrivers import simulate_catalog
 from popdrivers.artifacts import write_json_atomic, write_text_atomic
-from popdrivers.cli._app import app
+from popdrivers.cli import app
 from popdrivers.errors import FormatError
 from popdrivers.schema import SchemaError
 from popdrivers.sources.files import ReadReport, read_tracks, read_tracks_with_report, write_tracks

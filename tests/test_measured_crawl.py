@@ -18,7 +18,7 @@ from fake_deezer import DeezerCatalog, FakeClock, serve
 from popdrivers import registry
 from popdrivers.errors import PopdriversError
 from popdrivers.sources import deezer
-from popdrivers.sources.crawl import RetryPolicy
+from popdrivers.sources.api_calls import RetryPolicy
 from popdrivers.sources.crawl_merge import keep_sources_apart
 
 FAST = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.04, max_retry_after=5, timeout=5.0)
@@ -38,7 +38,7 @@ def test_collect_audio_then_train_then_drivers_on_the_measured_descriptors(monke
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     catalog = DeezerCatalog(seed=5, extra_artists=BANDS)
     (tmp_path / "artists.txt").write_text("\n".join(catalog.extra_names) + "\n", encoding="utf-8")

@@ -51,7 +51,7 @@ def catalog_2022_tracks(catalog_2022):
 def cli_app():
     """The Typer app with every command registered (importing popdrivers.cli registers them)."""
     import popdrivers.cli  # noqa: F401
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     return app
 
@@ -530,3 +530,23 @@ def test_bad_options_exit_2_but_a_bug_keeps_its_traceback(tmp_path, monkeypatch)
     monkeypatch.setattr("popdrivers.model.train", broken)
     result = runner.invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "m")])
     assert result.exit_code == 1 and isinstance(result.exception, ValueError)  # not dressed up as bad input
+
+
+def test_the_evaluation_the_calibration_and_the_cli_share_one_fold_count():
+    """One default fold count (model.DEFAULT_FOLDS) behind train, evaluate, the interval calibration, the splits
+    and `popdrivers evaluate` (which writes its own copy to start without pandas), and one evaluation row cap."""
+    import inspect
+
+    from popdrivers.cli import evaluate as evaluate_cli
+    from popdrivers.model import DEFAULT_FOLDS, EVALUATION_ROWS, random_folds
+
+    defaults = {
+        "train": inspect.signature(train).parameters["n_splits"].default,
+        "evaluate": inspect.signature(evaluate).parameters["n_splits"].default,
+        "calibration": PopularityModel().calibration_folds,
+        "random_folds": inspect.signature(random_folds).parameters["n_splits"].default,
+        "artist_grouped_folds": inspect.signature(artist_grouped_folds).parameters["n_splits"].default,
+        "cli": inspect.signature(evaluate_cli.evaluate_command).parameters["n_splits"].default.default,
+    }
+    assert defaults == dict.fromkeys(defaults, DEFAULT_FOLDS)
+    assert inspect.signature(evaluate_cli.evaluate_command).parameters["max_rows"].default.default == EVALUATION_ROWS

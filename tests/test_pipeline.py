@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import popdrivers.cli  # noqa: F401  (registers every command on the Typer app)
 from popdrivers import pipeline
-from popdrivers.cli._app import app as cli_app
+from popdrivers.cli import app as cli_app
 from popdrivers.errors import ArtifactError
 
 runner = CliRunner()

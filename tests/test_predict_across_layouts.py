@@ -84,7 +84,7 @@ def test_predict_on_every_layout_with_a_model_of_every_layout(trained, scored, m
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     predictions = pd.read_csv(out)
-    assert len(predictions) > 0.9 * PREDICT_ROWS and predictions["prediction"].between(0, 100).all()
+    assert len(predictions) > 0.9 * PREDICT_ROWS and predictions["prediction"].notna().all()
     assert (predictions["lower"] <= predictions["prediction"]).all()
     assert (predictions["prediction"] <= predictions["upper"]).all()
     report = json.loads((tmp_path / "predictions.report.json").read_text())

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 import popdrivers
 from popdrivers import read_tracks, write_tracks
-from popdrivers.cli._app import app
+from popdrivers.cli import app
 from popdrivers.errors import FormatError
 from popdrivers.features import reference_date
 from popdrivers.sources.files import FORMATS, ReadReport, detect_format, read_tracks_with_report

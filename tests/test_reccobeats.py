@@ -24,7 +24,7 @@ from fake_spotify import FakeCatalog
 from fake_spotify import serve as serve_spotify
 
 from popdrivers.errors import ApiUnavailable, InputError
-from popdrivers.sources.crawl import RetryPolicy
+from popdrivers.sources.api_calls import RetryPolicy
 from popdrivers.sources.reccobeats import (
     BATCH,
     LOOKUP_FEATURES,
@@ -143,7 +143,7 @@ def test_retries_are_bounded(recco, spotify_catalog, clock):
 
 
 def test_malformed_replies_and_entries_are_reported_not_invented(recco, recco_catalog, spotify_catalog, clock):
-    from popdrivers.sources.crawl import MalformedReply
+    from popdrivers.sources.api_calls import MalformedReply
 
     ids = [i for i in spotify_catalog.tracks if i in recco_catalog.tracks][:6]
     recco.fault(r".", "malformed")
@@ -251,7 +251,7 @@ def test_cli_takes_reccobeats_as_the_audio_features_source_and_refuses_it_for_de
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     (tmp_path / "artists.txt").write_text("Sigur Rós\n", encoding="utf-8")
     runner = CliRunner()
@@ -345,7 +345,7 @@ def test_analyze_service_warns_then_sends_the_named_files_and_writes_their_rows(
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     good, other = tone_wav(tmp_path / "demo.wav"), tone_wav(tmp_path / "take2.wav", seconds=1.0)
     (tmp_path / "notes.mp3").write_text("not audio")
@@ -374,7 +374,7 @@ def test_analyze_without_service_sends_nothing(recco, tmp_path):
     from typer.testing import CliRunner
 
     import popdrivers.cli  # noqa: F401 (registers the commands)
-    from popdrivers.cli._app import app
+    from popdrivers.cli import app
 
     song = tone_wav(tmp_path / "demo.wav", seconds=6.0)
     result = CliRunner().invoke(app, ["analyze", str(song), "--out", "local.csv", "--jobs", "1", "--no-cache"],

@@ -84,3 +84,23 @@ def test_model_columns_resolve_to_their_feature():
     assert registry.label("log_followers") == "artist followers"
     assert registry.label("loudness") == "loudness (dB)"
     assert registry.input_range("duration_min", [2.0, 3.0, 4.0])[1] == pytest.approx(3.99)
+
+
+def test_explained_values_carry_the_registrys_units():
+    """The followers count and the track's age beside their SHAP contributions are in the units the registry
+    writes: a unit changed there changes what the explanation says."""
+    from dataclasses import replace
+
+    from popdrivers import explain
+
+    assert explain.format_value("log_followers", np.log10(1 + 25_000)) == "25,000 followers"
+    assert explain.format_value("track_age_days", 400.0) == "400 days"
+    age, followers = registry.spec("track_age_days"), registry.spec("artist_followers")
+    try:
+        registry.register(replace(age, unit="d"), replace=True)
+        registry.register(replace(followers, unit="fans"), replace=True)
+        assert explain.format_value("track_age_days", 400.0) == "400 d"
+        assert explain.format_value("log_followers", np.log10(1 + 25_000)) == "25,000 fans"
+    finally:
+        registry.register(age, replace=True)
+        registry.register(followers, replace=True)

@@ -42,6 +42,14 @@ class ApiUnavailable(PopdriversError):
     """Retries are exhausted (rate limited, server errors, no connection): stop; a rerun resumes."""
 
 
+class ConsentRequired(InputError):
+    """A file would be sent to a third-party service without the user having asked for it."""
+
+
+class AudioError(PopdriversError):
+    """One file could not be analysed (the message names the file and the reason)."""
+
+
 class SchemaError(PopdriversError):
     """Every problem found in a track table, listed together so they can be fixed in one pass.
 

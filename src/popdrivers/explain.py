@@ -160,10 +160,10 @@ def format_value(feature: str, value: Any) -> str:
     """A feature value as shown beside its contribution ('unknown' for missing)."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return "unknown (new artist)" if feature == ARTIST_RECORD else "unknown"
-    if feature == "log_followers":
-        return f"{10 ** float(value) - 1:,.0f} followers"
+    if feature == "log_followers":  # stored as log10(1 + followers); shown as the count, in the registry's unit
+        return f"{10 ** float(value) - 1:,.0f} {registry.spec(feature).unit}"
     if feature == "track_age_days":
-        return f"{float(value):,.0f} days"
+        return f"{float(value):,.0f} {registry.spec(feature).unit}"
     choices = registry.spec(feature).choices if registry.is_registered(feature) or feature in _CHOICE_COLUMNS else ()
     if choices:
         number = float(value)

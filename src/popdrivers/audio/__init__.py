@@ -29,7 +29,7 @@ _PUBLIC: dict[str, str] = {
     "features_source": "popdrivers.audio.analysis",
     "AudioAnalysis": "popdrivers.audio.analysis",
     "AudioFailure": "popdrivers.audio.analysis",
-    "AudioError": "popdrivers.audio.analysis",
+    "AudioError": "popdrivers.errors",
     "AUDIO_SUFFIXES": "popdrivers.audio.analysis",
     "MAX_SECONDS": "popdrivers.audio.analysis",
     "TIMEOUT_SECONDS": "popdrivers.audio.analysis",

@@ -16,9 +16,9 @@ import json
 import os
 import sys
 
-# One thread per worker: the pool runs one worker per core (set before numpy loads).
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+# One thread per worker: the pool runs one worker per core (main() sets these before numpy loads; importing this
+# module sets nothing).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def _limit_memory(limit_bytes: int) -> None:
@@ -80,6 +80,8 @@ def _exit_with_parent(parent: int, tied_to_thread: bool) -> None:
 
 
 def main() -> None:
+    for variable in THREAD_VARIABLES:  # a user's own setting wins
+        os.environ.setdefault(variable, "1")
     limit = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     if len(sys.argv) > 3:
         _exit_with_parent(int(sys.argv[2]), sys.argv[3] == "main-thread")

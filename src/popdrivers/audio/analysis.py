@@ -19,7 +19,7 @@ from typing import Any
 
 from popdrivers.artifacts import sha256_file
 from popdrivers.audio.descriptors import DESCRIPTOR_NAMES
-from popdrivers.errors import PopdriversError
+from popdrivers.errors import AudioError
 from popdrivers.progress import ProgressCallback, null_progress
 
 AUDIO_SUFFIXES = (".mp3", ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".aif",
@@ -32,10 +32,6 @@ CACHE_FORMAT = 1
 # Changes whenever an algorithm or parameter changes what is measured: cached results of another version are redone.
 ANALYSIS_VERSION = "2"
 CACHE_SAVE_INTERVAL = 5.0
-
-
-class AudioError(PopdriversError):
-    """One file could not be analysed (the message names the file and the reason)."""
 
 
 def features_source() -> str:

@@ -9,6 +9,11 @@ import typer
 
 from popdrivers.cli._app import app, console, read_data, user_errors
 
+# The library's defaults (popdrivers.model.DEFAULT_FOLDS and EVALUATION_ROWS; a test keeps them equal), written
+# here so that the CLI starts without importing pandas.
+DEFAULT_FOLDS = 5
+EVALUATION_ROWS = 50_000
+
 
 @app.command("evaluate")
 @user_errors
@@ -18,9 +23,9 @@ def evaluate_command(
     reference: bool = typer.Option(False, "--reference", help="Also evaluate the original project's random "
                                    "forest (slow)."),
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json to stdout instead of a table."),
-    n_splits: int = typer.Option(5, "--n-splits", min=2, help="Mixed folds behind the random-tracks and "
+    n_splits: int = typer.Option(DEFAULT_FOLDS, "--n-splits", min=2, help="Mixed folds behind the random-tracks and "
                                  "unseen-artists splits (fewer when there are fewer artists)."),
-    max_rows: int = typer.Option(50_000, "--max-rows", min=100, help="Above this many tracks, evaluate on a "
+    max_rows: int = typer.Option(EVALUATION_ROWS, "--max-rows", min=100, help="Above this many tracks, evaluate on a "
                                  "fixed sample of whole artists of about this size."),
     seed: int = typer.Option(0, "--seed", help="Seed of the folds and models."),
     n_jobs: int = typer.Option(2, "--n-jobs", min=1, help="Fits run side by side (and threads of the forest)."),

@@ -55,9 +55,17 @@ def jsonable(value: Any) -> Any:
 
 def _from_fields(cls: type, data: dict[str, Any], nested: dict[str, type] | None = None) -> Any:
     """Build a flat frozen dataclass from a JSON dict: numbers back to float (None -> NaN), ints to int."""
+    return cls(**_field_values(cls, data, nested))
+
+
+def _field_values(cls: type, data: dict[str, Any], nested: dict[str, type] | None = None,
+                  skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The values of ``cls``' fields found in ``data`` (fields in ``skip`` left to the caller), typed back."""
     nested = nested or {}
     values: dict[str, Any] = {}
     for f in fields(cls):
+        if f.name in skip:
+            continue
         if f.name in nested:
             values[f.name] = tuple(_from_fields(nested[f.name], item) for item in data.get(f.name, ()))
         elif f.name not in data:
@@ -70,7 +78,7 @@ def _from_fields(cls: type, data: dict[str, Any], nested: dict[str, type] | None
             values[f.name] = tuple(_num(v) for v in data[f.name])
         else:
             values[f.name] = data[f.name]
-    return cls(**values)
+    return values
 
 
 @dataclass(frozen=True)
@@ -311,32 +319,14 @@ class DriverResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DriverResult:
         estimate = _from_fields(DesignEstimate, data)
-        checks = _from_fields(_DriverChecks, data, {"sensitivity": SensitivityBound, "by_genre": GroupEffect,
-                                                    "by_era": GroupEffect, "curve": CurvePoint})
+        checks = _field_values(cls, data, {"sensitivity": SensitivityBound, "by_genre": GroupEffect,
+                                           "by_era": GroupEffect, "curve": CurvePoint},
+                               skip=frozenset({"estimate", "heterogeneity", "effect_model"}))
         heterogeneity = data.get("heterogeneity")
         model = data.get("effect_model")
-        return cls(estimate=estimate, **{f.name: getattr(checks, f.name) for f in fields(_DriverChecks)},
+        return cls(estimate=estimate, **checks,
                    heterogeneity=None if heterogeneity is None else _heterogeneity_from(heterogeneity),
                    effect_model=None if model is None else _effect_model_from(model))
-
-
-@dataclass(frozen=True)
-class _DriverChecks:
-    """The flat fields of :class:`DriverResult` besides the estimate (for reading drivers.json)."""
-
-    placebo_effect: float = math.nan
-    placebo_sd: float = math.nan
-    placebo_rejection_rate: float = math.nan
-    placebo_p: float = math.nan
-    placebo_permutations: int = 0
-    partial_r2: float = math.nan
-    robustness_value: float = math.nan
-    robustness_value_ci: float = math.nan
-    sensitivity: tuple[SensitivityBound, ...] = ()
-    by_genre: tuple[GroupEffect, ...] = ()
-    by_era: tuple[GroupEffect, ...] = ()
-    curve: tuple[CurvePoint, ...] = ()
-    curve_reference: float = math.nan
 
 
 def _heterogeneity_from(data: dict[str, Any]) -> Heterogeneity:

@@ -61,6 +61,7 @@ from popdrivers.model._persist import AUDIO_MODEL_DIR, KIND, METRICS_FILE, load_
 from popdrivers.model._scoring import ModelPart, ScoringReport, interval_assumption, score_tracks, scored_table
 from popdrivers.model._shift import ShiftFinding, ShiftReport, TrainingReference, detect_shift, population_stability
 from popdrivers.model._splits import (
+    DEFAULT_FOLDS,
     MixedFold,
     SplitUnavailable,
     artist_grouped_folds,
@@ -85,7 +86,7 @@ __all__ = [
     "DASK_EXTRA", "cluster_metrics", "parse_cluster", "quiet_lightgbm", "require_dask", "train_and_save_on_cluster",
     "train_on_cluster",
     "ARTIST_RECORD", "AUTO_FALLBACK_TREES", "DEFAULT_PARAMS", "EVALUATION_ROWS", "KIND", "METRICS_FILE", "MIN_POOL",
-    "Evaluation",
+    "DEFAULT_FOLDS", "Evaluation",
     "FeatureLayout", "FittedState", "Interval", "MixedFold", "PopularityModel", "Residuals", "SplitUnavailable",
     "TrainResult", "artist_grouped_folds", "artist_sample", "baseline_inputs", "budget_summary", "conformal_offsets",
     "evaluate", "feature_label", "linear_predictions", "load_lightgbm", "load_model", "mixed_folds",

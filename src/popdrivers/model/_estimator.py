@@ -40,7 +40,7 @@ from popdrivers.model._design import FEATURE_SETS, FeatureLayout
 from popdrivers.model._lightgbm import load_lightgbm
 from popdrivers.model._parallel import run_parallel
 from popdrivers.model._shift import TrainingReference
-from popdrivers.model._splits import MIN_FIT_ROWS
+from popdrivers.model._splits import DEFAULT_FOLDS, MIN_FIT_ROWS
 
 TARGET = schema.TARGET
 # Below this many rows a LightGBM fit runs on one thread: two threads that wait passively for each other lose
@@ -165,7 +165,8 @@ class PopularityModel(RegressorMixin, BaseEstimator):
         new_artist_num_leaves: int = 7, new_artist_min_child_samples: int | None = None,
         new_artist_n_estimators: int | str = "auto", new_artist_share: float = 0.25,
         record_prior_weight: float = 3.0,
-        monotone: bool = True, feature_set: str = "all", interval_level: float = 0.8, calibration_folds: int = 5,
+        monotone: bool = True, feature_set: str = "all", interval_level: float = 0.8,
+        calibration_folds: int = DEFAULT_FOLDS,
         calibration: str = "auto", calibration_max_residuals: int = 20_000, split_calibration_rows: int = 200_000,
         early_stopping_rounds: int | None = None, reference_date: str | None = None, n_jobs: int = 2,
         random_state: int = 0,

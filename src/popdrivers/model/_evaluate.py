@@ -32,6 +32,7 @@ from popdrivers.model._conformal import Interval, Residuals
 from popdrivers.model._estimator import PopularityModel
 from popdrivers.model._parallel import run_parallel
 from popdrivers.model._splits import (
+    DEFAULT_FOLDS,
     MIN_FIT_ROWS,
     SplitUnavailable,
     artist_groups,
@@ -144,7 +145,7 @@ class EvaluationPlan:
     newest-releases interval is calibrated ("holdout_refit": one refit; "split": none, cheaper). ``note`` says
     what a small budget cut (None: the full evaluation)."""
 
-    n_splits: int = 5
+    n_splits: int = DEFAULT_FOLDS
     max_rows: int = EVALUATION_ROWS
     time_calibration: str = "holdout_refit"
     note: str | None = None
@@ -168,7 +169,7 @@ class EvaluationPlan:
 
 
 def plan_evaluation(rows: int, seconds: float, fit_seconds: float, *, round_seconds: float = 0.0,
-                    workers: int = 2, n_splits: int = 5, max_rows: int = EVALUATION_ROWS) -> EvaluationPlan:
+                    workers: int = 2, n_splits: int = DEFAULT_FOLDS, max_rows: int = EVALUATION_ROWS) -> EvaluationPlan:
     """The fullest evaluation expected to take at most ``seconds`` (see :meth:`EvaluationPlan.seconds`):
     ``n_splits`` folds; then 3 and 2 folds; the newest-releases interval without its refit; then a sample of
     whole artists (at least :data:`MIN_PLAN_ROWS` tracks). The plan's ``note`` says what was cut."""
@@ -309,7 +310,7 @@ def _coverage(y: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def run_evaluation(
-    tracks: pd.DataFrame, *, reference: bool = False, n_splits: int = 5, seed: int = 0,
+    tracks: pd.DataFrame, *, reference: bool = False, n_splits: int = DEFAULT_FOLDS, seed: int = 0,
     progress: ProgressCallback | None = None, params: Mapping[str, Any] | None = None,
     reference_params: Mapping[str, Any] | None = None, max_rows: int = EVALUATION_ROWS, n_jobs: int | None = None,
     sound: bool = False, plan: EvaluationPlan | None = None,
@@ -498,7 +499,7 @@ def _has_audio(tracks: pd.DataFrame, ref: pd.Timestamp | None) -> bool:
 
 
 def evaluate(
-    tracks: pd.DataFrame, *, reference: bool = False, n_splits: int = 5, seed: int = 0,
+    tracks: pd.DataFrame, *, reference: bool = False, n_splits: int = DEFAULT_FOLDS, seed: int = 0,
     progress: ProgressCallback | None = None, params: Mapping[str, Any] | None = None,
     reference_params: Mapping[str, Any] | None = None, max_rows: int = EVALUATION_ROWS, n_jobs: int | None = None,
 ) -> dict[str, Any]:

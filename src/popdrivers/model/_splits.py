@@ -17,6 +17,9 @@ from popdrivers.errors import SplitUnavailable
 Fold = tuple[np.ndarray, np.ndarray]
 # A fit needs at least this many tracks; folds whose training part is smaller are skipped.
 MIN_FIT_ROWS = 10
+# Folds of the library's cross-validation when the caller names none: the evaluation's held-out splits and the
+# interval calibration (the app's quicker build asks for fewer; the track record has its own, TRACK_RECORD_FOLDS).
+DEFAULT_FOLDS = 5
 
 
 def artist_groups(tracks: pd.DataFrame) -> np.ndarray:
@@ -36,14 +39,14 @@ def artist_groups(tracks: pd.DataFrame) -> np.ndarray:
     return codes
 
 
-def random_folds(n_rows: int, n_splits: int = 5, seed: int = 0) -> list[Fold]:
+def random_folds(n_rows: int, n_splits: int = DEFAULT_FOLDS, seed: int = 0) -> list[Fold]:
     """K-fold over tracks, shuffled (the original project's split; leaks the artist)."""
     from sklearn.model_selection import KFold
 
     return list(KFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(n_rows)))
 
 
-def artist_grouped_folds(tracks: pd.DataFrame, n_splits: int = 5, seed: int = 0) -> list[Fold]:
+def artist_grouped_folds(tracks: pd.DataFrame, n_splits: int = DEFAULT_FOLDS, seed: int = 0) -> list[Fold]:
     """GroupKFold on ``artist_id``: every artist's tracks fall in one test fold; no artist is on both sides.
 
     Raises

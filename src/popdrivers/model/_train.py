@@ -20,6 +20,7 @@ import pandas as pd
 from popdrivers import features, schema
 from popdrivers.model._estimator import PopularityModel
 from popdrivers.model._evaluate import EVALUATION_ROWS, EvaluationPlan, plan_evaluation, run_evaluation
+from popdrivers.model._splits import DEFAULT_FOLDS
 from popdrivers.model._tune import PRIOR_SECONDS_PER_UNIT, TUNING_ROWS, tree_units, tune
 from popdrivers.progress import ProgressCallback, null_progress
 
@@ -82,7 +83,7 @@ def _evaluation_job_seconds(params: Mapping[str, Any], unit_seconds: float, rows
 
 def train(
     tracks: pd.DataFrame, *, budget_seconds: float = 60, n_trials: int | None = None, seed: int = 0,
-    reference: bool = False, progress: ProgressCallback | None = None, n_splits: int = 5,
+    reference: bool = False, progress: ProgressCallback | None = None, n_splits: int = DEFAULT_FOLDS,
     evaluate_model: bool = True, params: Mapping[str, Any] | None = None,
     reference_params: Mapping[str, Any] | None = None, max_eval_rows: int = EVALUATION_ROWS,
     clock_start: float | None = None, audio_model: bool = True,

@@ -1,16 +1,15 @@
-"""What every API collector shares: the retry loop, request pacing, the crawl log, progress and ``crawl.json``.
+"""What every API collector shares around its calls: the crawl log, progress, checkpoints, ``crawl.json`` and the
+crawl loop itself.
 
 The Spotify collector (:mod:`.spotify`) and the Deezer collector (:mod:`.deezer`) differ in how they ask
-(spotipy, plain HTTP) and what a reply means; everything about *surviving* a long crawl lives here, once:
+(spotipy, plain HTTP) and what a reply means; everything about *surviving* a long crawl lives here and in
+:mod:`.api_calls` (one request under retries, backoff and pacing), once:
 
-- :class:`RequestRunner` runs one request under a :class:`RetryPolicy`. A source-specific attempt function
-  raises :class:`Retry` for what is worth asking again (429, Deezer's quota error inside a 200, 5xx, dropped
-  connections), :class:`ApiError` for a refusal the caller must interpret, :class:`MalformedReply` for a reply
-  that is not the JSON expected. Waits go through an injectable ``sleep``.
-- :class:`RequestPacer` keeps a source under a published quota (Deezer: 50 requests per 5 s) with a rolling
-  window: a token bucket of the same rate can send twice the quota inside one window.
 - :class:`CrawlSession` ties one run together: the checkpoint store (:mod:`.crawl_store`), the log, request
   counters persisted with each checkpoint, progress with counts, and the refusal to mix two crawls in one folder.
+- :class:`ArtistCrawler` runs the crawl itself, once for every source: the loop over the artists file
+  (:meth:`ArtistCrawler.crawl`: resolve, crawl, rewrite the tables now and then, finish or stop resumably) and the
+  steps of one artist; a source fills in how each step asks its API.
 """
 
 from __future__ import annotations
@@ -19,9 +18,7 @@ import json
 import os
 import time
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -30,6 +27,7 @@ from typing import Any
 from popdrivers.artifacts import utc_now, write_json_atomic
 from popdrivers.errors import ApiUnavailable, InputError, PopdriversError
 from popdrivers.progress import ProgressCallback
+from popdrivers.sources.api_calls import ApiError, ApiStats, MalformedReply, RequestRunner
 from popdrivers.sources.crawl_merge import (
     MergeReport,
     TrackMatcher,
@@ -42,240 +40,6 @@ from popdrivers.text import normal_text
 
 LOG_NAME = "crawl_log.jsonl"
 SUMMARY_NAME = "crawl.json"
-
-Event = dict[str, Any]
-EventSink = Callable[[Event], None]
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try before giving up on a request.
-
-    Attributes
-    ----------
-    max_attempts : int
-        Attempts per request (the first try included) for rate limits, 5xx and connection errors.
-    backoff_base, backoff_max : float
-        Exponential backoff for 5xx and connection errors: ``base * 2**k`` seconds, at most ``backoff_max``.
-    max_retry_after : float
-        Cap on a ``Retry-After`` wait; a longer one is cut to this (the next 429 says how long is left).
-    timeout : float
-        Seconds to wait for a reply before treating the connection as dropped.
-    quota_wait : float
-        Wait after a quota error that names no wait (Deezer's code 4: its window is 5 seconds).
-    """
-
-    max_attempts: int = 6
-    backoff_base: float = 0.5
-    backoff_max: float = 30.0
-    max_retry_after: float = 120.0
-    timeout: float = 15.0
-    quota_wait: float = 5.0
-
-    def backoff(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        return min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-
-
-@dataclass
-class ApiStats:
-    """Counters of one crawl run."""
-
-    requests: int = 0
-    retries: int = 0
-    rate_limit_waits: int = 0
-    waited_seconds: float = 0.0
-    paced_seconds: float = 0.0
-
-
-class MalformedReply(Exception):
-    """A 2xx reply that is not the JSON expected; the item is recorded and skipped (a rerun asks again)."""
-
-
-class ApiError(Exception):
-    """A refusal that retrying will not change (4xx, "no data"): the caller decides what it means."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-        self.message = message
-
-
-class Retry(Exception):
-    """Raised by an attempt function: ask again.
-
-    Parameters
-    ----------
-    reason : str
-        For the crawl log ("HTTP 503", "Deezer quota exceeded (code 4)").
-    wait : float, optional
-        Seconds to wait first; None means the policy's exponential backoff.
-    rate_limited : bool
-        Counted as a rate-limit wait (429, quota error) rather than a failure.
-    free : bool
-        Does not use up an attempt (e.g. renewing an expired token).
-    """
-
-    def __init__(self, reason: str, wait: float | None = None, rate_limited: bool = False, free: bool = False):
-        super().__init__(reason)
-        self.reason, self.wait, self.rate_limited, self.free = reason, wait, rate_limited, free
-
-
-def retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds of a reply's ``Retry-After`` header (a number of seconds), None when absent or not a number."""
-    try:
-        return max(0.0, float((headers or {})["Retry-After"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-class RequestPacer:
-    """At most ``max_requests`` requests in any window of ``per_seconds`` (a rolling window).
-
-    A token bucket with burst n refilled at n per window can send 2n requests inside one window, which
-    trips a fixed per-IP quota while looking compliant; a rolling window cannot.
-    """
-
-    def __init__(self, max_requests: int, per_seconds: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
-        if max_requests < 1 or per_seconds <= 0:
-            raise ValueError("a pacer needs max_requests >= 1 and per_seconds > 0")
-        self.max_requests, self.per_seconds = max_requests, per_seconds
-        self.clock, self.sleep = clock, sleep
-        self._sent: deque[float] = deque()
-
-    def wait(self) -> float:
-        """Block until one more request fits in the window; return the seconds waited."""
-        waited = 0.0
-        while True:
-            now = self.clock()
-            while self._sent and self._sent[0] <= now - self.per_seconds:
-                self._sent.popleft()
-            if len(self._sent) < self.max_requests:
-                self._sent.append(now)
-                return waited
-            pause = self._sent[0] + self.per_seconds - now
-            self.sleep(pause)
-            waited += pause
-
-
-class RequestRunner:
-    """Runs requests under one retry policy and counts them.
-
-    Parameters
-    ----------
-    source : str
-        Named in errors ("Spotify API", "Deezer API").
-    policy : RetryPolicy
-    sleep : callable
-        ``sleep(seconds)`` for every wait (injectable: tests count waits instead of waiting).
-    on_event : callable
-        Receives one dict per retry (written to the crawl log).
-    pacer : RequestPacer, optional
-        Consulted before every request.
-    """
-
-    def __init__(self, source: str, policy: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
-                 on_event: EventSink | None = None, pacer: RequestPacer | None = None):
-        self.source = source
-        self.policy = policy or RetryPolicy()
-        self.sleep = sleep
-        self.on_event = on_event or (lambda event: None)
-        self.pacer = pacer
-        self.stats = ApiStats()
-        self.on_request: Callable[[], None] | None = None  # e.g. refresh a progress bar
-
-    def call(self, what: str, attempt_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call ``attempt_fn(*args, **kwargs)`` until it returns, retrying on :class:`Retry`.
-
-        Raises
-        ------
-        ApiUnavailable
-            After ``policy.max_attempts`` attempts that all asked to be retried.
-        MalformedReply, ApiError, CredentialsError
-            Passed through from ``attempt_fn`` (not retried).
-        """
-        attempt = 0
-        while True:
-            attempt += 1
-            if self.pacer is not None:
-                self.stats.paced_seconds += self.pacer.wait()
-            self.stats.requests += 1
-            if self.on_request is not None:
-                self.on_request()
-            try:
-                return attempt_fn(*args, **kwargs)
-            except Retry as retry:
-                if retry.free:
-                    attempt -= 1
-                    self.stats.retries += 1
-                    self.on_event({"event": "retry", "what": what, "reason": retry.reason, "wait": 0})
-                    continue
-                if attempt >= self.policy.max_attempts:
-                    raise ApiUnavailable(f"{self.source}: {what} failed {attempt} times (last: {retry.reason})"
-                                         ) from None
-                if retry.rate_limited:
-                    self.stats.rate_limit_waits += 1
-                    wait = min(self.policy.max_retry_after,
-                               self.policy.quota_wait if retry.wait is None else retry.wait)
-                else:
-                    wait = self.policy.backoff(attempt) if retry.wait is None else retry.wait
-                self.stats.retries += 1
-                self.on_event({"event": "retry", "what": what, "reason": retry.reason, "attempt": attempt,
-                               "wait": round(wait, 3)})
-                self.stats.waited_seconds += wait
-                self.sleep(wait)
-
-
-class HttpApi:
-    """Plain HTTP (``requests``) under the shared retry loop and a pacer: what the Deezer and ReccoBeats clients
-    share (their endpoints and reply formats are theirs).
-
-    Parameters
-    ----------
-    source : str
-        Named in errors ("Deezer API").
-    api_base : str
-        Host root, without a trailing slash.
-    policy, sleep, on_event
-        As for :class:`RequestRunner`.
-    clock : callable
-        The pacer's time (injectable).
-    quota : (int, float)
-        At most this many requests per this many seconds.
-    """
-
-    def __init__(self, source: str, api_base: str, *, policy: RetryPolicy | None, sleep: Callable[[float], None],
-                 clock: Callable[[], float], on_event: EventSink | None, quota: tuple[int, float]):
-        import requests
-
-        self.api_base = api_base.rstrip("/")
-        pacer = RequestPacer(quota[0], quota[1], clock=clock, sleep=sleep)
-        self.runner = RequestRunner(source, policy, sleep, on_event, pacer)
-        self.policy = self.runner.policy
-        self.http = requests.Session()
-
-    @staticmethod
-    @contextmanager
-    def connection_retried() -> Iterator[None]:
-        """A dropped or timed-out connection (any ``requests`` error) becomes a :class:`Retry`."""
-        import requests
-
-        try:
-            yield
-        except requests.exceptions.RequestException as exc:
-            raise Retry(f"{type(exc).__name__}: connection dropped or timed out") from None
-
-    @staticmethod
-    def check_status(reply: Any, message: Callable[[Any], str]) -> None:
-        """429 is retried after its ``Retry-After`` (rate limited), 5xx is retried, any other 4xx is an
-        :class:`ApiError` saying ``message(reply)``."""
-        if reply.status_code == 429:
-            raise Retry("HTTP 429 rate limited", wait=retry_after(reply.headers), rate_limited=True)
-        if reply.status_code >= 500:
-            raise Retry(f"HTTP {reply.status_code}")
-        if reply.status_code >= 400:
-            raise ApiError(reply.status_code, message(reply))
 
 
 class CrawlLog:
@@ -443,8 +207,13 @@ class CrawlSession:
                              f"{stats.retries:,} retries{note}")
 
     # ----- crawl.json
-    def write_summary(self, summary: CrawlSummary, **extra: Any) -> None:
-        write_json_atomic(self.out / SUMMARY_NAME, {"collected_at": utc_now(), **summary.to_dict(), **extra,
+    def write_summary(self, summary: CrawlSummary, exported: ExportedTables | None = None, **extra: Any) -> None:
+        """Write ``crawl.json``: the summary, ``extra`` fields, and how the merged files matched (``exported``)."""
+        merges: dict[str, Any] = {}
+        if exported is not None:
+            merges = {"popularity_merge": exported.popularity_merge.to_dict() if exported.popularity_merge else None,
+                      "audio_features_merge": exported.audio_merge.to_dict() if exported.audio_merge else None}
+        write_json_atomic(self.out / SUMMARY_NAME, {"collected_at": utc_now(), **summary.to_dict(), **extra, **merges,
                                                     "files": ["track.csv", "audio.csv", "album.csv", "artist.csv"],
                                                     "log": LOG_NAME})
 
@@ -517,38 +286,8 @@ def summarize(session: CrawlSession, exported: ExportedTables, *, source: str, a
         audio_features_service=audio_features_service)
 
 
-# ----- small helpers both collectors use to read artist lists and JSON replies
 # A long crawl rewrites its tables this often, so a folder read mid-crawl holds what was collected so far.
 REWRITE_EVERY_SECONDS = 20.0
-
-
-def crawl_artists(session: CrawlSession, queries: Sequence[str], *, resolve: Callable[[str], str | None],
-                  crawl_artist: Callable[[str], None], export: Callable[[list[str]], Any],
-                  finish: Callable[[bool], CrawlSummary], resolved: list[str], out: str | os.PathLike[str],
-                  progress: ProgressCallback | None) -> CrawlSummary:
-    """The loop every collector runs: resolve each artist, crawl it, rewrite the tables now and then, finish.
-
-    ``resolved`` collects the artist ids as they resolve (``finish`` reads it). When the API stays unavailable
-    the crawl finishes as incomplete (its tables written) and :class:`ApiUnavailable` says a rerun resumes.
-    """
-    last_write = time.monotonic()
-    try:
-        session.start_progress(progress, len(queries))
-        for done, query in enumerate(queries, start=1):
-            artist_id = resolve(query)
-            if artist_id is not None:
-                resolved.append(artist_id)
-                crawl_artist(artist_id)
-            session.advance(done)
-            if time.monotonic() - last_write > REWRITE_EVERY_SECONDS:
-                export(resolved)
-                last_write = time.monotonic()
-    except ApiUnavailable as exc:
-        session.log({"event": "stopped", "reason": str(exc)})
-        finish(False)
-        raise ApiUnavailable(f"{exc}. What was collected is written to {Path(out)}; rerun the same command "
-                             "later to resume where it stopped") from None
-    return finish(True)
 
 
 class ArtistCrawler(ABC):
@@ -563,6 +302,45 @@ class ArtistCrawler(ABC):
         # Steps run for each artist once its tracks are in: features from another service (ReccoBeats), analysed
         # previews. Each takes the artist id and checkpoints its own work.
         self.feature_steps: list[Callable[[str], None]] = []
+        # The artist ids of the lines resolved so far, in order (what the tables are exported for).
+        self.resolved: list[str] = []
+
+    # ----- the run: the loop every collector runs
+    def crawl(self, queries: Sequence[str], *, export: Callable[[list[str]], Any],
+              finish: Callable[[bool], CrawlSummary], progress: ProgressCallback | None) -> CrawlSummary:
+        """Resolve each line of the artists file, crawl its artist, rewrite the tables now and then, finish.
+
+        ``export`` rewrites the tables for the artist ids resolved so far; ``finish(complete)`` writes the final
+        tables and ``crawl.json`` and returns the summary (it reads :attr:`resolved`). When the API stays
+        unavailable the crawl finishes as incomplete (its tables written) and :class:`ApiUnavailable` says a rerun
+        resumes.
+        """
+        session = self.session
+        last_write = time.monotonic()
+        try:
+            session.start_progress(progress, len(queries))
+            for done, query in enumerate(queries, start=1):
+                artist_id = self.resolve(query)
+                if artist_id is not None:
+                    self.resolved.append(artist_id)
+                    self.crawl_artist(artist_id)
+                session.advance(done)
+                if time.monotonic() - last_write > REWRITE_EVERY_SECONDS:
+                    export(self.resolved)
+                    last_write = time.monotonic()
+        except ApiUnavailable as exc:
+            session.log({"event": "stopped", "reason": str(exc)})
+            finish(False)
+            raise ApiUnavailable(f"{exc}. What was collected is written to {session.out}; rerun the same command "
+                                 "later to resume where it stopped") from None
+        summary = finish(True)
+        self.log({"event": "finished", "tracks": summary.tracks, "requests": summary.requests,
+                  "retries": summary.retries, "skipped": summary.skipped_replies, **self.finished_details(summary)})
+        return summary
+
+    def finished_details(self, summary: CrawlSummary) -> dict[str, Any]:
+        """What a source adds to the log's "finished" event (Spotify: its access level); nothing by default."""
+        return {}
 
     def resolve(self, query: str) -> str | None:
         """The artist id a line of the artists file names, None when not found or ambiguous.
@@ -690,6 +468,15 @@ class ArtistCrawler(ABC):
         return "resolved", next(iter(matches)), None
 
 
+# ----- small helpers both collectors use to read artist lists and JSON replies
+def artist_queries(artists: str | os.PathLike[str] | Sequence[str]) -> list[str]:
+    """The lines a collector resolves: a text file's (:func:`read_artist_list`) or the strings given."""
+    queries = list(artists) if not isinstance(artists, str | os.PathLike) else read_artist_list(artists)
+    if not queries:
+        raise InputError("no artists to collect")
+    return queries
+
+
 def read_artist_list(path: str | os.PathLike[str]) -> list[str]:
     """Artist names/ids/links of a text file, one per line; blank lines and ``#`` comments are ignored."""
     path = Path(path)
@@ -714,22 +501,3 @@ def since_date(value: str | date | None) -> str | None:
 def padded_release(release: str) -> str:
     """Year-only and year-month release dates count from their first day."""
     return {4: release + "-01-01", 7: release + "-01"}.get(len(release), release)
-
-
-def as_text(value: Any) -> str | None:
-    """A non-empty string, else None."""
-    return value if isinstance(value, str) and value != "" else None
-
-
-def as_int(value: Any) -> int | None:
-    """A whole JSON number as int, else None (booleans are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value) if float(value).is_integer() else None
-
-
-def as_float(value: Any) -> float | None:
-    """A JSON number as float, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)

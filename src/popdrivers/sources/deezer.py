@@ -16,7 +16,7 @@ documented transform :func:`rank_to_popularity`; ``popularity_source`` says ``de
 ``loudness``: it is kept as ``deezer_gain`` and no canonical column is derived from it.
 
 **Quota.** Deezer allows about 50 requests per 5 seconds per IP and answers an excess with an error object of
-code 4 inside an HTTP 200 reply. Requests are paced by a rolling window (:class:`~.crawl.RequestPacer`); a quota
+code 4 inside an HTTP 200 reply. Requests are paced by a rolling window (:class:`~.api_calls.RequestPacer`); a quota
 error is waited out and the same request asked again, so nothing is lost or fetched twice.
 
 **Previews** (``audio=True``, ``popdrivers collect --source deezer --audio``). Each track's 30-second preview is
@@ -41,13 +41,9 @@ from urllib.parse import urlsplit
 
 from popdrivers.errors import InputError
 from popdrivers.progress import ProgressCallback
-from popdrivers.sources.crawl import (
+from popdrivers.sources.api_calls import (
     ApiError,
-    ArtistCrawler,
-    CrawlSession,
-    CrawlSummary,
     EventSink,
-    ExportedTables,
     HttpApi,
     MalformedReply,
     Retry,
@@ -55,10 +51,15 @@ from popdrivers.sources.crawl import (
     as_float,
     as_int,
     as_text,
-    crawl_artists,
+)
+from popdrivers.sources.crawl import (
+    ArtistCrawler,
+    CrawlSession,
+    CrawlSummary,
+    ExportedTables,
+    artist_queries,
     export_tables,
     padded_release,
-    read_artist_list,
     since_date,
     summarize,
 )
@@ -141,7 +142,7 @@ class DeezerApi(HttpApi):
     ``next`` links against it and hide page boundaries, so a quota error on page k could only be retried by
     starting over, and pages could not be checkpointed.
 
-    Parameters as for :class:`~popdrivers.sources.crawl.HttpApi`; ``api_base`` defaults to Deezer's host and
+    Parameters as for :class:`~popdrivers.sources.api_calls.HttpApi`; ``api_base`` defaults to Deezer's host and
     ``quota`` to Deezer's published quota (paced with a margin).
     """
 
@@ -453,9 +454,7 @@ def collect(
         Retries exhausted; what was collected is written and a rerun resumes.
     """
     started = time.perf_counter()
-    queries = list(artists) if not isinstance(artists, str | os.PathLike) else read_artist_list(artists)
-    if not queries:
-        raise InputError("no artists to collect")
+    queries = artist_queries(artists)
     since = since_date(since)
     base = resolve_api_base(api_base)
     popularity = read_popularity_file(popularity_file) if popularity_file else None
@@ -485,7 +484,6 @@ def collect(
         log({"event": "start", "source": "deezer", "artists": len(queries), "since": since, "refresh": refresh,
              "api_base": base, "resumed": session.store.count("resolution") > 0, "audio": audio,
              "analysis_workers": previews.analyser.jobs if previews else None})
-        resolved: list[str] = []
 
         def export(ids: Sequence[str]) -> ExportedTables:
             outcomes = session.store.preview_outcomes()
@@ -498,7 +496,7 @@ def collect(
                 previews.finish()  # what is in flight is analysed and committed before the tables are written
             with session.store.transaction():
                 session.checkpoint_stats()
-            exported = export(resolved)
+            exported = export(crawler.resolved)
             report = None
             if previews is not None:
                 report = previews.report([row["track_id"] for row in exported.tables["track.csv"]])
@@ -506,22 +504,14 @@ def collect(
                 log({"event": "previews", **report.to_dict()})
             summary = summarize(
                 session, exported, source="deezer", access_level="public", market="", since=since, queries=queries,
-                resolved=resolved, popularity="deezer_rank",
+                resolved=crawler.resolved, popularity="deezer_rank",
                 audio_features="measured from previews" if audio else "not offered (bpm and gain only)",
                 complete=complete, started=started, notes=notes, previews=report.to_dict() if report else None)
-            session.write_summary(summary, api_base=base, popularity_transform=POPULARITY_NOTE,
-                                  popularity_merge=exported.popularity_merge.to_dict()
-                                  if exported.popularity_merge else None,
-                                  audio_features_merge=exported.audio_merge.to_dict() if exported.audio_merge
-                                  else None, kept_audio=str(keep) if keep is not None else None)
+            session.write_summary(summary, exported, api_base=base, popularity_transform=POPULARITY_NOTE,
+                                  kept_audio=str(keep) if keep is not None else None)
             return summary
 
-        summary = crawl_artists(
-            session, queries, resolve=crawler.resolve, crawl_artist=crawler.crawl_artist, export=export,
-            finish=finish, resolved=resolved, out=out, progress=progress)
-        log({"event": "finished", "tracks": summary.tracks, "requests": summary.requests,
-             "retries": summary.retries, "skipped": summary.skipped_replies})
-        return summary
+        return crawler.crawl(queries, export=export, finish=finish, progress=progress)
     finally:
         if previews is not None:  # after finish() nothing is in flight; after an error, downloads are dropped
             previews.close(wait=False)

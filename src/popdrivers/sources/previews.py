@@ -47,15 +47,8 @@ import requests
 
 from popdrivers.artifacts import write_bytes_atomic
 from popdrivers.errors import ApiUnavailable, InputError
-from popdrivers.sources.crawl import (
-    ApiError,
-    CrawlSession,
-    EventSink,
-    MalformedReply,
-    RequestRunner,
-    Retry,
-    RetryPolicy,
-)
+from popdrivers.sources.api_calls import ApiError, EventSink, MalformedReply, RequestRunner, Retry, RetryPolicy
+from popdrivers.sources.crawl import CrawlSession
 from popdrivers.sources.crawl_store import AUDIO_FEATURE_COLUMNS, INTEGER_FEATURES
 
 __all__ = ["PREVIEW_SOURCE_PREFIX", "REFUSED_STATUSES", "AnalysisQueue", "PreviewCollector", "PreviewDownloader",

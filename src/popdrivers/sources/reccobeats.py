@@ -40,16 +40,8 @@ from urllib.parse import urlsplit
 import requests
 
 from popdrivers import registry
-from popdrivers.errors import ApiUnavailable, InputError, PopdriversError
-from popdrivers.sources.crawl import (
-    ApiError,
-    EventSink,
-    HttpApi,
-    MalformedReply,
-    RetryPolicy,
-    as_float,
-    as_int,
-)
+from popdrivers.errors import ApiUnavailable, ConsentRequired, InputError, PopdriversError
+from popdrivers.sources.api_calls import ApiError, EventSink, HttpApi, MalformedReply, RetryPolicy, as_float, as_int
 
 __all__ = ["BATCH", "DEFAULT_API_BASE", "FEATURES_SOURCE", "LOOKUP_FEATURES", "UPLOAD_FEATURES", "UPLOAD_MAX_BYTES",
            "UPLOAD_SOURCE", "UPLOAD_WARNING", "ConsentRequired", "Lookup", "LookupStep", "ReccoBeatsApi",
@@ -87,10 +79,6 @@ def upload_warning(api_base: str = DEFAULT_API_BASE) -> str:
 
 
 UPLOAD_WARNING = upload_warning()
-
-
-class ConsentRequired(InputError):
-    """A file would be sent to a third-party service without the user having asked for it."""
 
 
 def resolve_api_base(api_base: str | None = None, environ: Mapping[str, str] | None = None) -> str:
@@ -150,7 +138,7 @@ class Lookup:
 class ReccoBeatsApi(HttpApi):
     """Plain HTTP (``requests``) to the ReccoBeats API under the shared retry loop and a pacer.
 
-    Parameters as for :class:`~popdrivers.sources.crawl.HttpApi`; ``api_base`` defaults to ReccoBeats' host and
+    Parameters as for :class:`~popdrivers.sources.api_calls.HttpApi`; ``api_base`` defaults to ReccoBeats' host and
     ``quota`` to popdrivers' own pace (:data:`QUOTA`).
     """
 

@@ -74,7 +74,6 @@ STRUCTURAL_EFFECTS: dict[str, float] = {
 }
 # The drivers the simulation generates (its own fixed set: a driver registered later is not simulated).
 DRIVERS: tuple[str, ...] = tuple(STRUCTURAL_EFFECTS)
-BINARY_DRIVERS = frozenset({"explicit", "mode"})
 
 
 def driver_units() -> dict[str, str]:
@@ -499,7 +498,7 @@ class _EffectModel:
 
         effects, per_track, curves = {}, {}, {}
         for d in DRIVERS:
-            if d in BINARY_DRIVERS:
+            if registry.spec(d).binary:  # on minus off (explicit, mode)
                 per_track[d] = observed(d, np.ones(len(total))) - observed(d, np.zeros(len(total)))
             else:
                 h = TRUTH_STEP.get(d, TRUTH_STEP_DEFAULT)

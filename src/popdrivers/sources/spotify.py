@@ -34,17 +34,13 @@ from typing import Any
 
 from popdrivers.errors import CredentialsError, InputError
 from popdrivers.progress import ProgressCallback
+from popdrivers.sources.api_calls import ApiError, MalformedReply, RetryPolicy, as_float, as_int, as_text
 from popdrivers.sources.crawl import (
-    ApiError,
     ArtistCrawler,
     CrawlSession,
     CrawlSummary,
-    MalformedReply,
-    RetryPolicy,
-    as_float,
-    as_int,
-    as_text,
-    crawl_artists,
+    ExportedTables,
+    artist_queries,
     export_tables,
     padded_release,
     read_artist_list,
@@ -207,6 +203,9 @@ class _Crawler(ArtistCrawler):
                                  **kwargs), DEV_PAGE
 
     # ----- resolving a line of the artists file
+    def finished_details(self, summary: CrawlSummary) -> dict[str, Any]:
+        return {"access_level": summary.access_level, "popularity": summary.popularity}
+
     def decide(self, query: str) -> tuple[str, str | None, str | None]:
         kind, artist_id = parse_artist_ref(query)
         if kind == "invalid":
@@ -576,9 +575,7 @@ def collect(
         of the same command resumes.
     """
     started = time.perf_counter()
-    queries = list(artists) if not isinstance(artists, str | os.PathLike) else read_artist_list(artists)
-    if not queries:
-        raise InputError("no artists to collect")
+    queries = artist_queries(artists)
     market = market.strip().upper()
     if not re.fullmatch(r"[A-Z]{2}", market):
         raise InputError(f"--market '{market}' is not a two-letter country code (e.g. US, GB, DE)")
@@ -604,12 +601,13 @@ def collect(
         log({"event": "start", "source": "spotify", "artists": len(queries), "market": market, "since": since,
              "refresh": refresh, "api_base": base, "resumed": session.store.count("resolution") > 0,
              "audio_features_service": audio_features_service and service_base})
-        resolved: list[str] = []
+        def export(ids: Sequence[str]) -> ExportedTables:
+            return export_tables(session, ids, "spotify", _spotify_popularity, popularity, audio)
 
         def finish(complete: bool) -> CrawlSummary:
             with session.store.transaction():
                 session.checkpoint_stats()
-            exported = export_tables(session, resolved, "spotify", _spotify_popularity, popularity, audio)
+            exported = export(crawler.resolved)
             development = crawler.development_mode
             notes = [DEVELOPMENT_MODE_MESSAGE] if development else []
             if crawler.audio_forbidden:
@@ -619,26 +617,16 @@ def collect(
                 notes.append(reccobeats_note(service))
             summary = summarize(
                 session, exported, source="spotify", access_level=crawler.access_level, market=market, since=since,
-                queries=queries, resolved=resolved, popularity="unavailable" if development else "spotify",
+                queries=queries, resolved=crawler.resolved, popularity="unavailable" if development else "spotify",
                 audio_features="forbidden" if crawler.audio_forbidden else "available", complete=complete,
                 started=started, notes=notes, audio_features_service=service)
-            session.write_summary(summary, api_base=base, popularity_merge=exported.popularity_merge.to_dict()
-                                  if exported.popularity_merge else None,
-                                  audio_features_merge=exported.audio_merge.to_dict() if exported.audio_merge
-                                  else None)
+            session.write_summary(summary, exported, api_base=base)
             return summary
 
         try:
-            summary = crawl_artists(
-                session, queries, resolve=crawler.resolve, crawl_artist=crawler.crawl_artist,
-                export=lambda ids: export_tables(session, ids, "spotify", _spotify_popularity, popularity, audio),
-                finish=finish, resolved=resolved, out=out, progress=progress)
+            return crawler.crawl(queries, export=export, finish=finish, progress=progress)
         except CredentialsError as exc:
             log({"event": "credentials_rejected", "reason": str(exc)})
             raise
-        log({"event": "finished", "tracks": summary.tracks, "requests": summary.requests,
-             "retries": summary.retries, "skipped": summary.skipped_replies, "access_level": summary.access_level,
-             "popularity": summary.popularity})
-        return summary
     finally:
         session.close()

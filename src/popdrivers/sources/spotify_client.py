@@ -28,11 +28,10 @@ from typing import Any
 
 import requests
 
-from popdrivers.errors import CredentialsError, InputError
-from popdrivers.sources.crawl import (
+from popdrivers.errors import ApiUnavailable, CredentialsError, InputError
+from popdrivers.sources.api_calls import (
     ApiError,
     ApiStats,
-    ApiUnavailable,
     EventSink,
     MalformedReply,
     RequestRunner,

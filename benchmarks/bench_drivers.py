@@ -57,8 +57,8 @@ import pandas as pd
 
 from popdrivers import registry
 from popdrivers.drivers import PLACEBO_WARNING_RATE, estimate_drivers
+from popdrivers.drivers_report import curve_covered, truth_on_curve
 from popdrivers.features import build_features
-from popdrivers.report import curve_covered, truth_on_curve
 from popdrivers.sources.simulate import CatalogStructure, CausalTruth, simulate_catalog
 
 SWITCHES = [f.name for f in dataclasses.fields(CatalogStructure)]

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from popdrivers import drivers_report as figures
 from popdrivers import explain
-from popdrivers import report as figures
 from popdrivers.drivers import DesignEstimate, DesignResult, DriverReport, DriverResult
 from popdrivers.drivers._results import CurvePoint, EffectModel, Heterogeneity
 

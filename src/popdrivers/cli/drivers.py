@@ -59,8 +59,8 @@ def drivers(
     """Estimate what causally drives popularity: within-album double ML beside within-artist and naive."""
     from popdrivers import registry
     from popdrivers.drivers import estimate_drivers, save_drivers
+    from popdrivers.drivers_report import design_label, drivers_report_html, sources_sentence
     from popdrivers.progress import rich_progress
-    from popdrivers.report import design_label, drivers_report_html, sources_sentence
     from popdrivers.schema import popularity_source
 
     tracks, _ = read_data(data, format)

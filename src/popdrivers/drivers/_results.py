@@ -1,4 +1,4 @@
-"""Result types of the causal drivers: frozen, plain, JSON round-trippable (what report.py and the app read).
+"""Result types of the causal drivers: frozen, plain, JSON round-trippable (what drivers_report.py and the app read).
 
 ``DriverReport`` holds the primary design's per-driver results (:class:`DriverResult`: its
 :class:`DesignEstimate` with every check, the heterogeneity test, the dose-response curve and the

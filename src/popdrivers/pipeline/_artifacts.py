@@ -244,7 +244,7 @@ def build_artifacts(
         stage("write")(0, 1, "writing artifacts")
         save_model(result.model, tmp / MODEL_DIR, metrics=result.metrics, data_source=source,
                    data_sha256=data_sha256, rows_used=len(tracks), audio_model=result.audio_model)
-        from popdrivers.report import drivers_report_html
+        from popdrivers.drivers_report import drivers_report_html
         from popdrivers.schema import popularity_source
 
         truth_effects = None if truth is None else truth.effects

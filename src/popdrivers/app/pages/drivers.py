@@ -3,8 +3,8 @@ checks, sensitivity, by genre; SHAP beside (association)."""
 
 import streamlit as st
 
+from popdrivers import drivers_report as figures
 from popdrivers import explain
-from popdrivers import report as figures
 from popdrivers.app import cache, widgets
 
 artifacts = cache.current()

@@ -5,8 +5,8 @@ import math
 
 import streamlit as st
 
+from popdrivers import drivers_report as figures
 from popdrivers import explain, registry
-from popdrivers import report as figures
 from popdrivers.app import cache, services, widgets
 
 artifacts = cache.current()

@@ -416,7 +416,7 @@ def test_drivers_json_round_trips_and_keeps_the_primary_contract(report):
 
 
 def test_save_load_round_trip_and_tamper_refusal(report, tmp_path):
-    from popdrivers.report import drivers_report_html
+    from popdrivers.drivers_report import drivers_report_html
 
     importance = pd.DataFrame({"feature": ["log_followers", "danceability"], "mean_abs_shap": [8.0, 1.5]})
     html = drivers_report_html(report, importance=importance, truth={"danceability": 12.0})

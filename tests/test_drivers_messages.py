@@ -124,7 +124,7 @@ def borderline() -> DriverReport:
 def test_the_cli_and_the_html_report_agree_on_a_holm_p_of_0_0497(borderline, tmp_path, monkeypatch):
     import popdrivers.drivers
     from popdrivers.cli import app
-    from popdrivers.report import drivers_report_html, estimates_table, plain_reading
+    from popdrivers.drivers_report import drivers_report_html, estimates_table, plain_reading
 
     assert borderline.drivers[0].distinguishable
     assert estimates_table(borderline)["p (Holm)"].iloc[0] == "0.0497"

@@ -15,7 +15,7 @@ import pytest
 
 from popdrivers import estimate_drivers, registry, simulate_catalog, validate
 from popdrivers.drivers import load_drivers, save_drivers
-from popdrivers.report import drivers_report_html, estimates_table
+from popdrivers.drivers_report import drivers_report_html, estimates_table
 from popdrivers.sources.simulate import MEASURED_DESCRIPTORS, SIMULATED_FEATURES_SOURCE
 
 FAST = {"n_rep": 1, "n_permutations": 20, "n_bootstrap": 300, "learner": "linear", "seed": 0}

@@ -21,8 +21,8 @@ def save_drivers(report: DriverReport, out_dir: str | Path, *, html: str | None 
                  popularity_source: str | None = None) -> Path:
     """Write ``drivers.json`` (and ``report.html``, ``importance.csv`` when given) with a manifest, atomically.
 
-    ``html`` is the page :func:`popdrivers.report.drivers_report_html` renders (the report module draws; this one
-    only stores).
+    ``html`` is the page :func:`popdrivers.drivers_report.drivers_report_html` renders (the report module draws;
+    this one only stores).
     """
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:

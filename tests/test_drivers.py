@@ -363,6 +363,26 @@ def test_folds_hold_similar_numbers_of_tracks_even_with_a_few_large_artists():
     assert sizes.min() > 0.9 * sizes.max()
 
 
+def test_folds_split_into_target_chunks_on_two_workers_give_the_residuals_of_one_process():
+    """5 folds on 2 workers run as 10 half-folds (each fold's targets in two chunks, rows subsampled before they
+    are sent): every residual must be the one a single process computes fold by fold, with the exclusions and the
+    row cap of its own target (a chunk applied to the wrong rows or columns would differ)."""
+    from popdrivers.drivers import NuisanceLearner, cross_fit_targets
+
+    rng = np.random.default_rng(3)
+    n = 1200
+    x = rng.normal(size=(n, 6))
+    targets = np.column_stack([x[:, 0] ** 2 + x[:, 1], np.sin(x[:, 2]) + x[:, 3], x[:, 4] * x[:, 5], x[:, 0],
+                               rng.normal(size=n)])
+    excluded = [[0], [2, 3], [], [0, 1], [5]]
+    folds = artist_grouped_folds(rng.integers(0, 90, size=n), n_folds=5, seed=0)
+    learner = NuisanceLearner("linear+lgbm", n_estimators=15, max_fit_rows=700, seed=2)
+    one = cross_fit_targets(x, targets, excluded, folds, learner, n_jobs=1)
+    two = cross_fit_targets(x, targets, excluded, folds, learner, n_jobs=2)
+    assert not np.allclose(one, targets)
+    np.testing.assert_allclose(two, one, rtol=0, atol=1e-9)
+
+
 def test_without_albums_the_comparison_is_within_artist_and_says_why(simulated):
     report = estimate_drivers(simulated.tracks.drop(columns=["album_id"]), ["danceability", "loudness"],
                               refute=False, by_genre=False, **FAST)

@@ -17,7 +17,13 @@ from popdrivers.drivers._checks import (
     partial_r2,
     robustness_value,
 )
-from popdrivers.drivers._crossfit import LEARNERS, NuisanceLearner, artist_grouped_folds, cross_fit_residuals
+from popdrivers.drivers._crossfit import (
+    LEARNERS,
+    NuisanceLearner,
+    artist_grouped_folds,
+    cross_fit_residuals,
+    cross_fit_targets,
+)
 from popdrivers.drivers._designs import DESIGNS
 from popdrivers.drivers._estimate import estimate_drivers, implied_change
 from popdrivers.drivers._persist import (
@@ -42,6 +48,7 @@ __all__ = [
     "DESIGNS", "DESIGN_LABELS", "DRIVERS_JSON", "LEARNERS", "PLACEBO_WARNING_RATE", "REPORT_HTML",
     "DesignEstimate", "DesignResult", "DriverReport", "DriverResult", "GroupEffect", "NuisanceLearner",
     "SensitivityBound", "adjusted_estimate", "artist_grouped_folds", "confounder_bound", "cross_fit_residuals",
+    "cross_fit_targets",
     "driver_sources", "estimate_drivers", "implied_change", "load_drivers", "load_importance", "partial_r2",
     "robustness_value", "save_drivers",
 ]

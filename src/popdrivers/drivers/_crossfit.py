@@ -7,6 +7,7 @@ other tracks would partly memorise them). Folds therefore hold whole artists.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -127,6 +128,15 @@ def cross_fit_residuals(x: np.ndarray, y: np.ndarray, treatments: np.ndarray, ex
     return residuals[:, :n_drivers], residuals[:, n_drivers:]
 
 
+def _target_chunks(n_targets: int, n_folds: int, n_jobs: int) -> list[np.ndarray]:
+    """Target columns split so that folds x chunks fill every round of ``n_jobs`` workers: 5 folds on 2 workers
+    run as 3 rounds, the last with one worker idle; each fold's targets in 2 halves run as 5 full half-rounds."""
+    pieces = 1
+    if n_jobs > 1 and n_folds % n_jobs:
+        pieces = min(n_jobs // math.gcd(n_folds, n_jobs), n_targets)
+    return [chunk for chunk in np.array_split(np.arange(n_targets), pieces) if len(chunk)]
+
+
 def cross_fit_targets(x: np.ndarray, targets: np.ndarray, excluded: list[list[int]], folds: np.ndarray,
                       learner: NuisanceLearner, n_jobs: int = 1,
                       on_fold: Callable[[int], None] | None = None) -> np.ndarray:
@@ -138,18 +148,28 @@ def cross_fit_targets(x: np.ndarray, targets: np.ndarray, excluded: list[list[in
     """
     n_folds = int(folds.max()) + 1
     fold_rows = [np.flatnonzero(folds == k) for k in range(n_folds)]
-    train_rows = [np.flatnonzero(folds != k) for k in range(n_folds)]
-    tasks = [(x[train_rows[k]], targets[train_rows[k]], x[fold_rows[k]], excluded) for k in range(n_folds)]
+    chunks = _target_chunks(targets.shape[1], n_folds, n_jobs)
+    tasks = []
+    for k in range(n_folds):
+        train = np.flatnonzero(folds != k)
+        if learner.max_fit_rows is not None and len(train) > learner.max_fit_rows:
+            # Drawn here, exactly as the learner would draw it, so only the rows it trains on go to the worker.
+            train = train[np.random.default_rng(learner.seed).choice(len(train), learner.max_fit_rows,
+                                                                     replace=False)]
+        x_train, x_test = x[train], x[fold_rows[k]]
+        for chunk in chunks:
+            tasks.append((x_train, targets[np.ix_(train, chunk)], x_test, [excluded[t] for t in chunk]))
     if n_jobs > 1:
         from joblib import Parallel, delayed
 
-        results = Parallel(n_jobs=min(n_jobs, n_folds), backend="loky", return_as="generator")(
+        results = Parallel(n_jobs=min(n_jobs, len(tasks)), backend="loky", return_as="generator")(
             delayed(learner.fit_predict_targets)(*task) for task in tasks)
     else:
         results = (learner.fit_predict_targets(*task) for task in tasks)
     residuals = np.asarray(targets, dtype="float64").copy()
-    for k, prediction in enumerate(results):
-        residuals[fold_rows[k]] -= prediction
-        if on_fold is not None:
+    for i, prediction in enumerate(results):
+        k, c = divmod(i, len(chunks))
+        residuals[np.ix_(fold_rows[k], chunks[c])] -= prediction
+        if on_fold is not None and c == len(chunks) - 1:
             on_fold(k)
     return residuals

@@ -74,6 +74,8 @@ def test_predict_defaults_are_the_training_medians(app: AppTest, artifacts: pipe
     assert app.slider(key="predict_danceability").value == pytest.approx(tracks["danceability"].median(), abs=0.006)
     assert app.slider(key="predict_loudness").value == pytest.approx(tracks["loudness"].median(), abs=0.06)
     assert app.number_input(key="predict_artist_followers").value == round(tracks["artist_followers"].median())
+    followers = next(s for s in services.predict_inputs(tracks, artifacts.model) if s.name == "artist_followers")
+    assert app.number_input(key="predict_artist_followers").max == int(followers.high)  # the reach services gives
     loudness = app.slider(key="predict_loudness")
     # The page offers exactly what validation accepts (they once disagreed: -60..5 against -70..10).
     assert (loudness.min, loudness.max) == (schema.SPECS["loudness"].low, schema.SPECS["loudness"].high)

@@ -8,6 +8,9 @@ environment (``POPDRIVERS_TEST_SESSION``), and when the session ends every proce
 with its process group (SIGTERM, then SIGKILL) and named in the summary, orphans whose parent died included.
 Tests that start a process use :func:`process_groups`, which starts each command in a process group of its own
 and stops the group when the test ends.
+
+The app's tests share one copy of ``app`` (AppTest on ``small_artifacts``), ``artifacts`` and :func:`open_page`
+(imported with ``from conftest import open_page``; the fixtures need no import).
 """
 
 from __future__ import annotations
@@ -21,10 +24,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from popdrivers.sources.simulate import CatalogStructure
+
+if TYPE_CHECKING:  # Streamlit and the pipeline load only for the tests that use them
+    from streamlit.testing.v1 import AppTest
+
+    from popdrivers import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -215,6 +224,38 @@ def quick_learners(monkeypatch):
 def catalog(small_catalog):
     """The tracks of ``small_catalog``; modules with a catalogue of their own override this."""
     return small_catalog.tracks
+
+
+APPTEST_TIMEOUT = 60  # AppTest's 3 s default is for toy scripts; a cold page imports LightGBM and plotly
+
+
+@pytest.fixture(scope="module")
+def artifacts(small_artifacts: Path) -> pipeline.Artifacts:
+    """``small_artifacts`` loaded: what the app's pages show, to compare them with."""
+    from popdrivers import pipeline
+
+    return pipeline.load_artifacts(small_artifacts)
+
+
+@pytest.fixture
+def app(small_artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """The Streamlit app on ``small_artifacts``, driven headless with AppTest, its first page (Predict) rendered."""
+    from streamlit.testing.v1 import AppTest
+
+    from popdrivers.app import MAIN_SCRIPT
+
+    monkeypatch.setenv("POPDRIVERS_ARTIFACTS", str(small_artifacts))
+    at = AppTest.from_file(MAIN_SCRIPT, default_timeout=APPTEST_TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def open_page(at: AppTest, page: str) -> AppTest:
+    """Switch the app to ``pages/<page>.py`` and render it; fail on any exception the page raised."""
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import APPTEST_TIMEOUT, open_page
 from streamlit.testing.v1 import AppTest
 
 from popdrivers import explain, pipeline, schema
@@ -20,28 +21,7 @@ from popdrivers.app import MAIN_SCRIPT, services
 from popdrivers.app.config import artifacts_dir_from
 from popdrivers.drivers import implied_change
 
-TIMEOUT = 60  # AppTest's 3 s default is for toy scripts; a cold page imports LightGBM and plotly
 pytestmark = pytest.mark.slow  # AppTest runs every page's script: seconds per test
-
-
-@pytest.fixture(scope="module")
-def artifacts(small_artifacts: Path) -> pipeline.Artifacts:
-    return pipeline.load_artifacts(small_artifacts)
-
-
-@pytest.fixture
-def app(small_artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("POPDRIVERS_ARTIFACTS", str(small_artifacts))
-    at = AppTest.from_file(MAIN_SCRIPT, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def open_page(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -94,6 +74,8 @@ def test_predict_defaults_are_the_training_medians(app: AppTest, artifacts: pipe
     assert app.slider(key="predict_danceability").value == pytest.approx(tracks["danceability"].median(), abs=0.006)
     assert app.slider(key="predict_loudness").value == pytest.approx(tracks["loudness"].median(), abs=0.06)
     assert app.number_input(key="predict_artist_followers").value == round(tracks["artist_followers"].median())
+    followers = next(s for s in services.predict_inputs(tracks, artifacts.model) if s.name == "artist_followers")
+    assert app.number_input(key="predict_artist_followers").max == int(followers.high)  # the reach services gives
     loudness = app.slider(key="predict_loudness")
     # The page offers exactly what validation accepts (they once disagreed: -60..5 against -70..10).
     assert (loudness.min, loudness.max) == (schema.SPECS["loudness"].low, schema.SPECS["loudness"].high)
@@ -316,14 +298,14 @@ def test_without_artifacts_the_page_shows_one_background_build_then_becomes_the_
     monkeypatch.setenv(pipeline.ENV_BUILD_OPTIONS, "--n-artists 20 --tracks-per-artist 12 --budget-seconds 0")
     target = tmp_path / "fresh"
     monkeypatch.setenv("POPDRIVERS_ARTIFACTS", str(target))
-    at = AppTest.from_file(MAIN_SCRIPT, default_timeout=TIMEOUT).run()  # returns while the build runs
+    at = AppTest.from_file(MAIN_SCRIPT, default_timeout=APPTEST_TIMEOUT).run()  # returns while the build runs
     assert not at.exception, at.exception
     assert at.title[0].value == "Building the artifacts"
     assert any("simulated catalogue" in w.value for w in at.warning)
     assert at.get("progress"), "the build shows its progress"
     builder = pipeline.build_status(target)
     assert builder.state == "running" and builder.pid
-    second_tab = AppTest.from_file(MAIN_SCRIPT, default_timeout=TIMEOUT).run()
+    second_tab = AppTest.from_file(MAIN_SCRIPT, default_timeout=APPTEST_TIMEOUT).run()
     assert second_tab.title[0].value == "Building the artifacts"
     assert pipeline.build_status(target).pid in (builder.pid, None)  # the same build, not a second one
     wait_for_builder(target, builder.pid)
@@ -341,7 +323,7 @@ def test_a_failed_build_shows_its_error_and_a_retry_button(tmp_path: Path, monke
                                         ' "command": "popdrivers build --out broken --data tracks.csv"}')
     monkeypatch.setenv("POPDRIVERS_ARTIFACTS", str(target))
     monkeypatch.setenv(pipeline.ENV_BUILD_OPTIONS, "--n-artists 20 --tracks-per-artist 12 --budget-seconds 0")
-    at = AppTest.from_file(MAIN_SCRIPT, default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(MAIN_SCRIPT, default_timeout=APPTEST_TIMEOUT).run()
     assert not at.exception
     assert "column popularity" in at.error[0].value
     assert any("popdrivers build --out broken --data tracks.csv" in c.value for c in at.caption)
@@ -358,7 +340,7 @@ def test_tampered_artifacts_are_refused_with_a_message(small_artifacts: Path, tm
     copy = shutil.copytree(small_artifacts, tmp_path / "copy")
     (copy / "truth.json").write_text("{}")
     monkeypatch.setenv("POPDRIVERS_ARTIFACTS", str(copy))
-    at = AppTest.from_file(MAIN_SCRIPT, default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(MAIN_SCRIPT, default_timeout=APPTEST_TIMEOUT).run()
     assert not at.exception
     assert "checksum" in at.error[0].value
 

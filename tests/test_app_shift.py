@@ -7,33 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import open_page
 from streamlit.testing.v1 import AppTest
 
 from popdrivers import pipeline
-from popdrivers.app import MAIN_SCRIPT
 
-TIMEOUT = 60
 DIFFERS = "differs from the model's training data"
-
-
-@pytest.fixture(scope="module")
-def artifacts(small_artifacts: Path) -> pipeline.Artifacts:
-    return pipeline.load_artifacts(small_artifacts)
-
-
-@pytest.fixture
-def app(small_artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("POPDRIVERS_ARTIFACTS", str(small_artifacts))
-    at = AppTest.from_file(MAIN_SCRIPT, default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def open_page(at: AppTest, page: str) -> AppTest:
-    at.switch_page(f"pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def csv_bytes(tracks: pd.DataFrame, folder: Path) -> bytes:

@@ -66,6 +66,34 @@ def test_registering_twice_needs_replace_and_unknown_sources_are_refused(pulse_c
         registry.spec("nope")
 
 
+def test_the_followers_input_reaches_as_far_as_the_registry_says(small_catalog):
+    """The Predict page's followers box offers up to the registry's ``input_high`` when the data's artists are small
+    (a thousand times their median, when that is more); a bound changed in the registry changes the box, and
+    validation still accepts more followers than the box offers (an input bound, not a valid range)."""
+    from dataclasses import replace
+
+    tracks = small_catalog.tracks.copy()
+    tracks["artist_followers"] = (tracks["artist_followers"] / 10_000).round()  # a median of a few hundred
+    followers = registry.spec("artist_followers")
+    assert followers.input_high is not None and followers.high is None
+    assert tracks["artist_followers"].median() * 1000 < followers.input_high
+
+    def followers_input() -> services.InputSpec:
+        return next(s for s in services.predict_inputs(tracks) if s.name == "artist_followers")
+
+    assert (followers_input().low, followers_input().high) == (followers.low, followers.input_high)
+    try:
+        registry.register(replace(followers, input_high=3 * followers.input_high), replace=True)
+        assert followers_input().high == 3 * followers.input_high
+    finally:
+        registry.register(followers, replace=True)
+    bigger = tracks.head(5).assign(artist_followers=2 * followers.input_high)
+    assert (schema.validate(bigger)["artist_followers"] == 2 * followers.input_high).all()
+    # The catalogue's own, bigger artists: a thousand times their median, beyond the registry's bound.
+    big = next(s for s in services.predict_inputs(small_catalog.tracks) if s.name == "artist_followers")
+    assert big.high == small_catalog.tracks["artist_followers"].median() * 1000 > followers.input_high
+
+
 def test_schema_ranges_and_units_are_the_registrys():
     # Validation accepts exactly what the registry says a feature can be; duration is stored in ms.
     for name in ("danceability", "loudness", "tempo", "key", "mode", "time_signature"):

@@ -264,3 +264,40 @@ def test_cli_names_every_switch_of_the_structure():
     from popdrivers.cli.simulate import SWITCHES
 
     assert tuple(f.name for f in dataclasses.fields(CatalogStructure)) == SWITCHES
+
+
+def test_cli_measured_writes_popdrivers_descriptors_and_their_truth(tmp_path):
+    """`simulate --measured`: the same catalogue as if popdrivers had measured it from the audio; the table says so
+    in features_source and the sidecar holds the descriptors' effects (the feature's divided by the relabelling's
+    scale). Without --measured: Spotify's features, no features_source, the truth on Spotify's features."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from popdrivers.cli import app
+    from popdrivers.sources.simulate import MEASURED_DESCRIPTORS, SIMULATED_FEATURES_SOURCE
+
+    runner = CliRunner()
+    size = ["--n-artists", "20", "--tracks-per-artist", "10", "--seed", "5"]
+    for name, extra in (("plain", []), ("measured", ["--measured"])):
+        made = runner.invoke(app, ["simulate", "--out", str(tmp_path / f"{name}.parquet"), *size, *extra])
+        assert made.exit_code == 0, made.output
+    plain, measured = (pd.read_parquet(tmp_path / f"{n}.parquet") for n in ("plain", "measured"))
+    plain_truth, measured_truth = (json.loads((tmp_path / f"{n}.truth.json").read_text())["effects"]
+                                   for n in ("plain", "measured"))
+
+    descriptors = [*MEASURED_DESCRIPTORS, "brightness_hz"]
+    spotify = [feature for feature, _, _ in MEASURED_DESCRIPTORS.values()]
+    assert set(measured["features_source"]) == {SIMULATED_FEATURES_SOURCE}
+    assert set(descriptors) <= set(measured.columns) and not set(spotify) & set(measured.columns)
+    assert set(descriptors) <= set(measured_truth) and not set(spotify) & set(measured_truth)
+    for name, (feature, low, scale) in MEASURED_DESCRIPTORS.items():
+        np.testing.assert_allclose(measured[name], low + scale * plain[feature], rtol=1e-5, atol=1e-4)
+        assert measured_truth[name] == pytest.approx(plain_truth[feature] / scale), name
+    assert any(measured_truth[name] != 0 for name in MEASURED_DESCRIPTORS)
+    assert measured_truth["brightness_hz"] == 0.0
+    assert measured_truth["loudness"] == pytest.approx(plain_truth["loudness"])
+
+    assert "features_source" not in plain.columns
+    assert set(spotify) <= set(plain.columns) and not set(descriptors) & set(plain.columns)
+    assert set(spotify) <= set(plain_truth) and not set(descriptors) & set(plain_truth)

@@ -45,6 +45,9 @@ class FeatureSpec:
         Valid range in ``unit`` (``None``: open); validation refuses values outside it, inputs offer it.
     step
         Resolution of an input widget.
+    input_high
+        For an open ``high``: the least an input widget's upper end offers, in ``unit`` (followers: as many as the
+        most-followed artist has). Not a validation bound: values above it stay valid.
     per_unit
         What an effect of "+1" means ("+1.0 on the 0-1 scale", "+1 dB", "explicit vs not (0 -> 1)").
     typical_change, change_label
@@ -70,6 +73,7 @@ class FeatureSpec:
     low: float | None = None
     high: float | None = None
     step: float | None = None
+    input_high: float | None = None
     per_unit: str = ""
     typical_change: float = 1.0
     change_label: str = "+1"
@@ -173,7 +177,8 @@ _BUILT_IN: tuple[FeatureSpec, ...] = (
                 choices=tuple((t, f"{t}/4") for t in (1, 3, 4, 5, 6, 7))),
     FeatureSpec("artist_followers", "Artist followers", "followers",
                 "Followers of the artist on Spotify (the model uses log10 of it: reach, not quality).", low=0.0,
-                step=1000.0, sources=("spotify", "metadata"), model_column="log_followers"),
+                step=1000.0, input_high=150_000_000.0, sources=("spotify", "metadata"),
+                model_column="log_followers"),
     FeatureSpec("track_age_days", "Time since release", "days",
                 "Days from release to the data's reference date; older tracks have lost popularity.", low=0.0,
                 step=30.0, sources=("metadata",), canonical_column="release_date"),

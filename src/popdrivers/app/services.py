@@ -123,12 +123,14 @@ def predict_inputs(tracks: pd.DataFrame, model: Any = None) -> list[InputSpec]:
     ref = model_reference_date(model, tracks)
     ages = (ref - pd.to_datetime(tracks["release_date"], errors="coerce")).dt.days if "release_date" in tracks else None
     max_age = int(np.nanmax(ages)) if ages is not None and ages.notna().any() else 36500
-    followers_max = max(_median(tracks, "artist_followers", 0) * 1000, 150_000_000)
     genres = genre_choices(tracks)
     followers, family, age = (registry.spec(name) for name in _CONTEXT_INPUTS)
+    # Up to the registry's most-followed artist, or a thousand times the typical artist if the data's are bigger.
+    followers_max = max(_median(tracks, followers.canonical, 0) * 1000, followers.input_high or 0.0)
     specs = [
         InputSpec(followers.name, followers.label, "number", followers.help,
-                  int(round(_median(tracks, "artist_followers", 100_000))), 0, float(followers_max), followers.step),
+                  int(round(_median(tracks, followers.canonical, 100_000))), followers.low or 0.0,
+                  float(followers_max), followers.step),
         InputSpec("genre", "Genre", "select",
                   f"A Spotify genre of the artist; the model uses its {family.label.lower()} (shown in brackets).",
                   genres[0], options=tuple(genres),

@@ -36,6 +36,10 @@ def simulate(
                                      + "; or 'all' for a plain catalogue."),
     hidden_confounder: bool = typer.Option(False, "--hidden-confounder",
                                            help="Add a track-level confounder the table does not show."),
+    measured: bool = typer.Option(False, "--measured",
+                                  help="Write the catalogue as if its features had been measured from the audio by "
+                                       "popdrivers: popdrivers' descriptors in place of Spotify's 0-1 features, "
+                                       "features_source saying so, and the truth given on the descriptors."),
 ) -> None:
     """Simulate a catalogue whose true causal effects are known (the embedded default)."""
     from popdrivers.artifacts import write_json_atomic
@@ -54,8 +58,9 @@ def simulate(
     structure = dataclasses.replace(structure, hidden_confounder=hidden_confounder)
     start = time.perf_counter()
     tracks, truth = simulate_catalog(n_artists=n_artists, tracks_per_artist=tracks_per_artist, seed=seed,
-                                     structure=structure)
+                                     structure=structure, measured=measured)
     write_tracks(tracks, out)
     write_json_atomic(truth_path_for(out), truth.to_dict())
-    console.print(f"wrote {len(tracks):,} simulated tracks of {n_artists:,} artists to {out} "
+    console.print(f"wrote {len(tracks):,} simulated tracks of {n_artists:,} artists"
+                  f"{' (features as measured from the audio)' if measured else ''} to {out} "
                   f"(truth: {truth_path_for(out)}) in {time.perf_counter() - start:.1f} s")

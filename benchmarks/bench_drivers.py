@@ -142,6 +142,7 @@ def _rows(report, truth: CausalTruth, tracks: pd.DataFrame, scenario: str, seed:
                 h = primary[e.feature].heterogeneity
                 row["heterogeneity_p"] = h.p_value if h is not None else math.nan
                 row.update(curves.get(e.feature, {}))
+                row.update(_learner(primary[e.feature]))
             rows.append(row)
         if label:
             break
@@ -189,7 +190,7 @@ def default_study(seeds: int, n_artists: int, tracks_per_artist: int) -> pd.Data
                          "heterogeneity_p": r.heterogeneity.p_value if r.heterogeneity else math.nan,
                          "truly_heterogeneous": bool(truth.heterogeneous.get(r.feature, False)),
                          "placebo_rejection_rate": r.placebo_rejection_rate, "placebo_p": r.placebo_p,
-                         "seconds": time.perf_counter() - start, **curves.get(r.feature, {})})
+                         "seconds": time.perf_counter() - start, **curves.get(r.feature, {}), **_learner(r)})
         print(f"  default seed {seed}: {time.perf_counter() - start:.0f} s, load {os.getloadavg()[0]:.1f}",
               flush=True)
     return pd.DataFrame(rows)
@@ -207,12 +208,28 @@ def heterogeneity_study(seeds: int, n_artists: int, tracks_per_artist: int, n_re
                          "heterogeneity_p": h.p_value if h is not None else math.nan,
                          "restrictions": h.restrictions if h is not None else 0,
                          "truth": truth.effects[r.feature], "estimate": r.effect,
-                         "covered": r.ci_low <= truth.effects[r.feature] <= r.ci_high})
+                         "covered": r.ci_low <= truth.effects[r.feature] <= r.ci_high,
+                         # Clipped tracks gain nothing: on observed popularity a non-zero effect differs between
+                         # families even here (their shares at the floor differ); a zero effect is zero everywhere.
+                         "true_family_spread": _family_spread(truth, r.feature), **_learner(r)})
         if (seed + 1) % 5 == 0:
             elapsed = time.perf_counter() - start
             print(f"  heterogeneity: {seed + 1}/{seeds} seeds, {elapsed:.0f} s, ETA "
                   f"{elapsed / (seed + 1) * (seeds - seed - 1):.0f} s", flush=True)
     return pd.DataFrame(rows)
+
+
+def _learner(r) -> dict[str, float]:
+    """The R-learner check of one driver result (NaN when it was not run)."""
+    t = r.track_learner
+    return {"learner_p": t.p_value if t else math.nan, "learner_slope": t.slope if t else math.nan,
+            "learner_beyond_p": t.beyond_model_p_value if t else math.nan}
+
+
+def _family_spread(truth: CausalTruth, driver: str) -> float:
+    """Largest minus smallest true average effect of the driver among the genre families."""
+    values = [effects[driver] for effects in truth.effects_by_family.values() if driver in effects]
+    return float(max(values) - min(values)) if values else math.nan
 
 
 def null_study(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int) -> pd.DataFrame:
@@ -228,7 +245,8 @@ def null_study(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int) -
                          "simultaneous_ci_high": r.simultaneous_ci_high,
                          "band_covered": r.simultaneous_ci_low <= truth.effects[r.feature] <= r.simultaneous_ci_high,
                          "heterogeneity_p": r.heterogeneity.p_value if r.heterogeneity else math.nan,
-                         "placebo_rejection_rate": r.placebo_rejection_rate, "placebo_p": r.placebo_p})
+                         "placebo_rejection_rate": r.placebo_rejection_rate, "placebo_p": r.placebo_p,
+                         **_learner(r)})
         if (seed + 1) % 10 == 0:
             elapsed = time.perf_counter() - start
             eta = elapsed / (seed + 1) * (seeds - seed - 1)
@@ -365,6 +383,8 @@ def main() -> None:
             ci_width=("width", "mean"), band_coverage=("band_covered", "mean"),
             weighted_coverage=("weighted_covered", "mean"),
             heterogeneity_rejects=("heterogeneity_p", lambda p: float((p < 0.05).mean())),
+            learner_rejects=("learner_p", lambda p: float((p < 0.05).mean())),
+            learner_slope=("learner_slope", "mean"),
             curve_pointwise=("curve_share", "mean"), placebo_rejection=("placebo_rejection_rate", "mean"))
         print(_markdown(per_driver))
         all_in_band = results.groupby("seed").band_covered.all().mean()
@@ -383,11 +403,22 @@ def main() -> None:
                                       args.n_rep or 3)
         results.to_csv(args.out / f"heterogeneity_raw{tag}.csv", index=False)
         tested = results.dropna(subset=["heterogeneity_p"])
-        print(f"size of the heterogeneity test on homogeneous catalogues (p < 0.05): "
+        print(f"heterogeneity test on catalogues with homogeneous structural effects (p < 0.05): "
               f"{_rate(tested.heterogeneity_p < 0.05)}; at 1%: {_rate(tested.heterogeneity_p < 0.01)}")
+        zero = tested.truth.abs() < 1e-12
+        print(f"  drivers whose true effect is 0 for every track (an exact null): "
+              f"{_rate(tested.heterogeneity_p[zero] < 0.05)} at 5%, {_rate(tested.heterogeneity_p[zero] < 0.01)} "
+              f"at 1%")
+        print(f"  drivers with an effect (on observed popularity it differs between families by "
+              f"{tested.true_family_spread[~zero].median():.2f} points per unit, median, as clipped tracks gain "
+              f"nothing): {_rate(tested.heterogeneity_p[~zero] < 0.05)} at 5%")
         print(_markdown(tested.assign(rejected=tested.heterogeneity_p < 0.05).groupby("driver", sort=False)
                         .agg(rejected=("rejected", "mean"), restrictions=("restrictions", "median"),
+                             true_family_spread=("true_family_spread", "median"),
                              average_effect_coverage=("covered", "mean"))))
+        learner = results.learner_p.dropna()
+        print(f"R-learner slope > 0 at 5% (one-sided): {_rate(learner < 0.05)} (exact nulls "
+              f"{_rate(results.learner_p[results.truth.abs() < 1e-12].dropna() < 0.05)})")
         per_seed = tested.groupby("seed").heterogeneity_p.min()
         print(f"catalogues where any of the drivers' tests fires at 5%: {(per_seed < 0.05).mean():.1%} "
               "(12 tests each, no multiplicity correction)")
@@ -404,7 +435,8 @@ def main() -> None:
               f"{_rate(per_seed.placebo_warning)}")
         print(f"mean placebo rejection rate {results.placebo_rejection_rate.mean():.3f} (nominal 0.05); per driver "
               f"raw p < 0.05: {_rate(results.p_value < 0.05)}; heterogeneity p < 0.05 (no effects, so none varies): "
-              f"{_rate(results.heterogeneity_p.dropna() < 0.05)}")
+              f"{_rate(results.heterogeneity_p.dropna() < 0.05)}; R-learner slope > 0 at 5% (one-sided): "
+              f"{_rate(results.learner_p.dropna() < 0.05)}")
     else:
         timings = [timing(r) for r in args.rows]
         for t in timings:

@@ -128,7 +128,7 @@ def cross_fit_residuals(x: np.ndarray, y: np.ndarray, treatments: np.ndarray, ex
     return residuals[:, :n_drivers], residuals[:, n_drivers:]
 
 
-def _target_chunks(n_targets: int, n_folds: int, n_jobs: int) -> list[np.ndarray]:
+def target_chunks(n_targets: int, n_folds: int, n_jobs: int) -> list[np.ndarray]:
     """Target columns split so that folds x chunks fill every round of ``n_jobs`` workers: 5 folds on 2 workers
     run as 3 rounds, the last with one worker idle; each fold's targets in 2 halves run as 5 full half-rounds."""
     pieces = 1
@@ -148,7 +148,7 @@ def cross_fit_targets(x: np.ndarray, targets: np.ndarray, excluded: list[list[in
     """
     n_folds = int(folds.max()) + 1
     fold_rows = [np.flatnonzero(folds == k) for k in range(n_folds)]
-    chunks = _target_chunks(targets.shape[1], n_folds, n_jobs)
+    chunks = target_chunks(targets.shape[1], n_folds, n_jobs)
     tasks = []
     for k in range(n_folds):
         train = np.flatnonzero(folds != k)

@@ -64,6 +64,7 @@ class Sample:
     era: np.ndarray
     has_artists: bool
     notes: list[str] = field(default_factory=list)
+    track_ids: np.ndarray | None = None            # the table's track_id per row, when it has one
 
     def __len__(self) -> int:
         return len(self.y)
@@ -73,7 +74,8 @@ class Sample:
             y=self.y[rows], drivers={k: v[rows] for k, v in self.drivers.items()},
             blocks={b: {k: v[rows] for k, v in cols.items()} for b, cols in self.blocks.items()},
             artists=self.artists[rows], albums=None if self.albums is None else self.albums[rows],
-            family=self.family[rows], era=self.era[rows], has_artists=self.has_artists, notes=list(self.notes))
+            family=self.family[rows], era=self.era[rows], has_artists=self.has_artists, notes=list(self.notes),
+            track_ids=None if self.track_ids is None else self.track_ids[rows])
 
 
 def _filled(values: np.ndarray, name: str, columns: dict[str, np.ndarray]) -> None:
@@ -202,7 +204,8 @@ def prepare_sample(df: pd.DataFrame, drivers: list[str], track_controls: bool,
     if has_artists:
         complete &= artists >= 0
     sample = Sample(y=y, drivers=treatments, blocks=blocks, artists=artists, albums=albums, family=family, era=era,
-                    has_artists=has_artists, notes=notes)
+                    has_artists=has_artists, notes=notes,
+                    track_ids=df["track_id"].to_numpy(dtype=object) if "track_id" in df.columns else None)
     return sample.subset(np.flatnonzero(complete)), int((~complete).sum())
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from popdrivers import registry
+from popdrivers.drivers._cate import CATE_METHOD, TrackEffects, calibrate, r_learner_proxies
 from popdrivers.drivers._checks import (
     BENCHMARK_MULTIPLES,
     BENCHMARKS,
@@ -84,6 +85,7 @@ from popdrivers.drivers._results import (
     GroupEffect,
     Heterogeneity,
     SensitivityBound,
+    TrackLearner,
 )
 from popdrivers.errors import InputError
 from popdrivers.features import (
@@ -151,6 +153,7 @@ class _DesignRun:
         self.prepared = {d: driver_basis(matrices, d, n_knots, MIN_GROUP_ROWS, MIN_GROUP_ARTISTS) for d in drivers}
         self.reps: list[list[DriverRepetition]] = []                 # [rep][driver]
         self.residuals: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # first repetition, for the placebo
+        self.track_effects: dict[str, TrackEffects] = {}               # first repetition, primary design
 
     @property
     def stages(self) -> list[list[FinalStage]]:
@@ -176,7 +179,8 @@ class _DesignRun:
         return np.column_stack(columns), exclusions, spline_slices
 
     def run(self, learner: NuisanceLearner, n_folds: int, seed: int, n_jobs: int, keep_residuals: bool,
-            era_masks: list[tuple[str, np.ndarray]], test_draws: int, tick: Callable[[str], None]) -> None:
+            era_masks: list[tuple[str, np.ndarray]], test_draws: int, tick: Callable[[str], None],
+            track_effects: bool = False) -> None:
         m = self.matrices
         targets, exclusions, spline_slices = self._targets()
         n_drivers = len(self.drivers)
@@ -207,6 +211,20 @@ class _DesignRun:
                     self.residuals[driver] = (residuals[:, j].copy(), result.representer)
                 reps.append(result)
             self.reps.append(reps)
+            if track_effects and rep == 0:
+                self._track_effects(residuals, folds, reps, seed, learner.max_fit_rows, n_jobs)
+
+    def _track_effects(self, residuals: np.ndarray, folds: np.ndarray, reps: list[DriverRepetition], seed: int,
+                       max_fit_rows: int | None, n_jobs: int) -> None:
+        """Per-track effects of every driver from the R-learner on this repetition's residuals (``_cate``)."""
+        n = len(self.drivers)
+        proxies = r_learner_proxies(residuals[:, :n], residuals[:, n:2 * n], self._x, folds, seed, max_fit_rows,
+                                    n_jobs)
+        for j, driver in enumerate(self.drivers):
+            prepared = self.prepared[driver]
+            model = prepared.basis.derivative_rows(prepared.level, prepared.codes) @ reps[j].coef
+            self.track_effects[driver] = calibrate(residuals[:, j], residuals[:, n + j], proxies[:, j],
+                                                   self.clusters, model_effect=model)
 
     def aggregate(self, seed: int, n_bootstrap: int, has_artists: bool) -> DesignResult:
         m = self.matrices
@@ -316,6 +334,25 @@ def _sensitivity(run: _DesignRun, drivers: list[str], effects: np.ndarray, ses: 
     return out
 
 
+def _track_learner(effects: TrackEffects | None) -> TrackLearner | None:
+    if effects is None:
+        return None
+    return TrackLearner(method=CATE_METHOD, slope=effects.slope, slope_low=effects.slope_low,
+                        slope_high=effects.slope_high, p_value=effects.p_value,
+                        beyond_model_p_value=effects.beyond_model_p_value, spread=float(np.std(effects.effect)),
+                        tracks=len(effects.effect))
+
+
+def _track_effects_frame(run: _DesignRun, track_ids: np.ndarray | None) -> pd.DataFrame | None:
+    """Per track and driver the calibrated R-learner effect (long format), None without track ids."""
+    if track_ids is None or not run.track_effects:
+        return None
+    frames = [pd.DataFrame({"track_id": track_ids, "driver": driver, "effect": e.effect, "ci_low": e.ci_low,
+                            "ci_high": e.ci_high, "proxy": e.proxy})
+              for driver, e in run.track_effects.items()]
+    return pd.concat(frames, ignore_index=True)
+
+
 def _check_parameters(design: str, learner: str, n_folds: int, n_rep: int, n_permutations: int) -> None:
     if design not in ("auto", *DESIGNS):
         raise InputError(f"design must be auto or one of {', '.join(DESIGNS)}, got '{design}'")
@@ -353,6 +390,7 @@ def estimate_drivers(
     track_controls: bool = True,
     n_jobs: int = 2,
     n_knots: int = 4,
+    track_effects: bool = True,
 ) -> DriverReport:
     """Estimate the causal effect of each driver on popularity, in the strictest design the table supports.
 
@@ -402,6 +440,9 @@ def estimate_drivers(
         Knots of the restricted cubic spline of each continuous driver in the primary design (its effect may
         change along its values; ``n_knots - 2`` columns, each with its own nuisance models); below 3: none, the
         effect is a slope per genre family.
+    track_effects
+        Per-track effects from an R-learner on the primary design's first repetition, calibrated and tested by
+        their best linear predictor (``DriverResult.track_learner``, ``DriverReport.track_effects``).
 
     Returns
     -------
@@ -499,7 +540,8 @@ def estimate_drivers(
         run = _DesignRun(matrices, chosen, n_rep if is_primary else 1, n_knots if is_primary else 0,
                          details=is_primary)
         run.run(learner_obj, n_folds, seed, n_jobs, keep_residuals=is_primary and refute and n_permutations > 0,
-                era_masks=era_masks if is_primary else [], test_draws=n_bootstrap, tick=tick)
+                era_masks=era_masks if is_primary else [], test_draws=n_bootstrap, tick=tick,
+                track_effects=is_primary and track_effects)
         result = run.aggregate(seed, n_bootstrap, sample.has_artists)
         results.append(result)
         if is_primary:
@@ -552,7 +594,7 @@ def estimate_drivers(
             partial_r2=r2, robustness_value=rv, robustness_value_ci=rv_ci, sensitivity=bounds,
             by_genre=group_effects("genre", d), by_era=group_effects("era", d), heterogeneity=heterogeneity,
             curve=curve, curve_reference=primary_run.prepared[d].reference if curve else math.nan,
-            effect_model=model))
+            effect_model=model, track_learner=_track_learner(primary_run.track_effects.get(d))))
 
     info = {
         "learner": learner, "score": "partialling-out", "n_folds": n_folds, "n_rep": n_rep, "seed": seed,
@@ -583,7 +625,8 @@ def estimate_drivers(
     return DriverReport(design=primary, design_reason=reason, rows=len(sample),
                         artists=int(len(np.unique(sample.artists))) if sample.has_artists else 0,
                         drivers=tuple(driver_results),
-                        designs=tuple(results), warnings=tuple(warnings), info=info)
+                        designs=tuple(results), warnings=tuple(warnings), info=info,
+                        track_effects=_track_effects_frame(primary_run, sample.track_ids))
 
 
 def _keep_one_source(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, str | None]:

@@ -177,6 +177,33 @@ class Heterogeneity:
 
 
 @dataclass(frozen=True)
+class TrackLearner:
+    """Does a learner told nothing about genre families find effects that differ between tracks? The R-learner's
+    per-track effects calibrated by their best linear predictor (``drivers._cate``).
+
+    ``slope`` is the calibration slope (0: the learner's per-track effects carry no heterogeneity; 1: they are
+    calibrated), with its 95% CI and ``p_value`` (one-sided, of slope > 0); ``beyond_model_p_value`` the same
+    test with the effect model's own per-track effects (family slope and spline) beside it: small when the learner finds
+    heterogeneity that model does not have. ``spread`` is the standard deviation of the calibrated per-track
+    effects over the design's tracks, ``tracks`` their number. Per-track values: ``DriverReport.track_effects``.
+    """
+
+    method: str
+    slope: float
+    slope_low: float
+    slope_high: float
+    p_value: float
+    beyond_model_p_value: float
+    spread: float
+    tracks: int
+
+    @property
+    def detected(self) -> bool:
+        """True when the learner's per-track effects carry heterogeneity at the 5% level."""
+        return bool(self.p_value < ALPHA)
+
+
+@dataclass(frozen=True)
 class CurvePoint:
     """The dose-response at one value: the average change in popularity if every track had ``value`` instead of
     the curve's reference, with its pointwise 95% CI and the band that covers the whole curve at once."""
@@ -279,6 +306,7 @@ class DriverResult:
     curve: tuple[CurvePoint, ...] = ()
     curve_reference: float = math.nan
     effect_model: EffectModel | None = None
+    track_learner: TrackLearner | None = None
 
     def __getattr__(self, name: str) -> Any:
         # The estimate's fields read through (result.effect, result.ci_low, ...): one place holds them.
@@ -321,12 +349,14 @@ class DriverResult:
         estimate = _from_fields(DesignEstimate, data)
         checks = _field_values(cls, data, {"sensitivity": SensitivityBound, "by_genre": GroupEffect,
                                            "by_era": GroupEffect, "curve": CurvePoint},
-                               skip=frozenset({"estimate", "heterogeneity", "effect_model"}))
+                               skip=frozenset({"estimate", "heterogeneity", "effect_model", "track_learner"}))
         heterogeneity = data.get("heterogeneity")
         model = data.get("effect_model")
+        learner = data.get("track_learner")
         return cls(estimate=estimate, **checks,
                    heterogeneity=None if heterogeneity is None else _heterogeneity_from(heterogeneity),
-                   effect_model=None if model is None else _effect_model_from(model))
+                   effect_model=None if model is None else _effect_model_from(model),
+                   track_learner=None if learner is None else _from_fields(TrackLearner, learner))
 
 
 def _heterogeneity_from(data: dict[str, Any]) -> Heterogeneity:
@@ -408,6 +438,9 @@ class DriverReport:
     designs: tuple[DesignResult, ...] = ()
     warnings: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+    # Per track and driver (track_id, driver, effect, ci_low, ci_high, proxy): the R-learner's calibrated effects
+    # (TrackLearner); stored beside drivers.json as track_effects.csv, not in it.
+    track_effects: pd.DataFrame | None = field(default=None, compare=False, repr=False)
 
     def __getitem__(self, feature: str) -> DriverResult:
         for result in self.drivers:

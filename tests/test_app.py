@@ -146,6 +146,14 @@ def test_what_if_shows_model_and_causal_changes_side_by_side(app: AppTest, artif
     assert {"Model prediction (association)", "Causal estimate (within album effects)"} <= {
         m.value.removeprefix("#### ") for m in app.markdown}
     assert len(app.get("plotly_chart")) == 1  # the curve over one feature's range
+    # This track's own effect from the R-learner, where its test finds differences (read from track_effects.csv).
+    from popdrivers.explain import learner_effects
+
+    expected = learner_effects(report, row, {"danceability": new - old})
+    shown = [m.value for m in app.markdown if "from a learner told nothing about genre families" in m.value]
+    assert len(shown) == len(expected) == int(report["danceability"].track_learner.detected)
+    if expected:
+        assert f"for this edit about **{expected[0].implied:+.1f}**" in shown[0]
 
 
 def test_what_if_curve_marks_the_track_and_follows_the_model(artifacts: pipeline.Artifacts) -> None:

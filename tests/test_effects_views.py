@@ -14,7 +14,7 @@ import pytest
 from popdrivers import drivers_report as figures
 from popdrivers import explain
 from popdrivers.drivers import DesignEstimate, DesignResult, DriverReport, DriverResult
-from popdrivers.drivers._results import CurvePoint, EffectModel, Heterogeneity
+from popdrivers.drivers._results import CurvePoint, EffectModel, Heterogeneity, TrackLearner
 
 
 def _estimate(feature: str, effect: float, se: float, weighted: float) -> DesignEstimate:
@@ -45,7 +45,8 @@ def hand_report() -> DriverReport:
     explicit_model = EffectModel(driver="explicit", binary=True, groups=("pop", "other families"), knots=(),
                                  coef=(2.0, 2.1), covariance=((0.04, 0.0), (0.0, 0.04)), shares=(0.6, 0.4), dof=50.0)
     loudness = DriverResult(estimate=_estimate("loudness", 0.5, 0.05, 0.2), heterogeneity=_heterogeneity(0.001),
-                            curve=curve, curve_reference=-8.0, effect_model=loudness_model)
+                            curve=curve, curve_reference=-8.0, effect_model=loudness_model,
+                            track_learner=TrackLearner("R-learner", 0.8, 0.5, 1.1, 0.0004, 0.03, 0.2, 1000))
     explicit = DriverResult(estimate=_estimate("explicit", 2.0, 0.3, 2.05), heterogeneity=_heterogeneity(0.6),
                             effect_model=explicit_model)
     design = DesignResult(name="within_album", rows=1000, artists=60, groups=200, controls=("track number",),
@@ -105,6 +106,12 @@ def test_tables_and_reading_say_which_effects_vary_and_where_the_weighted_number
     reading = " ".join(figures.plain_reading(hand_report))
     assert "The effect differs between tracks for loudness (p 0.001" in reading
     assert "one average applies to every track" in reading and "for explicit" in reading
+    # The R-learner: found for loudness (beyond the family x value model too, p 0.03); not run for explicit.
+    assert table.loc["loudness", "R-learner finds differences?"] == "yes (slope 0.8, p <0.001)"
+    assert table.loc["loudness", "beyond the family x value model (p)"] == "0.030"
+    assert table.loc["explicit", "R-learner finds differences?"] == "–"
+    assert ("R-learner told nothing about genre families finds per-track differences for loudness (calibration "
+            "slope 0.8); beyond the family x value model for loudness.") in reading
     # 0.5 vs 0.2 with SEs of 0.05: the gap is named; explicit's 2.0 vs 2.05 is not.
     assert "differ for loudness (0.5 vs 0.2)" in reading and "explicit (2" not in reading
     page = figures.drivers_report_html(hand_report)

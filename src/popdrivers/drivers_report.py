@@ -254,8 +254,19 @@ def heterogeneity_table(report: DriverReport) -> pd.DataFrame:
             "spline terms": h.nonlinear_terms if h is not None else 0,
             "lowest family": f"{genres[0].group} {_fmt(genres[0].effect)}" if genres else "–",
             "highest family": f"{genres[-1].group} {_fmt(genres[-1].effect)}" if genres else "–",
+            "R-learner finds differences?": learner_label(r),
+            "beyond the family x value model (p)": (_p(r.track_learner.beyond_model_p_value)
+                                                    if r.track_learner is not None else "–"),
         })
     return pd.DataFrame(rows)
+
+
+def learner_label(r: DriverResult) -> str:
+    """'yes (slope ..., p ...)' / 'no (p ...)' / '-': the R-learner's calibration test for one driver."""
+    t = r.track_learner
+    if t is None or not math.isfinite(t.p_value):
+        return "–"
+    return f"{'yes' if t.detected else 'no'} (slope {_fmt(t.slope)}, p {_p(t.p_value)})"
 
 
 def curve_table(report: DriverReport) -> pd.DataFrame:
@@ -423,6 +434,13 @@ def _heterogeneity_lines(report: DriverReport) -> list[str]:
         lines.append("No evidence that the effect varies between tracks (by genre family or along the feature's "
                      "own values) for " + ", ".join(r.feature for r in tested if not r.heterogeneity.detected)
                      + ": one average applies to every track.")
+    learner = [r for r in report.drivers if r.track_learner is not None and r.track_learner.detected]
+    if learner:
+        lines.append("An R-learner told nothing about genre families finds per-track differences for "
+                     + ", ".join(f"{r.feature} (calibration slope {_fmt(r.track_learner.slope)})" for r in learner)
+                     + "; beyond the family x value model for "
+                     + (", ".join(r.feature for r in learner if r.track_learner.beyond_model_p_value < 0.05)
+                        or "none of them") + ".")
     apart = [r for r in report.drivers if math.isfinite(r.estimate.variance_weighted_effect)
              and math.isfinite(r.estimate.variance_weighted_se)
              and abs(r.effect - r.estimate.variance_weighted_effect)

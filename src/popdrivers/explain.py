@@ -345,6 +345,24 @@ class TrackEffect:
 
 
 @dataclass(frozen=True)
+class LearnerEffect:
+    """This track's effect of +1 unit of a driver from the R-learner (told nothing about genre families),
+    calibrated by its best linear predictor, with the 95% CI of that predictor (not of the track's true effect: it
+    leaves out the learner's own error); ``change`` is the edit, ``effect * change`` what
+    it implies for a small change (a local slope: the curve says what a large one does)."""
+
+    driver: str
+    change: float
+    effect: float
+    low: float
+    high: float
+
+    @property
+    def implied(self) -> float:
+        return self.effect * self.change
+
+
+@dataclass(frozen=True)
 class WhatIf:
     """A track before and after an edit: the model's view and the causal estimate, kept apart.
 
@@ -352,7 +370,8 @@ class WhatIf:
     drivers read off the dose-response curve between the track's value and the new one, so a large change is not
     one slope times its size), with its 95% CI. ``per_track`` holds the effect for this track of each edited driver
     whose effect is found to vary between tracks; ``average_applies`` the edited drivers where no such variation was
-    found (the average is then the best estimate for this track too).
+    found (the average is then the best estimate for this track too). ``learner`` holds, for edited drivers whose
+    R-learner check finds heterogeneity, this track's own effect from that learner (:func:`learner_effects`).
     """
 
     before: float
@@ -363,6 +382,7 @@ class WhatIf:
     changes: dict[str, float]
     per_track: tuple[TrackEffect, ...] = ()
     average_applies: tuple[str, ...] = ()
+    learner: tuple[LearnerEffect, ...] = ()
 
     @property
     def model_change(self) -> float:
@@ -439,9 +459,33 @@ def what_if(model: PopularityModel, report: Any, row: pd.DataFrame, new_values: 
     else:
         effect, low, high = 0.0, 0.0, 0.0
     per_track, average = track_effects(report, row, causal_changes, current)
+    learner = learner_effects(report, row, causal_changes)
     edited = with_driver_values(row, {d: new_values[d] for d in changes})
     before, after = (float(v) for v in model.predict(pd.concat([row, edited], ignore_index=True)))
-    return WhatIf(before, after, float(effect), float(low), float(high), changes, per_track, average)
+    return WhatIf(before, after, float(effect), float(low), float(high), changes, per_track, average, learner)
+
+
+def learner_effects(report: Any, row: pd.DataFrame, changes: Mapping[str, float]) -> tuple[LearnerEffect, ...]:
+    """Per edited driver whose R-learner check finds heterogeneity (``DriverResult.track_learner``), this track's
+    calibrated effect from ``report.track_effects`` (looked up by ``track_id``; empty for a track the report was not
+    estimated on)."""
+    table = getattr(report, "track_effects", None)
+    if table is None or "track_id" not in row.columns or not len(row):
+        return ()
+    rows = table[table["track_id"].astype(str) == str(row["track_id"].iloc[0])]
+    out = []
+    for driver, change in changes.items():
+        try:
+            check = report[driver].track_learner
+        except KeyError:
+            continue
+        hit = rows[rows["driver"] == driver]
+        if check is None or not check.detected or hit.empty:
+            continue
+        first = hit.iloc[0]
+        out.append(LearnerEffect(driver, float(change), float(first["effect"]), float(first["ci_low"]),
+                                 float(first["ci_high"])))
+    return tuple(out)
 
 
 def feature_curve(model: PopularityModel, row: pd.DataFrame, driver: str, tracks: pd.DataFrame | None = None,

@@ -42,13 +42,14 @@ from popdrivers.drivers._results import (
     DriverResult,
     GroupEffect,
     SensitivityBound,
+    TrackLearner,
 )
 
 __all__ = [
     "DESIGNS", "DESIGN_LABELS", "DRIVERS_JSON", "LEARNERS", "PLACEBO_WARNING_RATE", "REPORT_HTML",
     "DesignEstimate", "DesignResult", "DriverReport", "DriverResult", "GroupEffect", "NuisanceLearner",
-    "SensitivityBound", "adjusted_estimate", "artist_grouped_folds", "confounder_bound", "cross_fit_residuals",
-    "cross_fit_targets",
+    "SensitivityBound", "TrackLearner", "adjusted_estimate", "artist_grouped_folds", "confounder_bound",
+    "cross_fit_residuals", "cross_fit_targets",
     "driver_sources", "estimate_drivers", "implied_change", "load_drivers", "load_importance", "partial_r2",
     "robustness_value", "save_drivers",
 ]

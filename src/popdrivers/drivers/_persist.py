@@ -1,7 +1,9 @@
-"""The drivers folder on disk: ``drivers.json``, the HTML report, SHAP importance, a checksummed manifest."""
+"""The drivers folder on disk: ``drivers.json``, the HTML report, SHAP importance, the per-track effects, a
+checksummed manifest."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +16,7 @@ from popdrivers.errors import ArtifactError
 DRIVERS_JSON = "drivers.json"
 REPORT_HTML = "report.html"
 IMPORTANCE_CSV = "importance.csv"
+TRACK_EFFECTS_CSV = "track_effects.csv"
 
 
 def save_drivers(report: DriverReport, out_dir: str | Path, *, html: str | None = None,
@@ -32,6 +35,8 @@ def save_drivers(report: DriverReport, out_dir: str | Path, *, html: str | None 
             (tmp / REPORT_HTML).write_text(html, encoding="utf-8")
         if importance is not None:
             importance.to_csv(tmp / IMPORTANCE_CSV, index=False)
+        if report.track_effects is not None:
+            report.track_effects.to_csv(tmp / TRACK_EFFECTS_CSV, index=False)
         write_manifest(tmp, kind="drivers", design=report.design, rows=report.rows, artists=report.artists,
                        data_source=data_source, popularity_source=popularity_source, drivers=list(report.features),
                        designs=list(report.design_names), features_source=report.info.get("features_source"),
@@ -59,10 +64,19 @@ def load_drivers(path: str | Path) -> DriverReport:
     verify_manifest(path, kind="drivers")
     data = read_json(path / DRIVERS_JSON)
     try:
-        return DriverReport.from_dict(data)
+        report = DriverReport.from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError(f"{path / DRIVERS_JSON} was written by another version of popdrivers or is damaged "
                             f"({exc}); rebuild it with popdrivers drivers (or popdrivers build)") from exc
+    effects_file = path / TRACK_EFFECTS_CSV
+    if effects_file.is_file():
+        effects = pd.read_csv(effects_file, dtype={"track_id": str, "driver": str})
+        missing = {"track_id", "driver", "effect", "ci_low", "ci_high"} - set(effects.columns)
+        if missing:
+            raise ArtifactError(f"{effects_file} lacks the column(s) {', '.join(sorted(missing))}; rebuild it with "
+                                "popdrivers drivers (or popdrivers build)")
+        report = dataclasses.replace(report, track_effects=effects)
+    return report
 
 
 def load_importance(path: str | Path) -> pd.DataFrame | None:

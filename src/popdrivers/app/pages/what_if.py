@@ -78,6 +78,13 @@ with right, st.container(border=True):
                     f"{effect.end:.3g} would change popularity by **{effect.effect:+.1f}** "
                     f"(95% CI {effect.low:+.1f} to {effect.high:+.1f}): the effect of {spec.label.lower()} differs "
                     "between tracks (by genre family and along its values), so this track's own effect is shown.")
+    for effect in result.learner:
+        spec = registry.spec(effect.driver)
+        st.markdown(f"**For this track, from a learner told nothing about genre families** (R-learner, calibrated): "
+                    f"{effect.effect:+.3g} per {spec.effect_unit} (95% CI of the calibrated predictor "
+                    f"{effect.low:+.3g} to {effect.high:+.3g}, which leaves out what the learner gets wrong); "
+                    f"for this edit about **{effect.implied:+.1f}** (a local slope: for a large change the "
+                    "dose-response curve on the Drivers page applies).")
     if result.average_applies:
         names = ", ".join(registry.spec(d).label.lower() for d in result.average_applies)
         st.caption(f"No evidence that the effect of {names} differs between tracks: the average applies to this "

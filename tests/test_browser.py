@@ -157,6 +157,40 @@ def test_every_page_renders_in_chromium_and_predict_answers(server: str, page) -
     assert {name for _, _, name in PAGES} <= {p.stem for p in SCREENSHOTS.glob("*.png")}
 
 
+def test_a_song_uploaded_in_chromium_is_analysed_on_this_machine_and_predicted(server: str, page,
+                                                                               tmp_path: Path) -> None:
+    """Predict page, "From a song file", as a person does it: a synthesised 120 BPM click track chosen in the
+    browser's file input, sent to the local server, analysed there; the measured tempo is shown with popdrivers'
+    source, and "Predict from the song" answers with a number inside its interval."""
+    from popdrivers.audio.synth import click_track, write_audio
+
+    song = write_audio(tmp_path / "demo.wav", click_track(120, 20, seed=1))
+    page.goto(server)
+    rendered(page, PAGES[0][1])
+    page.get_by_role("tab", name="From a song file").click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(song))
+    page.get_by_role("heading", name="Measured from demo.wav").wait_for(timeout=120_000)
+    settled(page)
+    panel = page.get_by_role("tabpanel", name="From a song file")
+    text = panel.inner_text()
+    assert "popdrivers' analysis, not Spotify's" in text and "audio:" in text
+    assert page.locator("[data-testid='stException']").count() == 0
+    # A slider (aria-valuenow) or a number box, as the spec's range makes it.
+    widget = panel.locator("input[aria-label='Tempo (BPM)']").first
+    shown = widget.get_attribute("aria-valuetext")  # the slider's exact value (its "value" is on the step grid)
+    tempo = float(shown if shown is not None else widget.input_value())
+    assert abs(tempo - 120) < 120 * 0.04, tempo
+    panel.get_by_role("button", name="Predict from the song").click()
+    value = panel.locator("[data-testid='stMetricValue']").first
+    value.wait_for(timeout=120_000)
+    settled(page)
+    predicted = float(value.inner_text())
+    interval = re.search(r"80% interval: (-?[\d.]+) to (-?[\d.]+)", panel.inner_text())
+    assert interval and float(interval[1]) <= predicted <= float(interval[2]), panel.inner_text()[:2000]
+    SCREENSHOTS.mkdir(exist_ok=True)
+    screenshot(page, "1-predict-song")
+
+
 def test_a_fresh_machine_gets_a_page_at_once_that_shows_the_build_then_the_app(tmp_path: Path, page) -> None:
     """`popdrivers app` with no artifacts: the server answers before anything is built, the page shows the
     background build's progress and becomes the app when it is done (the time it takes is measured in

@@ -12,10 +12,11 @@ artist (the primary design's first repetition's folds): every track's proxy is o
 ("Generic machine learning inference on heterogeneous treatment effects"), for a continuous driver: least squares
 of ``y`` on ``d`` and ``d (proxy - mean proxy)``, CR2-clustered by artist. A slope of 0 means the proxy carries no
 heterogeneity, 1 that it is calibrated; the test is one-sided (a proxy that tracks real differences loads
-positively). A track's effect is read as ``b1 + b2 (proxy_i - mean)``, the best linear
-predictor of its effect given the proxy, with an interval from the 2 x 2 covariance: an interval for that
-predictor, not for the track's true effect. With the effect model's own per-track derivatives as a third column,
-the proxy's slope tests whether the learner finds heterogeneity that model does not have.
+positively), its p doubled (measured: see ``P_VALUE_FACTOR``). A track's effect is read as
+``b1 + b2 (proxy_i - mean)``, the best linear predictor of its effect given the proxy, with an interval from the
+2 x 2 covariance: an interval for that predictor, not for the track's true effect. With the effect model's own
+per-track derivatives as a third column, the proxy's slope tests whether the learner finds heterogeneity that
+model does not have.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class TrackEffects:
     slope: float                 # b2: 0 = the proxy carries no heterogeneity, 1 = calibrated
     slope_low: float
     slope_high: float
-    p_value: float               # one-sided, of b2 > 0
-    beyond_model_p_value: float  # one-sided, of b2 > 0 with the effect model's per-track effects beside it
+    p_value: float               # of b2 > 0 (one-sided, doubled)
+    beyond_model_p_value: float  # the same, with the effect model's per-track effects beside the proxy
 
 
 def _fit_fold(x_train: np.ndarray, labels: np.ndarray, weights: np.ndarray, x_test: np.ndarray,
@@ -103,12 +104,19 @@ def r_learner_proxies(y_res: np.ndarray, d_res: np.ndarray, x: np.ndarray, folds
     return proxies
 
 
+# The one-sided p is doubled: on 60 catalogues where nothing has an effect (BENCHMARKS.md) the plain one-sided p
+# fell below 5% for 7.5% of drivers, the doubled one for 4.9% (the proxy is fitted on residuals whose nuisances saw
+# the other folds, and the clustered SE of the slope runs a little narrow).
+P_VALUE_FACTOR = 2.0
+
+
 def _greater(effect: float, se: float, dof: float) -> float:
-    """One-sided p-value of ``effect > 0`` (Student t): a proxy that tracks the heterogeneity loads positively;
-    a negative loading is no evidence of it."""
+    """p-value of ``effect > 0``: the one-sided Student t p, doubled (``P_VALUE_FACTOR``) and capped at 1. A
+    proxy that tracks real differences loads positively; a negative loading is no evidence of them."""
     if not (np.isfinite(effect) and np.isfinite(se) and se > 0):
         return math.nan
-    return float(stats.t.sf(effect / se, max(float(dof), 1.0) if np.isfinite(dof) else 1.0))
+    one_sided = float(stats.t.sf(effect / se, max(float(dof), 1.0) if np.isfinite(dof) else 1.0))
+    return min(1.0, P_VALUE_FACTOR * one_sided)
 
 
 def calibrate(y_res: np.ndarray, d_res: np.ndarray, proxy: np.ndarray, clusters: ClusterSums,

@@ -182,10 +182,11 @@ class TrackLearner:
     per-track effects calibrated by their best linear predictor (``drivers._cate``).
 
     ``slope`` is the calibration slope (0: the learner's per-track effects carry no heterogeneity; 1: they are
-    calibrated), with its 95% CI and ``p_value`` (one-sided, of slope > 0); ``beyond_model_p_value`` the same
-    test with the effect model's own per-track effects (family slope and spline) beside it: small when the learner finds
-    heterogeneity that model does not have. ``spread`` is the standard deviation of the calibrated per-track
-    effects over the design's tracks, ``tracks`` their number. Per-track values: ``DriverReport.track_effects``.
+    calibrated), with its 95% CI and ``p_value`` (of slope > 0: one-sided, doubled); ``beyond_model_p_value`` the
+    same test with the effect model's own per-track effects (family slope and spline) beside it: small when the
+    learner finds heterogeneity that model does not have. ``spread`` is the standard deviation of the calibrated
+    per-track effects over the design's tracks, ``tracks`` their number. Per-track values:
+    ``DriverReport.track_effects``.
     """
 
     method: str

@@ -254,13 +254,14 @@ def null_study(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int) -
     return pd.DataFrame(rows)
 
 
-def timing(rows: int) -> dict[str, float]:
+def timing(rows: int, share_spline: bool = False) -> dict[str, float]:
     tracks, _ = simulate_catalog(max(rows // 60, 1), 60, seed=123)
     load = os.getloadavg()[0]
     start = time.perf_counter()
     cpu = time.process_time()
-    report = estimate_drivers(tracks, seed=0)
-    return {"rows": len(tracks), "rows_used": report.rows, "drivers": len(report.drivers),
+    report = estimate_drivers(tracks, seed=0, share_spline_nuisances=share_spline)
+    return {"rows": len(tracks), "share_spline_nuisances": share_spline, "rows_used": report.rows,
+            "drivers": len(report.drivers),
             "designs": len(report.designs), "seconds": round(time.perf_counter() - start, 1),
             "main_process_cpu_seconds": round(time.process_time() - cpu, 1), "load_before": load,
             "load_after": os.getloadavg()[0]}
@@ -438,7 +439,7 @@ def main() -> None:
               f"{_rate(results.heterogeneity_p.dropna() < 0.05)}; R-learner slope > 0 at 5% (one-sided, doubled): "
               f"{_rate(results.learner_p.dropna() < 0.05)}")
     else:
-        timings = [timing(r) for r in args.rows]
+        timings = [timing(r, share) for r in args.rows for share in (False, True)]
         for t in timings:
             print(f"timing: {t}", flush=True)
         pd.DataFrame(timings).to_csv(args.out / f"timing{tag}.csv", index=False)

@@ -424,6 +424,19 @@ def test_folds_split_into_target_chunks_on_two_workers_give_the_residuals_of_one
     np.testing.assert_allclose(two, one, rtol=0, atol=1e-9)
 
 
+def test_shared_spline_nuisances_change_only_the_later_repetitions(simulated):
+    """share_spline_nuisances=True refits the outcome's and the driver's nuisances per repetition but keeps the
+    first repetition's spline nuisances: repetition 1 is the same number, the later ones differ."""
+    kwargs = {**FAST, "n_rep": 2, "compare": False, "refute": False, "by_genre": False, "track_effects": False}
+    refit = estimate_drivers(simulated.tracks, ["loudness", "instrumentalness"], seed=0, **kwargs)
+    shared = estimate_drivers(simulated.tracks, ["loudness", "instrumentalness"], seed=0,
+                              share_spline_nuisances=True, **kwargs)
+    for driver in ("loudness", "instrumentalness"):
+        first, second = refit[driver].estimate.rep_effects, shared[driver].estimate.rep_effects
+        assert first[0] == pytest.approx(second[0], rel=1e-12)
+        assert first[1] != pytest.approx(second[1], rel=1e-6)
+
+
 def test_without_albums_the_comparison_is_within_artist_and_says_why(simulated):
     report = estimate_drivers(simulated.tracks.drop(columns=["album_id"]), ["danceability", "loudness"],
                               refute=False, by_genre=False, **FAST)

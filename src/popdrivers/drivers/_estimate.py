@@ -144,7 +144,8 @@ class _DesignRun:
     spline columns of the driver (``_basis``); the family columns need none.
     """
 
-    def __init__(self, matrices: DesignMatrices, drivers: list[str], n_rep: int, n_knots: int, details: bool):
+    def __init__(self, matrices: DesignMatrices, drivers: list[str], n_rep: int, n_knots: int, details: bool,
+                 share_spline: bool = False):
         self.matrices = matrices
         self.drivers = drivers
         self.n_rep = n_rep
@@ -154,6 +155,7 @@ class _DesignRun:
         self.reps: list[list[DriverRepetition]] = []                 # [rep][driver]
         self.residuals: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # first repetition, for the placebo
         self.track_effects: dict[str, TrackEffects] = {}               # first repetition, primary design
+        self.share_spline = share_spline
 
     @property
     def stages(self) -> list[list[FinalStage]]:
@@ -188,18 +190,19 @@ class _DesignRun:
             folds = artist_grouped_folds(m.clusters, n_folds, seed + 101 * rep)
             rep_learner = dataclasses.replace(learner, seed=seed + rep)
             label = m.name.replace("_", " ") + (f", repetition {rep + 1}/{self.n_rep}" if self.n_rep > 1 else "")
-            # The spline columns' nuisances are fitted on the first repetition's folds only and reused: each
-            # track's prediction still comes from models that never saw its artist, and repeating them cost as
-            # much as the rest (BENCHMARKS.md, drivers timing); the repetitions still redraw the outcome's and the
-            # driver's nuisances, whose split noise the average effect carries most.
-            fitted = targets.shape[1] if rep == 0 else 2 * n_drivers
+            # share_spline: the spline columns' nuisances fitted on the first repetition's folds only and reused
+            # (each track's prediction still comes from models that never saw its artist). A third faster on 100k
+            # tracks, but the average effect of a skewed driver then leans on one split: on playlist-songs-2020
+            # instrumentalness gave -4.7, -8.9, -7.3 over three seeds (refitting: -8.8, -8.9, -6.2), so it is off
+            # by default.
+            fitted = targets.shape[1] if rep == 0 or not self.share_spline else 2 * n_drivers
             on_fold = functools.partial(_fold_done, tick, label, n_folds)
             residuals = cross_fit_targets(self._x, targets[:, :fitted], exclusions[:fitted], folds, rep_learner,
                                           n_jobs, on_fold=on_fold)
             residuals = m.within(residuals)
             if rep == 0:
                 spline_residuals = residuals[:, 2 * n_drivers:]
-            else:
+            elif self.share_spline:
                 residuals = np.column_stack([residuals, spline_residuals])
             reps = []
             for j, driver in enumerate(self.drivers):
@@ -391,6 +394,7 @@ def estimate_drivers(
     n_jobs: int = 2,
     n_knots: int = 4,
     track_effects: bool = True,
+    share_spline_nuisances: bool = False,
 ) -> DriverReport:
     """Estimate the causal effect of each driver on popularity, in the strictest design the table supports.
 
@@ -440,6 +444,10 @@ def estimate_drivers(
         Knots of the restricted cubic spline of each continuous driver in the primary design (its effect may
         change along its values; ``n_knots - 2`` columns, each with its own nuisance models); below 3: none, the
         effect is a slope per genre family.
+    share_spline_nuisances
+        Fit the spline columns' nuisances on the first repetition's folds only and reuse them in the others (about
+        a third faster on large tables); off by default: the average effect of a skewed driver then rests on one
+        split of the spline nuisances (measured on playlist-songs-2020, BENCHMARKS.md).
     track_effects
         Per-track effects from an R-learner on the primary design's first repetition, calibrated and tested by
         their best linear predictor (``DriverResult.track_learner``, ``DriverReport.track_effects``).
@@ -538,7 +546,7 @@ def estimate_drivers(
         # The spline (its own nuisances) and the detailed quantities are the primary design's; the designs
         # beside it average family slopes, which cost no extra nuisance model.
         run = _DesignRun(matrices, chosen, n_rep if is_primary else 1, n_knots if is_primary else 0,
-                         details=is_primary)
+                         details=is_primary, share_spline=share_spline_nuisances)
         run.run(learner_obj, n_folds, seed, n_jobs, keep_residuals=is_primary and refute and n_permutations > 0,
                 era_masks=era_masks if is_primary else [], test_draws=n_bootstrap, tick=tick,
                 track_effects=is_primary and track_effects)

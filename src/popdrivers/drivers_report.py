@@ -262,7 +262,7 @@ def heterogeneity_table(report: DriverReport) -> pd.DataFrame:
 
 
 def learner_label(r: DriverResult) -> str:
-    """'yes (slope ..., p ...)' / 'no (p ...)' / '-': the R-learner's calibration test for one driver."""
+    """'yes (slope ..., p ...)' / 'no (slope ..., p ...)' / '-': the R-learner's calibration test for one driver."""
     t = r.track_learner
     if t is None or not math.isfinite(t.p_value):
         return "–"

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from popdrivers.drivers._crossfit import target_chunks
+from popdrivers.drivers._crossfit import run_tasks, target_chunks, training_rows
 from popdrivers.drivers._inference import ClusterSums, fit_basis, t_interval
 
 CATE_METHOD = ("R-learner (Nie & Wager) with LightGBM on the cross-fitted residuals, out of fold by artist; "
@@ -86,18 +86,11 @@ def r_learner_proxies(y_res: np.ndarray, d_res: np.ndarray, x: np.ndarray, folds
     tasks, places = [], []
     for k in range(n_folds):
         test = np.flatnonzero(folds == k)
-        train = np.flatnonzero(folds != k)
-        if max_fit_rows is not None and len(train) > max_fit_rows:
-            train = train[np.random.default_rng(seed).choice(len(train), max_fit_rows, replace=False)]
+        train = training_rows(folds, k, max_fit_rows, seed)
         for chunk in chunks:
             tasks.append((x[train], labels[np.ix_(train, chunk)], weights[np.ix_(train, chunk)], x[test], seed + k))
             places.append((test, chunk))
-    if n_jobs > 1:
-        from joblib import Parallel, delayed
-
-        results = Parallel(n_jobs=min(n_jobs, len(tasks)), backend="loky")(delayed(_fit_fold)(*t) for t in tasks)
-    else:
-        results = [_fit_fold(*t) for t in tasks]
+    results = run_tasks(_fit_fold, tasks, n_jobs)
     proxies = np.zeros_like(labels)
     for (test, chunk), predicted in zip(places, results, strict=True):
         proxies[np.ix_(test, chunk)] = predicted

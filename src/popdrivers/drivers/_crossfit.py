@@ -8,7 +8,7 @@ other tracks would partly memorise them). Folds therefore hold whole artists.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,6 +137,26 @@ def target_chunks(n_targets: int, n_folds: int, n_jobs: int) -> list[np.ndarray]
     return [chunk for chunk in np.array_split(np.arange(n_targets), pieces) if len(chunk)]
 
 
+def training_rows(folds: np.ndarray, k: int, max_fit_rows: int | None, seed: int) -> np.ndarray:
+    """The rows fold ``k``'s models train on: the other folds', at most ``max_fit_rows`` of them (drawn here, so
+    only the rows a model trains on go to its worker)."""
+    train = np.flatnonzero(folds != k)
+    if max_fit_rows is not None and len(train) > max_fit_rows:
+        train = train[np.random.default_rng(seed).choice(len(train), max_fit_rows, replace=False)]
+    return train
+
+
+def run_tasks(func: Callable[..., np.ndarray], tasks: list[tuple], n_jobs: int) -> Iterator[np.ndarray]:
+    """``func(*task)`` for every task, in order, in ``n_jobs`` worker processes (loky; LightGBM's linear trees
+    crash when trained on several threads of one process) or in this one; results arrive as they are done."""
+    if n_jobs > 1:
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=min(n_jobs, len(tasks)), backend="loky", return_as="generator")(
+            delayed(func)(*task) for task in tasks)
+    return (func(*task) for task in tasks)
+
+
 def cross_fit_targets(x: np.ndarray, targets: np.ndarray, excluded: list[list[int]], folds: np.ndarray,
                       learner: NuisanceLearner, n_jobs: int = 1,
                       on_fold: Callable[[int], None] | None = None) -> np.ndarray:
@@ -151,21 +171,11 @@ def cross_fit_targets(x: np.ndarray, targets: np.ndarray, excluded: list[list[in
     chunks = target_chunks(targets.shape[1], n_folds, n_jobs)
     tasks = []
     for k in range(n_folds):
-        train = np.flatnonzero(folds != k)
-        if learner.max_fit_rows is not None and len(train) > learner.max_fit_rows:
-            # Drawn here, exactly as the learner would draw it, so only the rows it trains on go to the worker.
-            train = train[np.random.default_rng(learner.seed).choice(len(train), learner.max_fit_rows,
-                                                                     replace=False)]
+        train = training_rows(folds, k, learner.max_fit_rows, learner.seed)
         x_train, x_test = x[train], x[fold_rows[k]]
         for chunk in chunks:
             tasks.append((x_train, targets[np.ix_(train, chunk)], x_test, [excluded[t] for t in chunk]))
-    if n_jobs > 1:
-        from joblib import Parallel, delayed
-
-        results = Parallel(n_jobs=min(n_jobs, len(tasks)), backend="loky", return_as="generator")(
-            delayed(learner.fit_predict_targets)(*task) for task in tasks)
-    else:
-        results = (learner.fit_predict_targets(*task) for task in tasks)
+    results = run_tasks(learner.fit_predict_targets, tasks, n_jobs)
     residuals = np.asarray(targets, dtype="float64").copy()
     for i, prediction in enumerate(results):
         k, c = divmod(i, len(chunks))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import itertools
 import json
 import subprocess
 import sys
@@ -64,9 +65,9 @@ def cluster_model(client, catalog):
 
 @pytest.fixture(scope="module")
 def single_models(catalog):
+    """One-machine models with four seeds: how far two fits of the same model may differ is their spread."""
     tracks, _, _ = catalog
-    return (PopularityModel(**PARAMS, random_state=0).fit(tracks),
-            PopularityModel(**PARAMS, random_state=1).fit(tracks))
+    return tuple(PopularityModel(**PARAMS, random_state=seed).fit(tracks) for seed in range(4))
 
 
 def _rmse(a: np.ndarray, b: np.ndarray) -> float:
@@ -75,19 +76,26 @@ def _rmse(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_cluster_training_predicts_like_single_machine_training(catalog, cluster_model, single_models):
     tracks, new_tracks, _ = catalog
-    single, other_seed = single_models
+    single = single_models[0]
     assert cluster_model.feature_names_ == single.feature_names_
     assert cluster_model.reference_date_ == single.reference_date_
     assert cluster_model.n_train_rows_ == len(tracks)
     for table in (new_tracks, tracks.sample(600, random_state=0)):  # new artists, and known ones
-        on_cluster, on_one = cluster_model.predict(table), single.predict(table)
         # Not bit-identical: the workers bin features on their own share of rows, and folds and hidden
-        # artists are drawn by hashing ids. The tolerance is the model's own randomness: cluster and one
-        # machine may differ by no more than one machine run with two seeds does (x1.5; measured 1.0-1.25
-        # over cluster seeds 0-2), and must predict as well (held-out RMSE within 5%).
-        on_other_seed = other_seed.predict(table)
-        assert _rmse(on_cluster, on_one) < 1.5 * _rmse(on_one, on_other_seed)
-        assert np.corrcoef(on_cluster, on_one)[0, 1] > np.corrcoef(on_one, on_other_seed)[0, 1] - 0.07
+        # artists are drawn by hashing ids. The tolerance is the model's own randomness: on average the cluster
+        # differs from the one-machine fits by no more than 1.5 x the average difference between two of them
+        # (6 pairs of seeds). Measured on new artists: 1.06-1.13 over 12 cluster fits (seeds 0-2, and 1.01-1.22
+        # over six placements of the partitions on the workers). One pair alone is too noisy a yardstick: its
+        # difference ranged 2.37-2.88 over 15 pairs, and a CI run measured against the closest pair failed at 1.50.
+        on_cluster = cluster_model.predict(table)
+        on_one = [model.predict(table) for model in single_models]
+        pairs = list(itertools.combinations(on_one, 2))
+        between_seeds = np.mean([_rmse(a, b) for a, b in pairs])
+        cluster_to_one = np.mean([_rmse(on_cluster, p) for p in on_one])
+        assert cluster_to_one < 1.5 * between_seeds, (cluster_to_one, between_seeds)
+        corr_seeds = np.mean([np.corrcoef(a, b)[0, 1] for a, b in pairs])
+        corr_cluster = np.mean([np.corrcoef(on_cluster, p)[0, 1] for p in on_one])
+        assert corr_cluster > corr_seeds - 0.07
     # Held out (new artists): the cluster predicts as well as one machine. The known artists' sample is training
     # rows, where a closer fit is not better prediction, so it is held to agreement only.
     truth = new_tracks["popularity"].to_numpy()

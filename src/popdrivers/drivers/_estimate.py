@@ -14,6 +14,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -156,6 +157,9 @@ class _DesignRun:
         self.residuals: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # first repetition, for the placebo
         self.track_effects: dict[str, TrackEffects] = {}               # first repetition, primary design
         self.share_spline = share_spline
+        self._pending: list[Future[list[DriverRepetition]]] = []
+        self._proxies: np.ndarray | None = None
+        self._first_residuals: np.ndarray | None = None
 
     @property
     def stages(self) -> list[list[FinalStage]]:
@@ -182,10 +186,15 @@ class _DesignRun:
 
     def run(self, learner: NuisanceLearner, n_folds: int, seed: int, n_jobs: int, keep_residuals: bool,
             era_masks: list[tuple[str, np.ndarray]], test_draws: int, tick: Callable[[str], None],
-            track_effects: bool = False) -> None:
+            final_stages: Executor, track_effects: bool = False) -> None:
+        """Cross-fit every repetition here and hand its final stages to ``final_stages`` (a one-thread executor):
+        the workers fit the next repetition's nuisances while this process computes the last one's estimates.
+        :meth:`finish` waits for them."""
         m = self.matrices
         targets, exclusions, spline_slices = self._targets()
         n_drivers = len(self.drivers)
+        self._pending = []
+        self._proxies = None
         for rep in range(self.n_rep):
             folds = artist_grouped_folds(m.clusters, n_folds, seed + 101 * rep)
             rep_learner = dataclasses.replace(learner, seed=seed + rep)
@@ -204,25 +213,40 @@ class _DesignRun:
                 spline_residuals = residuals[:, 2 * n_drivers:]
             elif self.share_spline:
                 residuals = np.column_stack([residuals, spline_residuals])
-            reps = []
-            for j, driver in enumerate(self.drivers):
-                keep = keep_residuals and rep == 0
-                result = driver_repetition(residuals[:, j], residuals[:, n_drivers + j], residuals[:, spline_slices[j]],
-                                           self.prepared[driver], self.clusters, era_masks, test_draws,
-                                           seed + 13 * rep + j, keep, self.details)
-                if keep and result.representer is not None:
-                    self.residuals[driver] = (residuals[:, j].copy(), result.representer)
-                reps.append(result)
-            self.reps.append(reps)
+            self._pending.append(final_stages.submit(
+                self._final_stages, rep, residuals, spline_slices, keep_residuals and rep == 0, era_masks,
+                test_draws, seed))
             if track_effects and rep == 0:
-                self._track_effects(residuals, folds, reps, seed, learner.max_fit_rows, n_jobs)
+                self._first_residuals = residuals
+                self._proxies = r_learner_proxies(residuals[:, :n_drivers], residuals[:, n_drivers:2 * n_drivers],
+                                                  self._x, folds, seed, learner.max_fit_rows, n_jobs)
 
-    def _track_effects(self, residuals: np.ndarray, folds: np.ndarray, reps: list[DriverRepetition], seed: int,
-                       max_fit_rows: int | None, n_jobs: int) -> None:
-        """Per-track effects of every driver from the R-learner on this repetition's residuals (``_cate``)."""
+    def _final_stages(self, rep: int, residuals: np.ndarray, spline_slices: list[slice], keep: bool,
+                      era_masks: list[tuple[str, np.ndarray]], test_draws: int, seed: int) -> list[DriverRepetition]:
+        n_drivers = len(self.drivers)
+        reps = []
+        for j, driver in enumerate(self.drivers):
+            result = driver_repetition(residuals[:, j], residuals[:, n_drivers + j], residuals[:, spline_slices[j]],
+                                       self.prepared[driver], self.clusters, era_masks, test_draws,
+                                       seed + 13 * rep + j, keep, self.details)
+            if keep and result.representer is not None:
+                self.residuals[driver] = (residuals[:, j].copy(), result.representer)
+            reps.append(result)
+        return reps
+
+    def finish(self) -> None:
+        """Wait for the repetitions' final stages; calibrate the R-learner's effects on the first one."""
+        if not self._pending:
+            return
+        self.reps = [future.result() for future in self._pending]
+        self._pending = []
+        if self._proxies is not None:
+            self._track_effects(self._first_residuals, self._proxies, self.reps[0])
+            self._proxies = self._first_residuals = None
+
+    def _track_effects(self, residuals: np.ndarray, proxies: np.ndarray, reps: list[DriverRepetition]) -> None:
+        """Per-track effects of every driver: the R-learner's proxies (``_cate``) calibrated on this repetition."""
         n = len(self.drivers)
-        proxies = r_learner_proxies(residuals[:, :n], residuals[:, n:2 * n], self._x, folds, seed, max_fit_rows,
-                                    n_jobs)
         for j, driver in enumerate(self.drivers):
             prepared = self.prepared[driver]
             model = prepared.basis.derivative_rows(prepared.level, prepared.codes) @ reps[j].coef
@@ -230,6 +254,7 @@ class _DesignRun:
                                                    self.clusters, model_effect=model)
 
     def aggregate(self, seed: int, n_bootstrap: int, has_artists: bool) -> DesignResult:
+        self.finish()
         m = self.matrices
         drivers = self.drivers
         stages = self.stages
@@ -335,6 +360,31 @@ def _sensitivity(run: _DesignRun, drivers: list[str], effects: np.ndarray, ses: 
         out[driver] = (partial_r2(t, dof), robustness_value(t, dof), robustness_value(t, dof, alpha=0.05),
                        tuple(bounds))
     return out
+
+
+def _primary_checks(run: _DesignRun, drivers: list[str], seed: int, n_bootstrap: int, has_artists: bool,
+                    refute: bool, n_permutations: int, by_genre: bool) -> tuple[DesignResult, dict, dict, dict, list]:
+    """The primary design's estimates and everything read from its residuals: placebo, sensitivity, genre and
+    era effects, and per driver its heterogeneity test, curve and effect model."""
+    result = run.aggregate(seed, n_bootstrap, has_artists)
+    effects = np.array([e.effect for e in result.estimates])
+    placebo = {}
+    sensitivity = {}
+    if refute:
+        if n_permutations > 0:
+            # Shuffle within the comparison groups; the naive design compares across them, so across all tracks.
+            # The average effect is linear in the outcome residual (w'y); shuffling w within an album is shuffling
+            # the driver there (the family, constant within the album, stays).
+            m = run.matrices
+            shuffle_groups = m.groups if m.name != "naive" else np.zeros(len(m.y), dtype=np.int64)
+            placebo = permutation_placebo(run.residuals, dict(zip(drivers, effects, strict=True)),
+                                          shuffle_groups, run.clusters, n_permutations, seed + 7)
+        sensitivity = _sensitivity(run, drivers, effects, np.array([e.se for e in result.estimates]),
+                                   np.array([e.dof for e in result.estimates]))
+    group_rows = ({d: run.group_effects(j) for j, d in enumerate(drivers)} if by_genre
+                  else {d: {"genre": [], "era": []} for d in drivers})
+    details = [run.driver_details(j, seed, n_bootstrap, n_bootstrap) for j in range(len(drivers))]
+    return result, placebo, sensitivity, group_rows, details
 
 
 def _track_learner(effects: TrackEffects | None) -> TrackLearner | None:
@@ -536,43 +586,37 @@ def estimate_drivers(
 
     if progress:
         progress(0, total, "starting")
-    results: list[DesignResult] = []
-    primary_run: _DesignRun | None = None
-    primary_ses = np.empty(0)
     era_masks = group_masks(sample.era, sample.artists) if by_genre else []
-    for name in names:
-        matrices = build_design(name, sample, track_controls)
-        is_primary = name == primary
-        # The spline (its own nuisances) and the detailed quantities are the primary design's; the designs
-        # beside it average family slopes, which cost no extra nuisance model.
-        run = _DesignRun(matrices, chosen, n_rep if is_primary else 1, n_knots if is_primary else 0,
-                         details=is_primary, share_spline=share_spline_nuisances)
-        run.run(learner_obj, n_folds, seed, n_jobs, keep_residuals=is_primary and refute and n_permutations > 0,
-                era_masks=era_masks if is_primary else [], test_draws=n_bootstrap, tick=tick,
-                track_effects=is_primary and track_effects)
-        result = run.aggregate(seed, n_bootstrap, sample.has_artists)
-        results.append(result)
-        if is_primary:
-            primary_run, primary_ses = run, np.array([e.se for e in result.estimates])
+    primary_run: _DesignRun | None = None
+    # This process's own work (final stages, tests, curves, the placebo) runs on one thread beside the worker
+    # processes' nuisance fits, so the workers do not wait for it between repetitions and designs.
+    final_stages = ThreadPoolExecutor(max_workers=1, thread_name_prefix="popdrivers-final-stages")
+    try:
+        pending: list[Future[Any]] = []
+        for name in names:
+            matrices = build_design(name, sample, track_controls)
+            is_primary = name == primary
+            # The spline (its own nuisances) and the detailed quantities are the primary design's; the designs
+            # beside it average family slopes, which cost no extra nuisance model.
+            run = _DesignRun(matrices, chosen, n_rep if is_primary else 1, n_knots if is_primary else 0,
+                             details=is_primary, share_spline=share_spline_nuisances)
+            run.run(learner_obj, n_folds, seed, n_jobs, keep_residuals=is_primary and refute and n_permutations > 0,
+                    era_masks=era_masks if is_primary else [], test_draws=n_bootstrap, tick=tick,
+                    final_stages=final_stages, track_effects=is_primary and track_effects)
+            if is_primary:
+                primary_run = run
+                pending.append(final_stages.submit(_primary_checks, run, chosen, seed, n_bootstrap,
+                                                   sample.has_artists, refute, n_permutations, by_genre))
+            else:
+                pending.append(final_stages.submit(run.aggregate, seed, n_bootstrap, sample.has_artists))
+        primary_result, placebo, sensitivity, group_rows, details = pending[0].result()
+        results = [primary_result, *(future.result() for future in pending[1:])]
+    except BaseException:
+        final_stages.shutdown(wait=True, cancel_futures=True)
+        raise
+    final_stages.shutdown()
     assert primary_run is not None
-    primary_result = results[0]
-    effects = np.array([e.effect for e in primary_result.estimates])
 
-    placebo = {}
-    sensitivity = {}
-    if refute:
-        if n_permutations > 0:
-            # Shuffle within the comparison groups; the naive design compares across them, so across all tracks.
-            # The average effect is linear in the outcome residual (w'y); shuffling w within an album is shuffling
-            # the driver there (the family, constant within the album, stays).
-            m = primary_run.matrices
-            shuffle_groups = m.groups if m.name != "naive" else np.zeros(len(m.y), dtype=np.int64)
-            placebo = permutation_placebo(primary_run.residuals, dict(zip(chosen, effects, strict=True)),
-                                          shuffle_groups, primary_run.clusters, n_permutations, seed + 7)
-        sensitivity = _sensitivity(primary_run, chosen, effects, primary_ses,
-                                   np.array([e.dof for e in primary_result.estimates]))
-    group_rows = ({d: primary_run.group_effects(j) for j, d in enumerate(chosen)} if by_genre
-                  else {d: {"genre": [], "era": []} for d in chosen})
     flat = [(d, kind, i) for d, per in group_rows.items() for kind, rows_ in per.items() for i in range(len(rows_))]
     q_values = adjust_p_values(np.array([group_rows[d][k][i][4] for d, k, i in flat]), "fdr_bh")
     q_of = {key: q_values[n] for n, key in enumerate(flat)}
@@ -593,7 +637,7 @@ def estimate_drivers(
         d = estimate.feature
         check = placebo.get(d)
         r2, rv, rv_ci, bounds = sensitivity.get(d, (math.nan, math.nan, math.nan, ()))
-        heterogeneity, curve, model = primary_run.driver_details(j, seed, n_bootstrap, n_bootstrap)
+        heterogeneity, curve, model = details[j]
         driver_results.append(DriverResult(
             estimate=estimate,
             placebo_effect=check.effect if check else math.nan, placebo_sd=check.sd if check else math.nan,

@@ -114,6 +114,9 @@ def test_floor_albums_show_no_effect_and_the_others_the_one_they_have(report, si
     # The test leaves the floor's slope free: restrictions = the other groups' slope differences + spline terms.
     h = loudness.heterogeneity
     assert h.restrictions == len(h.groups) - 2 + h.nonlinear_terms
+    # One p per repetition; the reported p is twice their median (the rule for the split's uncertainty).
+    assert len(h.p_values) == FAST["n_rep"]
+    assert h.p_value == pytest.approx(min(1.0, 2 * float(np.median(h.p_values))))
 
 
 @pytest.mark.slow

@@ -40,7 +40,21 @@ from popdrivers.drivers._inference import (
 CURVE_POINTS = 21
 CURVE_RANGE = (0.025, 0.975)
 HETEROGENEITY_METHOD = ("cluster-robust score test that every genre family has the same slope and the spline's "
-                        "nonlinear terms are 0 (restricted model: one slope), sign-flip bootstrap over artists")
+                        "nonlinear terms are 0 (restricted model: one slope), sign-flip bootstrap over artists; "
+                        "p = 2 x the median over cross-fitting repetitions")
+# Chernozhukov, Demirer, Duflo & Fernandez-Val's rule for the uncertainty of the sample split: twice the median
+# of the splits' p-values is a valid p-value however they depend on each other. Needed here: one split's test
+# fired for 5.7% [4.2%, 7.6%] of drivers at 5% on 60 homogeneous 3,000-track catalogues (the bootstrap takes the
+# cross-fitted residuals as known); doubled, 2.6% (BENCHMARKS.md).
+SPLIT_P_FACTOR = 2.0
+
+
+def split_p_value(p_values: list[float] | tuple[float, ...] | np.ndarray) -> float:
+    """The heterogeneity test's p-value over cross-fitting repetitions: ``min(1, 2 x median)``."""
+    values = np.asarray(p_values, dtype="float64")
+    if not len(values) or not np.all(np.isfinite(values)):
+        return math.nan
+    return float(min(1.0, SPLIT_P_FACTOR * np.median(values)))
 
 
 @dataclass(frozen=True)

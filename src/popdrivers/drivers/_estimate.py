@@ -64,6 +64,7 @@ from popdrivers.drivers._effects import (
     driver_repetition,
     family_labels,
     spline_targets,
+    split_p_value,
 )
 from popdrivers.drivers._inference import (
     LEVEL,
@@ -295,7 +296,7 @@ class _DesignRun:
         if len(prepared.restriction):
             p_values = [r.heterogeneity[1] for r in reps]
             heterogeneity = Heterogeneity(
-                p_value=float(np.median(p_values)), method=HETEROGENEITY_METHOD,
+                p_value=split_p_value(p_values), method=HETEROGENEITY_METHOD,
                 statistic=float(np.median([r.heterogeneity[0] for r in reps])),
                 restrictions=len(prepared.restriction), groups=basis.groups, nonlinear_terms=basis.n_spline,
                 draws=test_draws, p_values=tuple(float(v) for v in p_values))

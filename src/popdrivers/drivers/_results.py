@@ -157,8 +157,8 @@ class Heterogeneity:
     that the effect does not change along the driver's own values (the spline's nonlinear terms are 0).
 
     ``method`` names the test; ``statistic`` is its cluster-robust score statistic with ``restrictions`` degrees of
-    freedom, ``p_value`` the median over cross-fitting repetitions of its sign-flip bootstrap p-values
-    (``p_values``), from ``draws`` draws each. ``groups`` are the families with a slope of their own.
+    freedom, ``p_value`` twice the median (at most 1) over cross-fitting repetitions of its sign-flip bootstrap
+    p-values (``p_values``), from ``draws`` draws each. ``groups`` are the families with a slope of their own.
     """
 
     p_value: float

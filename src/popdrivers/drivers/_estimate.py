@@ -664,7 +664,7 @@ def estimate_drivers(
         "effect_basis": (f"a slope per genre family (at least {MIN_GROUP_ROWS} tracks and {MIN_GROUP_ARTISTS} "
                          f"artists; the rest pooled) and, in the primary design, a restricted cubic spline with "
                          f"{n_knots} knots at quantiles of the driver; the designs beside it: family slopes only"),
-        "heterogeneity": HETEROGENEITY_METHOD + f", {n_bootstrap} draws; median over repetitions",
+        "heterogeneity": HETEROGENEITY_METHOD + f", {n_bootstrap} draws per repetition",
         "standard_errors": ("clustered by artist (CR2 leverage correction)" if sample.has_artists
                             else "heteroskedasticity-robust, CR2 (no artist id)"),
         "ci": "95%, Student t with the effective number of artists - 1 df (Bell-McCaffrey); simultaneous band: "

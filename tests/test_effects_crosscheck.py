@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from popdrivers.drivers import artist_grouped_folds, estimate_drivers
+from popdrivers.drivers._checks import MIN_GROUP_ARTISTS, MIN_GROUP_ROWS
 from popdrivers.sources.simulate import simulate_catalog
 
 pytestmark = pytest.mark.slow
@@ -48,6 +49,10 @@ def test_family_effects_agree_with_doubleml_gate(problem):
     tracks, _, drivers, report = problem
     design = _design(tracks, drivers)
     x, excluded = design.nuisance_features()
+    # The features estimate_drivers gives the least squares: the design's and each driver x family.
+    slopes, owned = design.family_slope_features(MIN_GROUP_ROWS, MIN_GROUP_ARTISTS)
+    excluded = [[*cols, *(x.shape[1] + c for c in owned[j])] for j, cols in enumerate(excluded)]
+    x = np.column_stack([x, slopes])
     folds = artist_grouped_folds(design.clusters, 4, 0)  # the folds estimate_drivers draws with seed 0
     splits = [[(np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in range(4)]]
     cluster_splits = [[([np.unique(design.clusters[train])], [np.unique(design.clusters[test])])
@@ -96,7 +101,11 @@ def test_family_effects_agree_with_clustered_least_squares(problem):
         membership["other families"] = ~np.isin(labels, named)
     d = design.treatments["speechiness"]
     others = [design.treatments[o] for o in drivers if o != "speechiness"]
-    columns = [d * membership[g] for g in groups] + others + [design.controls]
+    # The other drivers x family, as estimate_drivers' nuisances see them.
+    slopes, owned = design.family_slope_features(MIN_GROUP_ROWS, MIN_GROUP_ARTISTS)
+    own = owned[drivers.index("speechiness")]
+    other_slopes = slopes[:, [c for c in range(slopes.shape[1]) if c not in own]]
+    columns = [d * membership[g] for g in groups] + others + [other_slopes, design.controls]
     ols = sm.OLS(design.y, np.column_stack(columns)).fit(cov_type="cluster", cov_kwds={"groups": design.clusters})
     our_se = np.sqrt(np.diag(np.asarray(result.effect_model.covariance)))
     for i, g in enumerate(groups):

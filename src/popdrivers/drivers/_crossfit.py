@@ -42,6 +42,8 @@ class NuisanceLearner:
     leaving residual confounding; the linear start removes that and the trees pick up what is not linear).
 
     ``max_fit_rows`` caps the rows each model is trained on (predictions are still made for every row).
+    ``linear_only``: the last ``linear_only`` columns of ``x`` enter the least squares only (interactions the
+    linear start needs, which would only slow the trees down).
     """
 
     kind: str = "linear+lgbm"
@@ -52,6 +54,7 @@ class NuisanceLearner:
     seed: int = 0
     max_bin: int = 63
     linear_tree: bool = True
+    linear_only: int = 0
 
     def fit_predict(self, x_train: np.ndarray, y_train: np.ndarray, d_train: np.ndarray, x_test: np.ndarray,
                     excluded: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +98,11 @@ class NuisanceLearner:
             if self.kind == "linear":
                 return predicted
         import lightgbm as lgb
+
+        if self.linear_only:
+            n_features -= self.linear_only
+            x_train, x_test = x_train[:, :n_features], x_test[:, :n_features]
+            excluded = [[c for c in cols if c < n_features] for cols in excluded]
 
         # num_threads=1: parallelism comes from fitting folds side by side (OpenMP inside each fit spins
         # badly when the machine is shared).

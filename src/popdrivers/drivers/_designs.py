@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from popdrivers import registry
-from popdrivers.drivers._basis import FLOOR_GROUP_MEAN
+from popdrivers.drivers._basis import FLOOR_GROUP_MEAN, OTHER_FAMILIES, family_groups
 from popdrivers.features import VERSIONS
 
 DESIGNS = ("within_album", "within_artist", "naive")
@@ -346,6 +346,29 @@ class DesignMatrices:
                 parts.append(np.column_stack([(labels == f).astype("float64") for f in present[1:]]))
         excluded = [[j, offset + j] for j in range(n_drivers)]
         return np.column_stack(parts).astype("float64"), excluded
+
+    def family_slope_features(self, min_rows: int, min_artists: int) -> tuple[np.ndarray, list[list[int]]]:
+        """Each driver (demeaned where the design demeans) times each genre family's indicator but the first, and
+        per driver its columns: for the least-squares start of the nuisances. Where one driver's effect differs by
+        family, the outcome's dependence on it does too, and so does a correlated driver's; with one slope per
+        driver both residuals kept part of that difference and their product biased the correlated driver
+        (valence +1.6 SE and danceability -1.8 SE on average over the grid's equal-artist catalogues; energy
+        -4.8 SE in one default catalogue; BENCHMARKS.md). Families as the final stage groups them (``min_rows``
+        tracks and ``min_artists`` artists for a slope of their own, the rest pooled): a slope for a family of three
+        artists, fitted on two, only adds noise to the third's residuals. Empty without families."""
+        n_drivers = len(self.treatments)
+        groups = family_groups(self.family, self.clusters, min_rows, min_artists) if self.family is not None else ()
+        named = [g for g in groups if g != OTHER_FAMILIES]
+        present = named if OTHER_FAMILIES in groups else named[1:]
+        if not present:
+            return np.empty((len(self.y), 0)), [[] for _ in range(n_drivers)]
+        labels = self.family.astype(str)
+        indicators = np.column_stack([(labels == f).astype("float64") for f in present])
+        # The driver as the design sees it (demeaned in fixed-effects designs): the targets are demeaned, and a
+        # family's slope acts on the within-group deviation.
+        columns = [indicators * values[:, None] for values in self.treatments.values()]
+        owned = [list(range(j * len(present), (j + 1) * len(present))) for j in range(n_drivers)]
+        return np.column_stack(columns), owned
 
     def linear_controls_for(self, driver: str) -> np.ndarray:
         """The linear fixed-effects analogue's regressors besides the driver: other drivers and controls."""

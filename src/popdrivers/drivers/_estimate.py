@@ -147,8 +147,10 @@ class _DesignRun:
     """
 
     def __init__(self, matrices: DesignMatrices, drivers: list[str], n_rep: int, n_knots: int, details: bool,
-                 share_spline: bool = False):
+                 share_spline: bool = False, family_slopes: bool = True):
         self.matrices = matrices
+        self.family_slopes = family_slopes
+        self._linear_only = 0
         self.drivers = drivers
         self.n_rep = n_rep
         self.details = details
@@ -171,13 +173,19 @@ class _DesignRun:
         m = self.matrices
         x, excluded = m.nuisance_features()
         n_drivers = len(self.drivers)
+        splines = [spline_targets(m, self.prepared[driver]) for driver in self.drivers]
+        if self.family_slopes:
+            slopes, owned = m.family_slope_features(MIN_GROUP_ROWS, MIN_GROUP_ARTISTS)
+            offset = x.shape[1]
+            excluded = [[*cols, *(offset + c for c in owned[j])] for j, cols in enumerate(excluded)]
+            x = np.column_stack([x, slopes])
+            self._linear_only = slopes.shape[1]
         columns = [np.repeat(m.y[:, None], n_drivers, axis=1),
                    np.column_stack([m.treatments[name] for name in self.drivers])]
         exclusions = [*excluded, *excluded]
         spline_slices = []
         start = 2 * n_drivers
-        for j, driver in enumerate(self.drivers):
-            spline = spline_targets(m, self.prepared[driver])
+        for j, spline in enumerate(splines):
             columns.append(spline)
             exclusions += [excluded[j]] * spline.shape[1]
             spline_slices.append(slice(start, start + spline.shape[1]))
@@ -198,7 +206,7 @@ class _DesignRun:
         self._proxies = None
         for rep in range(self.n_rep):
             folds = artist_grouped_folds(m.clusters, n_folds, seed + 101 * rep)
-            rep_learner = dataclasses.replace(learner, seed=seed + rep)
+            rep_learner = dataclasses.replace(learner, seed=seed + rep, linear_only=self._linear_only)
             label = m.name.replace("_", " ") + (f", repetition {rep + 1}/{self.n_rep}" if self.n_rep > 1 else "")
             # share_spline: the spline columns' nuisances fitted on the first repetition's folds only and reused
             # (each track's prediction still comes from models that never saw its artist). A third faster on 100k
@@ -220,7 +228,8 @@ class _DesignRun:
             if track_effects and rep == 0:
                 self._first_residuals = residuals
                 self._proxies = r_learner_proxies(residuals[:, :n_drivers], residuals[:, n_drivers:2 * n_drivers],
-                                                  self._x, folds, seed, learner.max_fit_rows, n_jobs)
+                                                  self._x[:, :self._x.shape[1] - self._linear_only], folds,
+                                                  seed, learner.max_fit_rows, n_jobs)
 
     def _final_stages(self, rep: int, residuals: np.ndarray, spline_slices: list[slice], keep: bool,
                       era_masks: list[tuple[str, np.ndarray]], test_draws: int, seed: int) -> list[DriverRepetition]:
@@ -446,6 +455,7 @@ def estimate_drivers(
     n_knots: int = 4,
     track_effects: bool = True,
     share_spline_nuisances: bool = False,
+    family_slope_nuisances: bool = True,
 ) -> DriverReport:
     """Estimate the causal effect of each driver on popularity, in the strictest design the table supports.
 
@@ -499,6 +509,10 @@ def estimate_drivers(
         Fit the spline columns' nuisances on the first repetition's folds only and reuse them in the others (about
         a third faster on large tables); off by default: the average effect of a skewed driver then rests on one
         split of the spline nuisances (measured on playlist-songs-2020, BENCHMARKS.md).
+    family_slope_nuisances
+        Give the nuisances' least-squares start each driver's level times each genre family (the trees do not see
+        these columns): where one driver's effect differs by family, the nuisances of a driver correlated with it
+        otherwise keep part of that difference and bias it (BENCHMARKS.md). Off: one slope per driver.
     track_effects
         Per-track effects from an R-learner on the primary design's first repetition, calibrated and tested by
         their best linear predictor (``DriverResult.track_learner``, ``DriverReport.track_effects``).
@@ -600,7 +614,8 @@ def estimate_drivers(
             # The spline (its own nuisances) and the detailed quantities are the primary design's; the designs
             # beside it average family slopes, which cost no extra nuisance model.
             run = _DesignRun(matrices, chosen, n_rep if is_primary else 1, n_knots if is_primary else 0,
-                             details=is_primary, share_spline=share_spline_nuisances)
+                             details=is_primary, share_spline=share_spline_nuisances,
+                             family_slopes=family_slope_nuisances)
             run.run(learner_obj, n_folds, seed, n_jobs, keep_residuals=is_primary and refute and n_permutations > 0,
                     era_masks=era_masks if is_primary else [], test_draws=n_bootstrap, tick=tick,
                     final_stages=final_stages, track_effects=is_primary and track_effects)
@@ -657,7 +672,8 @@ def estimate_drivers(
         "features_source": features_source, "features_source_label": registry.source_label(features_source),
         "driver_sources": {d: registry.value_source(d, features_source) for d in chosen},
         "controls": {r.name: list(r.controls) for r in results},
-        "nuisance_features": "demeaned controls and their group means (Mundlak), log group size, genre family",
+        "nuisance_features": "demeaned controls and their group means (Mundlak), log group size, genre family"
+                             + (", driver x genre family (least squares only)" if family_slope_nuisances else ""),
         "estimand": "average over the design's tracks of the effect of +1 unit (each track's derivative of "
                     "f(driver; family) = family slope x driver + restricted cubic spline of the driver); "
                     "variance_weighted_effect: the partially linear slope beside it",

@@ -171,9 +171,9 @@ def grid(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int, only: l
     return pd.DataFrame(rows)
 
 
-def default_study(seeds: int, n_artists: int, tracks_per_artist: int) -> pd.DataFrame:
+def default_study(seeds: int, n_artists: int, tracks_per_artist: int, first_seed: int = 0) -> pd.DataFrame:
     rows = []
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         start = time.perf_counter()
         tracks, truth = simulate_catalog(n_artists, tracks_per_artist, seed=seed)
         report = estimate_drivers(tracks, seed=seed)
@@ -347,7 +347,7 @@ def main() -> None:
     parser.add_argument("study", choices=["grid", "default", "heterogeneity", "null", "timing"])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0,
-                        help="grid: the first seed (runs split over sessions add seeds without repeating one)")
+                        help="grid, default: the first seed (runs split over sessions add seeds without repeating one)")
     parser.add_argument("--combine", type=Path, nargs="*", default=None,
                         help="grid: summarise these raw CSVs together instead of running (e.g. two seed ranges)")
     parser.add_argument("--n-artists", type=int, default=None)
@@ -377,7 +377,7 @@ def main() -> None:
             results.to_csv(args.out / f"grid_raw{tag}.csv.gz", index=False)
         summarise_grid(results)
     elif args.study == "default":
-        results = default_study(args.seeds, args.n_artists or 300, args.tracks_per_artist or 60)
+        results = default_study(args.seeds, args.n_artists or 300, args.tracks_per_artist or 60, args.first_seed)
         results.to_csv(args.out / f"default_raw{tag}.csv", index=False)
         per_driver = results.groupby("driver", sort=False).agg(
             truth=("truth", "mean"), coverage=("covered", "mean"), mean_bias=("bias", "mean"),

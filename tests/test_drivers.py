@@ -604,3 +604,24 @@ def test_family_slope_features_are_each_driver_times_each_family_the_final_stage
             expected = design.treatments[driver] * (design.family.astype(str) == family)
             assert np.array_equal(slopes[:, owned[j][k]], expected)
     assert abs(float(np.mean(design.treatments["danceability"]))) < 1e-9  # demeaned, as the targets are
+
+
+def test_spline_nuisances_give_the_least_squares_the_other_drivers_curves_but_never_a_drivers_own(simulated):
+    """``spline_nuisances``: each continuous driver's spline columns join the least-squares start of the other
+    drivers' nuisances. Were a driver's own columns among them, its spline targets would be predicted exactly,
+    their residuals would vanish and its curve would come out a straight line."""
+    options = {"compare": False, "refute": False, "by_genre": False, "track_effects": False, "n_jobs": 1,
+               "learner": "linear"}
+    drivers = ["energy", "loudness", "danceability"]
+    off = estimate_drivers(simulated.tracks, drivers, **options)
+    on = estimate_drivers(simulated.tracks, drivers, spline_nuisances=True, **options)
+    assert "spline columns" in on.info["nuisance_features"]
+    assert "spline columns" not in off.info["nuisance_features"]
+    assert any(abs(on[d].effect - off[d].effect) > 1e-6 for d in drivers)  # the option reaches the nuisances
+    for d in drivers:
+        assert np.isfinite(on[d].effect) and on[d].ci_low < on[d].effect < on[d].ci_high
+        curve_on = np.array([p.effect for p in on[d].curve])
+        curve_off = np.array([p.effect for p in off[d].curve])
+        bend = np.abs(np.diff(curve_on, 2)).max()
+        assert bend > 1e-3 * np.ptp(curve_on), d                       # still curved: own columns left out
+        assert np.corrcoef(curve_on, curve_off)[0, 1] > 0.9, d

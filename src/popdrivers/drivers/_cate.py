@@ -36,7 +36,7 @@ CATE_METHOD = ("R-learner (Nie & Wager) with LightGBM on the cross-fitted residu
 CATE_ROUNDS = 80
 CATE_PARAMS = {"objective": "regression", "num_leaves": 7, "learning_rate": 0.05, "min_data_in_leaf": 200,
                "lambda_l2": 10.0, "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1,
-               "num_threads": 1, "verbose": -1, "deterministic": True}
+               "num_threads": 1, "verbose": -1, "deterministic": True, "force_col_wise": True}
 
 
 @dataclass(frozen=True)

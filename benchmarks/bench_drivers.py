@@ -28,6 +28,12 @@ Studies (each prints tables and writes CSVs under ``--out``):
     Catalogues where no driver has any effect, x ``--seeds`` seeds (small catalogues: it is the error rates that
     are studied): family-wise error rate with Holm (any driver called distinguishable from 0), without it, and
     how often the placebo warning fires (a driver whose shuffles the nominal CI rejects more than 10% of the time).
+``variants``
+    The default catalogue's primary design only (no comparison designs, placebo, genre effects or R-learner: its
+    estimates are those of the product's defaults) with ``--options`` (JSON keyword arguments of
+    ``estimate_drivers``, e.g. ``'{"num_leaves": 7}'``), one worker process per run: how many catalogues pass the
+    ">= 11 of 12 covered" check and each driver's mean and spread of ``(estimate - truth) / SE`` (sd 1 when the
+    CIs are calibrated). Quick to run two at a time with ``--first-seed``.
 ``timing``
     Wall time of ``estimate_drivers`` with its defaults on catalogues of ``--rows`` tracks.
 
@@ -38,6 +44,7 @@ Usage::
     nice -n 10 .venv/bin/python benchmarks/bench_drivers.py default --seeds 10
     nice -n 10 .venv/bin/python benchmarks/bench_drivers.py heterogeneity --seeds 40
     nice -n 10 .venv/bin/python benchmarks/bench_drivers.py null --seeds 200
+    nice -n 10 .venv/bin/python benchmarks/bench_drivers.py variants --seeds 18 --options '{"num_leaves": 7}'
     nice -n 10 .venv/bin/python benchmarks/bench_drivers.py timing --rows 100000
 """
 
@@ -45,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -192,6 +200,27 @@ def default_study(seeds: int, n_artists: int, tracks_per_artist: int, first_seed
                          "placebo_rejection_rate": r.placebo_rejection_rate, "placebo_p": r.placebo_p,
                          "seconds": time.perf_counter() - start, **curves.get(r.feature, {}), **_learner(r)})
         print(f"  default seed {seed}: {time.perf_counter() - start:.0f} s, load {os.getloadavg()[0]:.1f}",
+              flush=True)
+    return pd.DataFrame(rows)
+
+
+def variant_study(seeds: int, n_artists: int, tracks_per_artist: int, first_seed: int, options: dict) \
+        -> pd.DataFrame:
+    rows = []
+    for seed in range(first_seed, first_seed + seeds):
+        start = time.perf_counter()
+        tracks, truth = simulate_catalog(n_artists, tracks_per_artist, seed=seed)
+        report = estimate_drivers(tracks, seed=seed, **{"compare": False, "refute": False, "by_genre": False,
+                                                        "track_effects": False, "n_jobs": 1, **options})
+        for r in report.drivers:
+            true = truth.effects[r.feature]
+            se = (r.ci_high - r.ci_low) / (2 * 1.959964)
+            rows.append({"seed": seed, "driver": r.feature, "truth": true, "estimate": r.effect,
+                         "ci_low": r.ci_low, "ci_high": r.ci_high, "covered": r.ci_low <= true <= r.ci_high,
+                         "z": (r.effect - true) / se, "seconds": time.perf_counter() - start,
+                         "options": json.dumps(options, sort_keys=True)})
+        covered = sum(row["covered"] for row in rows if row["seed"] == seed)
+        print(f"  seed {seed}: {time.perf_counter() - start:.0f} s, {covered} of {len(report.drivers)} covered",
               flush=True)
     return pd.DataFrame(rows)
 
@@ -344,10 +373,11 @@ def summarise_grid(results: pd.DataFrame) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("study", choices=["grid", "default", "heterogeneity", "null", "timing"])
+    parser.add_argument("study", choices=["grid", "default", "heterogeneity", "null", "variants", "timing"])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0,
-                        help="grid, default: the first seed (runs split over sessions add seeds without repeating one)")
+                        help="grid, default, variants: the first seed (runs split over sessions add seeds without "
+                             "repeating one)")
     parser.add_argument("--combine", type=Path, nargs="*", default=None,
                         help="grid: summarise these raw CSVs together instead of running (e.g. two seed ranges)")
     parser.add_argument("--n-artists", type=int, default=None)
@@ -358,6 +388,7 @@ def main() -> None:
     parser.add_argument("--bare", action="store_true", help="grid: add within artist without track controls")
     parser.add_argument("--rows", type=int, nargs="*", default=[100_000])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/drivers"))
+    parser.add_argument("--options", default="{}", help="variants: estimate_drivers keyword arguments, as JSON")
     parser.add_argument("--tag", default="", help="suffix of the CSV names (keeps reduced runs apart)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -438,6 +469,16 @@ def main() -> None:
               f"raw p < 0.05: {_rate(results.p_value < 0.05)}; heterogeneity p < 0.05 (no effects, so none varies): "
               f"{_rate(results.heterogeneity_p.dropna() < 0.05)}; R-learner slope > 0 at 5% (one-sided, doubled): "
               f"{_rate(results.learner_p.dropna() < 0.05)}")
+    elif args.study == "variants":
+        results = variant_study(args.seeds, args.n_artists or 300, args.tracks_per_artist or 60, args.first_seed,
+                                json.loads(args.options))
+        results.to_csv(args.out / f"variants_raw{tag}.csv", index=False)
+        per_seed = results.groupby("seed").covered.sum()
+        print(_markdown(results.groupby("driver", sort=False).agg(
+            coverage=("covered", "mean"), mean_z=("z", "mean"), sd_z=("z", "std"))))
+        print(f"options {args.options}: >= 11 of 12 covered in {(per_seed >= 11).sum()} of {len(per_seed)} "
+              f"catalogues; coverage {_rate(results.covered)}; failing seeds "
+              f"{[int(s) for s in per_seed.index if per_seed[s] < 11]}")
     else:
         timings = [timing(r, share) for r in args.rows for share in (False, True)]
         for t in timings:

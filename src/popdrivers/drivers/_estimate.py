@@ -138,6 +138,15 @@ def _design_order(primary: str, compare: bool) -> list[str]:
     return [primary, *DESIGNS[DESIGNS.index(primary) + 1:]]
 
 
+def _append_owned(x: np.ndarray, excluded: list[list[int]], block: np.ndarray, owned: list[list[int]]) \
+        -> tuple[np.ndarray, list[list[int]]]:
+    """``x`` with ``block``'s columns appended, and each driver j's excluded columns extended by its own block
+    columns ``owned[j]`` (indices within the block)."""
+    offset = x.shape[1]
+    return (np.column_stack([x, block]),
+            [[*cols, *(offset + c for c in owned[j])] for j, cols in enumerate(excluded)])
+
+
 class _DesignRun:
     """Cross-fitted final stages of one design over its repetitions (plus what the primary's checks need).
 
@@ -175,21 +184,18 @@ class _DesignRun:
         x, excluded = m.nuisance_features()
         n_drivers = len(self.drivers)
         splines = [spline_targets(m, self.prepared[driver]) for driver in self.drivers]
+        tree_width = x.shape[1]
         if self.family_slopes:
             slopes, owned = m.family_slope_features(MIN_GROUP_ROWS, MIN_GROUP_ARTISTS)
-            offset = x.shape[1]
-            excluded = [[*cols, *(offset + c for c in owned[j])] for j, cols in enumerate(excluded)]
-            x = np.column_stack([x, slopes])
-            self._linear_only = slopes.shape[1]
+            x, excluded = _append_owned(x, excluded, slopes, owned)
         if self.spline_nuisances and any(spline.shape[1] for spline in splines):
             # The other continuous drivers' spline columns in the least squares too (the trees do not see them):
             # with least-squares nuisances a curved effect (loudness saturating) was otherwise left in the
             # outcome's residual of a correlated driver and in that driver's spline residual (BENCHMARKS.md).
-            offset = x.shape[1]
-            bounds = np.cumsum([0, *(spline.shape[1] for spline in splines)]) + offset
-            excluded = [[*cols, *range(bounds[j], bounds[j + 1])] for j, cols in enumerate(excluded)]
-            x = np.column_stack([x, *splines])
-            self._linear_only += int(bounds[-1] - offset)
+            bounds = np.cumsum([0, *(spline.shape[1] for spline in splines)])
+            owned = [list(range(bounds[j], bounds[j + 1])) for j in range(n_drivers)]
+            x, excluded = _append_owned(x, excluded, np.column_stack(splines), owned)
+        self._linear_only = x.shape[1] - tree_width
         columns = [np.repeat(m.y[:, None], n_drivers, axis=1),
                    np.column_stack([m.treatments[name] for name in self.drivers])]
         exclusions = [*excluded, *excluded]

@@ -122,6 +122,57 @@ def test_floor_albums_show_no_effect_and_the_others_the_one_they_have(report, si
     assert h.p_value == pytest.approx(min(1.0, 2 * float(np.median(h.p_values))))
 
 
+def test_tracks_at_zero_inside_played_albums_are_set_aside_and_counted_with_no_effect():
+    """Album 0's other tracks average 45: its track at 0 is set aside; album 1 sits at the floor and album 2's
+    track at 0 has mates averaging 12 (a track a worse sound can push to 0): they stay. The averages then divide
+    by every track, the set-aside one included, per family too."""
+    from popdrivers.drivers._designs import Sample, build_design, set_aside_zeros
+    from popdrivers.drivers._effects import driver_basis
+
+    y = np.array([0.0, 40.0, 50.0, 0.0, 1.0, 0.0, 0.0, 14.0, 10.0])
+    albums = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    family = np.array(["pop", "pop", "pop", "rock", "rock", "rock", "rock", "rock", "rock"], dtype=object)
+    sample = Sample(y=y, drivers={"explicit": np.array([1.0, 0, 1, 0, 1, 0, 1, 0, 1])}, blocks={},
+                    artists=np.array([0, 0, 0, 1, 1, 1, 2, 2, 2]), albums=albums, family=family,
+                    era=np.full(9, "2015-2019", dtype=object), has_artists=True)
+    kept = set_aside_zeros(sample)
+    assert np.array_equal(kept.y, [40.0, 50.0, 0.0, 1.0, 0.0, 0.0, 14.0, 10.0])
+    assert kept.aside is not None and len(kept.aside) == 1 and list(kept.aside.family) == ["pop"]
+    assert any("1 tracks at popularity 0 whose album's other tracks average 20" in note for note in kept.notes)
+    assert set_aside_zeros(kept).aside is kept.aside   # nothing more to set aside
+    matrices = build_design("within_album", kept)
+    assert list(matrices.aside_family) == ["pop"]
+    prepared = driver_basis(matrices, "explicit", 0, min_rows=1, min_artists=1)
+    groups = prepared.basis.groups
+    # Binary driver: the derivative row is the track's group indicator; 8 tracks kept + 1 set aside.
+    expected = np.array([float((prepared.codes == g).sum()) for g in range(len(groups))]) / 9.0
+    assert np.allclose(prepared.average, expected)
+    pop = groups.index("pop")
+    assert np.allclose(prepared.family_weights[pop], np.eye(len(groups))[pop] * 2 / 3)   # 2 kept of 3 pop tracks
+
+
+def test_copies_at_zero_inside_played_albums_do_not_move_an_effect():
+    """Copies at popularity 0 of the loudest-energy tracks of the most played albums (a pattern that a real
+    catalogue's relinked duplicates can have): compared like any track they pull energy (no effect) far below 0;
+    set aside, the estimate stays where it was without them."""
+    tracks, truth = simulate_catalog(n_artists=120, tracks_per_artist=40, seed=5)
+    album_mean = tracks.groupby("album_id")["popularity"].transform("mean")
+    energy_dev = tracks["energy"] - tracks.groupby("album_id")["energy"].transform("mean")
+    pick = (energy_dev * album_mean).sort_values(ascending=False).index[:150]
+    copies = tracks.loc[pick].copy()
+    copies["popularity"] = 0
+    copies["track_id"] = copies["track_id"].astype(str) + "-copy"
+    with_copies = pd.concat([tracks, copies], ignore_index=True)
+    fast = {**FAST, "compare": False, "refute": False, "by_genre": False, "track_effects": False}
+    drivers = ["energy", "loudness", "danceability"]
+    clean = estimate_drivers(tracks, drivers, seed=0, **fast)["energy"]
+    aside = estimate_drivers(with_copies, drivers, seed=0, **fast)
+    kept = estimate_drivers(with_copies, drivers, seed=0, set_aside_zero_tracks=False, **fast)["energy"]
+    assert aside.info["set_aside_zero_tracks"] >= 150
+    assert kept.effect < clean.effect - 3 * clean.se, (kept, clean)
+    assert abs(aside["energy"].effect - clean.effect) < 0.5 * clean.se, (aside["energy"], clean)
+
+
 @pytest.mark.slow
 def test_r_learner_finds_the_family_effects_it_was_not_told_about():
     """Danceability helps +15 per unit in four genre families and +2 elsewhere, speechiness +5 in hip hop and -14

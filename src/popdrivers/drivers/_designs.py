@@ -17,6 +17,7 @@ differs between groups, the demeaned values alone do not determine the demeaned 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -49,6 +50,33 @@ DESIGN_BLOCKS: dict[str, tuple[str, ...]] = {
 # A pitch class gets its own control when at least this many tracks of the sample are in it.
 MIN_KEY_TRACKS = 10
 TRACK_BLOCKS = ("track position", "version", "featured artist", "single")
+# A track at 0 whose album's other tracks average at least this many points is set aside (set_aside_zeros).
+SET_ASIDE_MATES_MEAN = 20.0
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """Tracks at popularity 0 whose album's other tracks are played (their mean >= SET_ASIDE_MATES_MEAN):
+    left out of every comparison and counted in the averages with an effect of 0 (:func:`set_aside_zeros`).
+    Codes are those of the :class:`Sample` they were taken from."""
+
+    albums: np.ndarray
+    artists: np.ndarray
+    family: np.ndarray
+    era: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.albums)
+
+    def in_groups(self, design: str, sample: Sample) -> SetAside:
+        """The set-aside tracks whose comparison group (album, artist; naive: any) has tracks in ``sample``."""
+        if design == "naive" or not len(self):
+            keep = np.ones(len(self), dtype=bool)
+        elif design == "within_album":
+            keep = np.isin(self.albums, sample.albums) if sample.albums is not None else np.zeros(len(self), bool)
+        else:
+            keep = np.isin(self.artists, sample.artists)
+        return SetAside(self.albums[keep], self.artists[keep], self.family[keep], self.era[keep])
 
 
 @dataclass
@@ -65,6 +93,7 @@ class Sample:
     has_artists: bool
     notes: list[str] = field(default_factory=list)
     track_ids: np.ndarray | None = None            # the table's track_id per row, when it has one
+    aside: SetAside | None = None                  # tracks at 0 in played albums, left out (set_aside_zeros)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -75,7 +104,7 @@ class Sample:
             blocks={b: {k: v[rows] for k, v in cols.items()} for b, cols in self.blocks.items()},
             artists=self.artists[rows], albums=None if self.albums is None else self.albums[rows],
             family=self.family[rows], era=self.era[rows], has_artists=self.has_artists, notes=list(self.notes),
-            track_ids=None if self.track_ids is None else self.track_ids[rows])
+            track_ids=None if self.track_ids is None else self.track_ids[rows], aside=self.aside)
 
 
 def _filled(values: np.ndarray, name: str, columns: dict[str, np.ndarray]) -> None:
@@ -209,6 +238,41 @@ def prepare_sample(df: pd.DataFrame, drivers: list[str], track_controls: bool,
     return sample.subset(np.flatnonzero(complete)), int((~complete).sum())
 
 
+def set_aside_zeros(sample: Sample) -> Sample:
+    """``sample`` without the tracks at popularity 0 whose album's other tracks average at least
+    :data:`SET_ASIDE_MATES_MEAN`; they go to ``sample.aside`` (and a note says how many).
+
+    Such a 0 does not measure the track's sound: on Spotify it is a copy whose plays are credited to another
+    (relinking of duplicates, a clean or deluxe copy) or one not available where it was counted. Kept, each is an
+    outlier of about minus its album's mean in the within-album comparison: in one simulated catalogue 210 dead
+    copies moved energy by 5 SE, where 210 random tracks of the same albums set to 0 moved it by 1 (BENCHMARKS.md).
+    A track at 0 gains nothing from a small change, so the averages count them with an effect of 0. A track a
+    worse sound pushed below 0 (clipped) is a different case: its 0 is the floor's doing and belongs to the
+    comparison (leaving such tracks out selects on the outcome and flattened danceability by 0.7 SE); those sit
+    in albums near the floor, hence the threshold on the other tracks' mean (in the simulated catalogue it keeps 96%
+    of the clipped tracks and sets aside 87% of the dead copies). Albums at the floor are not touched (``_basis``).
+    """
+    if sample.albums is None or not len(sample):
+        return sample
+    known = sample.albums >= 0
+    codes = np.where(known, sample.albums, 0)
+    counts = np.bincount(codes[known], minlength=codes.max() + 1).astype("float64")
+    sums = np.bincount(codes[known], weights=sample.y[known], minlength=codes.max() + 1)
+    others = counts[codes] - 1.0
+    mates_mean = np.where(known & (others > 0), (sums[codes] - sample.y) / np.maximum(others, 1.0), np.nan)
+    aside = (sample.y <= 0) & (np.nan_to_num(mates_mean, nan=0.0) >= SET_ASIDE_MATES_MEAN)
+    if not aside.any():
+        return sample
+    rows = np.flatnonzero(aside)
+    kept = dataclasses.replace(sample.subset(np.flatnonzero(~aside)), aside=SetAside(
+        sample.albums[rows], sample.artists[rows], sample.family[rows], sample.era[rows]))
+    kept.notes.append(
+        f"{len(rows):,} tracks at popularity 0 whose album's other tracks average {SET_ASIDE_MATES_MEAN:g} or more "
+        "are left out of the comparisons: such a 0 is most often a copy whose plays Spotify credits to another, and "
+        "says nothing about the sound; the averages count them with an effect of 0")
+    return kept
+
+
 def artist_family(family: np.ndarray, artists: np.ndarray) -> np.ndarray:
     """Each track's artist's most common genre family (known families first; ties: alphabetical).
 
@@ -302,6 +366,8 @@ class DesignMatrices:
     family: np.ndarray | None = None              # genre family per row (constant within artist)
     levels: dict[str, np.ndarray] | None = None   # the drivers' own values (not demeaned), for the basis
     floor: np.ndarray | None = None               # row's comparison group sits at popularity ~0 (_basis)
+    aside_family: np.ndarray | None = None        # families of the set-aside tracks at 0 (effect 0 in averages)
+    aside_era: np.ndarray | None = None
 
     def level(self, driver: str) -> np.ndarray:
         """The driver's own values on this design's rows (the treatments are demeaned in fixed-effects designs)."""
@@ -414,10 +480,14 @@ def build_design(name: str, sample: Sample, track_controls: bool = True) -> Desi
     controls = np.column_stack(columns) if columns else np.empty((len(sample), 0))
     y = sample.y
     treatments = dict(sample.drivers)
+    aside = sample.aside.in_groups(name, sample) if sample.aside is not None else None
+    aside_family = aside.family if aside is not None else None
+    aside_era = aside.era if aside is not None else None
     if name == "naive":
         groups = np.arange(len(sample))
         return DesignMatrices(name, y, treatments, controls, tuple(names), block_columns, None, None, None,
-                              sample.artists, groups, len(groups), family=sample.family, levels=None)
+                              sample.artists, groups, len(groups), family=sample.family, levels=None,
+                              aside_family=aside_family, aside_era=aside_era)
     raw_groups = sample.albums if name == "within_album" else sample.artists
     assert raw_groups is not None
     _, groups, counts = np.unique(raw_groups, return_inverse=True, return_counts=True)
@@ -440,7 +510,7 @@ def build_design(name: str, sample: Sample, track_controls: bool = True) -> Desi
         block_columns=block_columns, driver_means=driver_means, control_means=control_means[:, keep],
         log_group_size=np.log(counts[groups]), clusters=sample.artists, groups=groups, n_groups=len(counts),
         family=sample.family, levels=dict(treatments),
-        floor=_group_means(y, groups, counts) < FLOOR_GROUP_MEAN)
+        floor=_group_means(y, groups, counts) < FLOOR_GROUP_MEAN, aside_family=aside_family, aside_era=aside_era)
 
 
 def driver_support(sample: Sample, requested: list[str] | None) -> tuple[list[str], list[str]]:

@@ -17,6 +17,7 @@ For driver d with basis ``f(d; family) = gamma_family d + sum_k beta_k s_k(d)`` 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -71,6 +72,7 @@ class DriverBasis:
     curve_values: np.ndarray     # grid (with the reference)
     curve_weights: np.ndarray    # points x columns
     reference: float
+    aside_eras: dict[str, int] = dataclasses.field(default_factory=dict)  # set-aside tracks at 0 per era
 
     @property
     def restriction(self) -> np.ndarray:
@@ -107,8 +109,11 @@ def driver_basis(matrices: DesignMatrices, driver: str, n_knots: int, min_rows: 
     codes = basis.group_codes(families)
     derivative = basis.derivative_rows(level, codes)
     counts = np.bincount(codes, minlength=basis.n_groups)
-    family_weights = np.vstack([derivative[codes == g].mean(axis=0) if counts[g] else np.zeros(basis.n_columns)
-                                for g in range(basis.n_groups)])
+    # Tracks set aside at 0 (``_designs.set_aside_zeros``) count in every average with an effect of 0: each
+    # mean's denominator is its group's tracks plus its set-aside ones.
+    totals = counts + _aside_counts(basis, matrices.aside_family)
+    family_weights = np.vstack([derivative[codes == g].sum(axis=0) / totals[g] if counts[g]
+                                else np.zeros(basis.n_columns) for g in range(basis.n_groups)])
     artists = np.array([len(np.unique(matrices.clusters[codes == g])) for g in range(basis.n_groups)])
     reference = float(np.median(level))
     if binary:
@@ -117,12 +122,29 @@ def driver_basis(matrices: DesignMatrices, driver: str, n_knots: int, min_rows: 
     else:
         grid = np.linspace(*np.quantile(level, CURVE_RANGE), CURVE_POINTS)
         values = np.unique(np.append(grid, reference))
-        shares = counts / counts.sum()
+        shares = counts / totals.sum()
         spline = basis.spline(values) - basis.spline(np.array([reference]))
-        with_spline = 1.0 - (shares[basis.floor_code] if basis.floor_code >= 0 else 0.0)
+        with_spline = shares.sum() - (shares[basis.floor_code] if basis.floor_code >= 0 else 0.0)
         weights = np.column_stack([np.outer(values - reference, shares), spline * with_spline])
-    return DriverBasis(basis, codes, level, derivative.mean(axis=0), family_weights, counts, artists, values,
-                       weights, reference)
+    return DriverBasis(basis, codes, level, derivative.sum(axis=0) / totals.sum(), family_weights, counts, artists,
+                       values, weights, reference, _aside_eras(matrices))
+
+
+def _aside_counts(basis: TreatmentBasis, families: np.ndarray | None) -> np.ndarray:
+    """Set-aside tracks per group of ``basis`` (a family the design's tracks do not have is not counted)."""
+    if families is None or not len(families):
+        return np.zeros(basis.n_groups, dtype=np.int64)
+    labels = np.asarray(families).astype(str)
+    usable = np.isin(labels, basis.groups) | (OTHER_FAMILIES in basis.groups)
+    return np.bincount(basis.group_codes(labels[usable]), minlength=basis.n_groups)
+
+
+def _aside_eras(matrices: DesignMatrices) -> dict[str, int]:
+    """Set-aside tracks per era label (they count in the era effects' averages with an effect of 0)."""
+    if matrices.aside_era is None:
+        return {}
+    labels, counts = np.unique(np.asarray(matrices.aside_era).astype(str), return_counts=True)
+    return {str(label): int(count) for label, count in zip(labels, counts, strict=True)}
 
 
 def spline_targets(matrices: DesignMatrices, prepared: DriverBasis) -> np.ndarray:
@@ -180,7 +202,8 @@ def driver_repetition(y_res: np.ndarray, d_res: np.ndarray, spline_res: np.ndarr
         for label, mask in era_masks:
             sub = ClusterSums(clusters.codes[mask])
             era_fit, _ = fit_basis(y_res[mask], z[mask], sub)
-            eras[label] = era_fit.functional(derivative[mask].mean(axis=0), z[mask], sub)
+            total = mask.sum() + prepared.aside_eras.get(label, 0)
+            eras[label] = era_fit.functional(derivative[mask].sum(axis=0) / total, z[mask], sub)
     representer = fit.riesz(prepared.average, z) if keep_representer else None
     return DriverRepetition(average, weighted, fit.coef, fit.covariance, curve, families, eras, heterogeneity,
                             representer)

@@ -53,6 +53,7 @@ from popdrivers.drivers._designs import (
     design_support,
     driver_support,
     prepare_sample,
+    set_aside_zeros,
 )
 from popdrivers.drivers._effects import (
     HETEROGENEITY_METHOD,
@@ -473,6 +474,7 @@ def estimate_drivers(
     share_spline_nuisances: bool = False,
     family_slope_nuisances: bool = True,
     spline_nuisances: bool = False,
+    set_aside_zero_tracks: bool = True,
 ) -> DriverReport:
     """Estimate the causal effect of each driver on popularity, in the strictest design the table supports.
 
@@ -536,6 +538,11 @@ def estimate_drivers(
         in a correlated driver (energy beside a saturating loudness: -0.89 SE on average over 40 default
         catalogues, -0.14 with these columns); with the default learner it changed nothing measurable (18
         catalogues: 15 of 18 pass the default check, 16 without; BENCHMARKS.md), so it is off by default.
+    set_aside_zero_tracks
+        Leave out of the comparisons the tracks at popularity 0 whose album's other tracks average 20 points or
+        more (most often a copy whose plays Spotify credits to another); the averages count them with an effect of
+        0 (``_designs.set_aside_zeros``). Off: they are compared like any track (outliers of minus their album's
+        mean, BENCHMARKS.md).
     track_effects
         Per-track effects from an R-learner on the primary design's first repetition, calibrated and tested by
         their best linear predictor (``DriverResult.track_learner``, ``DriverReport.track_effects``).
@@ -588,6 +595,8 @@ def estimate_drivers(
                  if requested is None and d not in present]
     # What popdrivers measured comes with the key of the same sound: a control there (a label, not a driver).
     sample, dropped = prepare_sample(df, present, track_controls, key_control=features_source == "audio")
+    if set_aside_zero_tracks:
+        sample = set_aside_zeros(sample)
     if dropped:
         warnings.append(f"{dropped:,} of {len(df):,} tracks dropped: missing popularity, artist or a driver")
     try:
@@ -714,6 +723,7 @@ def estimate_drivers(
         "placebo": f"{n_permutations} within-group shuffles of the driver residual" if refute else "not run",
         "sensitivity": "Cinelli-Hazlett partial R2 and robustness values of the final stage (classical t); bounds "
                        "from benchmarks in the linear fixed-effects analogue" if refute else "not run",
+        "set_aside_zero_tracks": len(sample.aside) if sample.aside is not None else 0,
         "seconds": round(time.perf_counter() - start, 2),
     }
     return DriverReport(design=primary, design_reason=reason, rows=len(sample),

@@ -138,7 +138,7 @@ def test_tracks_at_zero_inside_played_albums_are_set_aside_and_counted_with_no_e
     kept = set_aside_zeros(sample)
     assert np.array_equal(kept.y, [40.0, 50.0, 0.0, 1.0, 0.0, 0.0, 14.0, 10.0])
     assert kept.aside is not None and len(kept.aside) == 1 and list(kept.aside.family) == ["pop"]
-    assert any("1 tracks at popularity 0 whose album's other tracks average 20" in note for note in kept.notes)
+    assert any("1 track at popularity 0 whose album's other tracks average 20" in note for note in kept.notes)
     assert set_aside_zeros(kept).aside is kept.aside   # nothing more to set aside
     matrices = build_design("within_album", kept)
     assert list(matrices.aside_family) == ["pop"]

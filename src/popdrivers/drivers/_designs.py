@@ -267,9 +267,10 @@ def set_aside_zeros(sample: Sample) -> Sample:
     kept = dataclasses.replace(sample.subset(np.flatnonzero(~aside)), aside=SetAside(
         sample.albums[rows], sample.artists[rows], sample.family[rows], sample.era[rows]))
     kept.notes.append(
-        f"{len(rows):,} tracks at popularity 0 whose album's other tracks average {SET_ASIDE_MATES_MEAN:g} or more "
-        "are left out of the comparisons: such a 0 is most often a copy whose plays Spotify credits to another, and "
-        "says nothing about the sound; the averages count them with an effect of 0")
+        f"{len(rows):,} {'track' if len(rows) == 1 else 'tracks'} at popularity 0 whose album's other tracks "
+        f"average {SET_ASIDE_MATES_MEAN:g} or more left out of the comparisons: such a 0 is most often a copy whose "
+        "plays Spotify credits to another, and says nothing about the sound; the averages count them with an effect "
+        "of 0")
     return kept
 
 

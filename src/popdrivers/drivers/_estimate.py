@@ -612,9 +612,10 @@ def estimate_drivers(
     if not chosen:
         raise InputError("no driver varies among the tracks the design can compare")
     warnings += sample.notes
-    if len(sample) < len(df) - dropped:
-        warnings.append(f"{len(df) - dropped - len(sample):,} tracks outside any {primary.replace('_', ' ')} "
-                        "comparison left out (groups of one track)")
+    set_aside = len(sample.aside) if sample.aside is not None else 0
+    if len(sample) < len(df) - dropped - set_aside:
+        warnings.append(f"{len(df) - dropped - set_aside - len(sample):,} tracks outside any "
+                        f"{primary.replace('_', ' ')} comparison left out (groups of one track)")
     learner_obj = NuisanceLearner(learner, n_estimators, num_leaves, learning_rate, max_fit_rows, seed)
     n_fold_train = len(sample) * (n_folds - 1) / n_folds
     if max_fit_rows is not None and n_fold_train > max_fit_rows:
@@ -723,7 +724,7 @@ def estimate_drivers(
         "placebo": f"{n_permutations} within-group shuffles of the driver residual" if refute else "not run",
         "sensitivity": "Cinelli-Hazlett partial R2 and robustness values of the final stage (classical t); bounds "
                        "from benchmarks in the linear fixed-effects analogue" if refute else "not run",
-        "set_aside_zero_tracks": len(sample.aside) if sample.aside is not None else 0,
+        "set_aside_zero_tracks": set_aside,
         "seconds": round(time.perf_counter() - start, 2),
     }
     return DriverReport(design=primary, design_reason=reason, rows=len(sample),

@@ -603,7 +603,8 @@ def estimate_drivers(
         primary, rows, reason, fallbacks = choose_design(sample, design)
     except ValueError:
         reasons = [f"{name.replace('_', ' ')}: {design_support(sample, name)[1]}" for name in DESIGNS]
-        raise InputError(no_design_message(len(sample), reasons, MIN_ROWS, MIN_ARTISTS, MIN_ALBUMS)) from None
+        complete = len(sample) + (len(sample.aside) if sample.aside is not None else 0)
+        raise InputError(no_design_message(complete, reasons, MIN_ROWS, MIN_ARTISTS, MIN_ALBUMS)) from None
     if design != "auto":
         warnings += fallbacks
     sample = sample.subset(rows)

@@ -141,7 +141,7 @@ def test_tracks_at_zero_inside_played_albums_are_set_aside_and_counted_with_no_e
     assert any("1 track at popularity 0 whose album's other tracks average 20" in note for note in kept.notes)
     assert set_aside_zeros(kept).aside is kept.aside   # nothing more to set aside
     matrices = build_design("within_album", kept)
-    assert list(matrices.aside_family) == ["pop"]
+    assert matrices.aside is not None and list(matrices.aside.family) == ["pop"]
     prepared = driver_basis(matrices, "explicit", 0, min_rows=1, min_artists=1)
     groups = prepared.basis.groups
     # Binary driver: the derivative row is the track's group indicator; 8 tracks kept + 1 set aside.

@@ -98,6 +98,11 @@ class Sample:
     def __len__(self) -> int:
         return len(self.y)
 
+    @property
+    def n_set_aside(self) -> int:
+        """Tracks set aside at 0 among played album-mates (:func:`set_aside_zeros`)."""
+        return len(self.aside) if self.aside is not None else 0
+
     def subset(self, rows: np.ndarray) -> Sample:
         return Sample(
             y=self.y[rows], drivers={k: v[rows] for k, v in self.drivers.items()},
@@ -367,8 +372,7 @@ class DesignMatrices:
     family: np.ndarray | None = None              # genre family per row (constant within artist)
     levels: dict[str, np.ndarray] | None = None   # the drivers' own values (not demeaned), for the basis
     floor: np.ndarray | None = None               # row's comparison group sits at popularity ~0 (_basis)
-    aside_family: np.ndarray | None = None        # families of the set-aside tracks at 0 (effect 0 in averages)
-    aside_era: np.ndarray | None = None
+    aside: SetAside | None = None                 # set-aside tracks at 0 of this design's groups (effect 0 in averages)
 
     def level(self, driver: str) -> np.ndarray:
         """The driver's own values on this design's rows (the treatments are demeaned in fixed-effects designs)."""
@@ -482,13 +486,10 @@ def build_design(name: str, sample: Sample, track_controls: bool = True) -> Desi
     y = sample.y
     treatments = dict(sample.drivers)
     aside = sample.aside.in_groups(name, sample) if sample.aside is not None else None
-    aside_family = aside.family if aside is not None else None
-    aside_era = aside.era if aside is not None else None
     if name == "naive":
         groups = np.arange(len(sample))
         return DesignMatrices(name, y, treatments, controls, tuple(names), block_columns, None, None, None,
-                              sample.artists, groups, len(groups), family=sample.family, levels=None,
-                              aside_family=aside_family, aside_era=aside_era)
+                              sample.artists, groups, len(groups), family=sample.family, levels=None, aside=aside)
     raw_groups = sample.albums if name == "within_album" else sample.artists
     assert raw_groups is not None
     _, groups, counts = np.unique(raw_groups, return_inverse=True, return_counts=True)
@@ -511,7 +512,7 @@ def build_design(name: str, sample: Sample, track_controls: bool = True) -> Desi
         block_columns=block_columns, driver_means=driver_means, control_means=control_means[:, keep],
         log_group_size=np.log(counts[groups]), clusters=sample.artists, groups=groups, n_groups=len(counts),
         family=sample.family, levels=dict(treatments),
-        floor=_group_means(y, groups, counts) < FLOOR_GROUP_MEAN, aside_family=aside_family, aside_era=aside_era)
+        floor=_group_means(y, groups, counts) < FLOOR_GROUP_MEAN, aside=aside)
 
 
 def driver_support(sample: Sample, requested: list[str] | None) -> tuple[list[str], list[str]]:

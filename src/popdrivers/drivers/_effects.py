@@ -111,7 +111,8 @@ def driver_basis(matrices: DesignMatrices, driver: str, n_knots: int, min_rows: 
     counts = np.bincount(codes, minlength=basis.n_groups)
     # Tracks set aside at 0 (``_designs.set_aside_zeros``) count in every average with an effect of 0: each
     # mean's denominator is its group's tracks plus its set-aside ones.
-    totals = counts + _aside_counts(basis, matrices.aside_family)
+    aside = matrices.aside
+    totals = counts + _aside_counts(basis, aside.family if aside is not None else None)
     family_weights = np.vstack([derivative[codes == g].sum(axis=0) / totals[g] if counts[g]
                                 else np.zeros(basis.n_columns) for g in range(basis.n_groups)])
     artists = np.array([len(np.unique(matrices.clusters[codes == g])) for g in range(basis.n_groups)])
@@ -127,7 +128,7 @@ def driver_basis(matrices: DesignMatrices, driver: str, n_knots: int, min_rows: 
         with_spline = shares.sum() - (shares[basis.floor_code] if basis.floor_code >= 0 else 0.0)
         weights = np.column_stack([np.outer(values - reference, shares), spline * with_spline])
     return DriverBasis(basis, codes, level, derivative.sum(axis=0) / totals.sum(), family_weights, counts, artists,
-                       values, weights, reference, _aside_eras(matrices))
+                       values, weights, reference, _label_counts(aside.era) if aside is not None else {})
 
 
 def _aside_counts(basis: TreatmentBasis, families: np.ndarray | None) -> np.ndarray:
@@ -139,12 +140,10 @@ def _aside_counts(basis: TreatmentBasis, families: np.ndarray | None) -> np.ndar
     return np.bincount(basis.group_codes(labels[usable]), minlength=basis.n_groups)
 
 
-def _aside_eras(matrices: DesignMatrices) -> dict[str, int]:
-    """Set-aside tracks per era label (they count in the era effects' averages with an effect of 0)."""
-    if matrices.aside_era is None:
-        return {}
-    labels, counts = np.unique(np.asarray(matrices.aside_era).astype(str), return_counts=True)
-    return {str(label): int(count) for label, count in zip(labels, counts, strict=True)}
+def _label_counts(labels: np.ndarray) -> dict[str, int]:
+    """How many of ``labels`` carry each label (the set-aside tracks per era: effect 0 in the era averages)."""
+    values, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
+    return {str(value): int(count) for value, count in zip(values, counts, strict=True)}
 
 
 def spline_targets(matrices: DesignMatrices, prepared: DriverBasis) -> np.ndarray:

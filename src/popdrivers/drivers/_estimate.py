@@ -603,8 +603,8 @@ def estimate_drivers(
         primary, rows, reason, fallbacks = choose_design(sample, design)
     except ValueError:
         reasons = [f"{name.replace('_', ' ')}: {design_support(sample, name)[1]}" for name in DESIGNS]
-        complete = len(sample) + (len(sample.aside) if sample.aside is not None else 0)
-        raise InputError(no_design_message(complete, reasons, MIN_ROWS, MIN_ARTISTS, MIN_ALBUMS)) from None
+        raise InputError(no_design_message(len(sample) + sample.n_set_aside, reasons, MIN_ROWS, MIN_ARTISTS,
+                                           MIN_ALBUMS)) from None
     if design != "auto":
         warnings += fallbacks
     sample = sample.subset(rows)
@@ -613,7 +613,7 @@ def estimate_drivers(
     if not chosen:
         raise InputError("no driver varies among the tracks the design can compare")
     warnings += sample.notes
-    set_aside = len(sample.aside) if sample.aside is not None else 0
+    set_aside = sample.n_set_aside
     if len(sample) < len(df) - dropped - set_aside:
         warnings.append(f"{len(df) - dropped - set_aside - len(sample):,} tracks outside any "
                         f"{primary.replace('_', ' ')} comparison left out (groups of one track)")

@@ -34,6 +34,13 @@ Studies (each prints tables and writes CSVs under ``--out``):
     ``estimate_drivers``, e.g. ``'{"num_leaves": 7}'``), one worker process per run: how many catalogues pass the
     ">= 11 of 12 covered" check and each driver's mean and spread of ``(estimate - truth) / SE`` (sd 1 when the
     CIs are calibrated). Quick to run two at a time with ``--first-seed``.
+``curve-profile``
+    Where along its values a driver's dose-response curve misses (``--driver``, default loudness): the default
+    catalogue (``--structure``: JSON ``CatalogStructure`` switches to change, e.g. ``'{"versions": false}'``), the
+    primary design only with ``--options`` as in ``variants`` (``'{"learner": "linear"}'`` runs in ~7 s per
+    catalogue), per point of the curve grid the mean error, its spread, the mean half-width of the pointwise CI and
+    the mean ``(estimate - truth) / SE`` over seeds (0 on average when the curve is unbiased), and how many
+    catalogues have >= 70% of the points between the 5th and 95th percentile covered (the issue-24 check).
 ``timing``
     Wall time of ``estimate_drivers`` with its defaults on catalogues of ``--rows`` tracks.
 
@@ -45,6 +52,7 @@ Usage::
     nice -n 10 .venv/bin/python benchmarks/bench_drivers.py heterogeneity --seeds 40
     nice -n 10 .venv/bin/python benchmarks/bench_drivers.py null --seeds 200
     nice -n 10 .venv/bin/python benchmarks/bench_drivers.py variants --seeds 18 --options '{"num_leaves": 7}'
+    nice -n 10 .venv/bin/python benchmarks/bench_drivers.py curve-profile --seeds 18 --options '{"learner": "linear"}'
     nice -n 10 .venv/bin/python benchmarks/bench_drivers.py timing --rows 100000
 """
 
@@ -225,6 +233,47 @@ def variant_study(seeds: int, n_artists: int, tracks_per_artist: int, first_seed
     return pd.DataFrame(rows)
 
 
+def curve_profile(seeds: int, n_artists: int, tracks_per_artist: int, first_seed: int, options: dict,
+                  structure: dict, driver: str) -> pd.DataFrame:
+    """One row per (seed, point of ``driver``'s curve): estimate, pointwise CI, truth at that value, whether the
+    point lies between the driver's 5th and 95th percentile (where the issue-24 check judges the curve)."""
+    rows = []
+    for seed in range(first_seed, first_seed + seeds):
+        start = time.perf_counter()
+        tracks, truth = simulate_catalog(n_artists, tracks_per_artist, seed=seed,
+                                         structure=dataclasses.replace(CatalogStructure(), **structure))
+        report = estimate_drivers(tracks, seed=seed, **{"compare": False, "refute": False, "by_genre": False,
+                                                        "track_effects": False, "n_jobs": 1, **options})
+        r = report[driver]
+        curve = truth.curves[driver]
+        at = truth_on_curve(r, (curve["values"], curve["effects"]))
+        low, high = _percentiles(tracks)[driver]
+        for i, (point, true) in enumerate(zip(r.curve, at, strict=True)):
+            rows.append({"seed": seed, "point": i, "value": point.value, "estimate": point.effect,
+                         "ci_low": point.ci_low, "ci_high": point.ci_high, "truth": true,
+                         "judged": bool(low <= point.value <= high and point.value != r.curve_reference),
+                         "options": json.dumps(options, sort_keys=True),
+                         "structure": json.dumps(structure, sort_keys=True)})
+        print(f"  seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
+    return pd.DataFrame(rows)
+
+
+def summarise_curve_profile(results: pd.DataFrame) -> None:
+    frame = results.assign(error=results.estimate - results.truth, half=(results.ci_high - results.ci_low) / 2,
+                           covered=(results.ci_low <= results.truth) & (results.truth <= results.ci_high))
+    frame["z"] = np.where(frame.half > 0, frame.error / (frame.half / 1.959964), np.nan)
+    print(_markdown(frame.groupby("point").agg(value=("value", "mean"), truth=("truth", "mean"),
+                                               mean_error=("error", "mean"), sd_error=("error", "std"),
+                                               half_width=("half", "mean"), mean_z=("z", "mean"),
+                                               coverage=("covered", "mean"), judged=("judged", "mean"))))
+    judged = frame[frame.judged]
+    share = judged.groupby("seed").covered.mean()
+    failing = [int(s) for s in share.index if share[s] < CURVE_TARGET]
+    print(f"points judged (5th-95th percentile): pointwise coverage {_rate(judged.covered)}; mean z "
+          f"{judged.z.mean():+.2f}, sd {judged.z.std():.2f}; catalogues with >= {CURVE_TARGET:.0%} covered: "
+          f"{int((share >= CURVE_TARGET).sum())} of {len(share)} (failing: {failing})")
+
+
 def heterogeneity_study(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int) -> pd.DataFrame:
     rows = []
     start = time.perf_counter()
@@ -373,11 +422,12 @@ def summarise_grid(results: pd.DataFrame) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("study", choices=["grid", "default", "heterogeneity", "null", "variants", "timing"])
+    parser.add_argument("study", choices=["grid", "default", "heterogeneity", "null", "variants", "curve-profile",
+                                                   "timing"])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0,
-                        help="grid, default, variants: the first seed (runs split over sessions add seeds without "
-                             "repeating one)")
+                        help="grid, default, variants, curve-profile: the first seed (runs split over sessions add "
+                             "seeds without repeating one)")
     parser.add_argument("--combine", type=Path, nargs="*", default=None,
                         help="grid: summarise these raw CSVs together instead of running (e.g. two seed ranges)")
     parser.add_argument("--n-artists", type=int, default=None)
@@ -389,6 +439,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="*", default=[100_000])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/drivers"))
     parser.add_argument("--options", default="{}", help="variants: estimate_drivers keyword arguments, as JSON")
+    parser.add_argument("--structure", default="{}",
+                        help="curve-profile: CatalogStructure switches to change, as JSON")
+    parser.add_argument("--driver", default="loudness", help="curve-profile: the driver whose curve is profiled")
     parser.add_argument("--tag", default="", help="suffix of the CSV names (keeps reduced runs apart)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -479,6 +532,11 @@ def main() -> None:
         print(f"options {args.options}: >= 11 of 12 covered in {(per_seed >= 11).sum()} of {len(per_seed)} "
               f"catalogues; coverage {_rate(results.covered)}; failing seeds "
               f"{[int(s) for s in per_seed.index if per_seed[s] < 11]}")
+    elif args.study == "curve-profile":
+        results = curve_profile(args.seeds, args.n_artists or 300, args.tracks_per_artist or 60, args.first_seed,
+                                json.loads(args.options), json.loads(args.structure), args.driver)
+        results.to_csv(args.out / f"curve_profile_raw{tag}.csv", index=False)
+        summarise_curve_profile(results)
     else:
         timings = [timing(r, share) for r in args.rows for share in (False, True)]
         for t in timings:

@@ -37,7 +37,7 @@ Studies (each prints tables and writes CSVs under ``--out``):
 ``curve-profile``
     Where along its values a driver's dose-response curve misses (``--driver``, default loudness): the default
     catalogue (``--structure``: JSON ``CatalogStructure`` switches to change, e.g. ``'{"versions": false}'``), the
-    primary design only with ``--options`` as in ``variants`` (``'{"learner": "linear"}'`` runs in ~7 s per
+    primary design only with ``--options`` as in ``variants`` (``'{"learner": "linear"}'`` runs in ~4 s per
     catalogue), per point of the curve grid the mean error, its spread, the mean half-width of the pointwise CI and
     the mean ``(estimate - truth) / SE`` over seeds (0 on average when the curve is unbiased), and how many
     catalogues have >= 70% of the points between the 5th and 95th percentile covered (the issue-24 check).
@@ -212,14 +212,21 @@ def default_study(seeds: int, n_artists: int, tracks_per_artist: int, first_seed
     return pd.DataFrame(rows)
 
 
+def _primary_only(tracks: pd.DataFrame, seed: int, options: dict):
+    """The primary design's estimates as the product's defaults give them (``options`` override), without the
+    comparison designs, placebo, genre effects or R-learner, in one worker process: what ``variants`` and
+    ``curve-profile`` study."""
+    return estimate_drivers(tracks, seed=seed, **{"compare": False, "refute": False, "by_genre": False,
+                                                  "track_effects": False, "n_jobs": 1, **options})
+
+
 def variant_study(seeds: int, n_artists: int, tracks_per_artist: int, first_seed: int, options: dict) \
         -> pd.DataFrame:
     rows = []
     for seed in range(first_seed, first_seed + seeds):
         start = time.perf_counter()
         tracks, truth = simulate_catalog(n_artists, tracks_per_artist, seed=seed)
-        report = estimate_drivers(tracks, seed=seed, **{"compare": False, "refute": False, "by_genre": False,
-                                                        "track_effects": False, "n_jobs": 1, **options})
+        report = _primary_only(tracks, seed, options)
         for r in report.drivers:
             true = truth.effects[r.feature]
             se = (r.ci_high - r.ci_low) / (2 * 1.959964)
@@ -242,9 +249,7 @@ def curve_profile(seeds: int, n_artists: int, tracks_per_artist: int, first_seed
         start = time.perf_counter()
         tracks, truth = simulate_catalog(n_artists, tracks_per_artist, seed=seed,
                                          structure=dataclasses.replace(CatalogStructure(), **structure))
-        report = estimate_drivers(tracks, seed=seed, **{"compare": False, "refute": False, "by_genre": False,
-                                                        "track_effects": False, "n_jobs": 1, **options})
-        r = report[driver]
+        r = _primary_only(tracks, seed, options)[driver]
         curve = truth.curves[driver]
         at = truth_on_curve(r, (curve["values"], curve["effects"]))
         low, high = _percentiles(tracks)[driver]
@@ -423,7 +428,7 @@ def summarise_grid(results: pd.DataFrame) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", choices=["grid", "default", "heterogeneity", "null", "variants", "curve-profile",
-                                                   "timing"])
+                                          "timing"])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0,
                         help="grid, default, variants, curve-profile: the first seed (runs split over sessions add "

@@ -676,3 +676,23 @@ def test_spline_nuisances_give_the_least_squares_the_other_drivers_curves_but_ne
         bend = np.abs(np.diff(curve_on, 2)).max()
         assert bend > 1e-3 * np.ptp(curve_on), d                       # still curved: own columns left out
         assert np.corrcoef(curve_on, curve_off)[0, 1] > 0.9, d
+
+
+def test_repetitions_default_to_three_and_to_two_above_the_large_table_size(monkeypatch):
+    """``n_rep=None``: the primary design gets 3 fold draws, 2 once it compares more tracks than
+    ``LARGE_TABLE_ROWS``; the designs beside it get one; an explicit ``n_rep`` wins."""
+    import popdrivers.drivers._estimate as estimate_module
+
+    tracks = simulate_catalog(n_artists=40, tracks_per_artist=20, seed=3).tracks
+    quick = {"learner": "linear", "n_folds": 3, "n_jobs": 1, "refute": False, "by_genre": False,
+             "track_effects": False, "n_knots": 0, "n_bootstrap": 200}
+    drivers = ["danceability", "loudness"]
+    small = estimate_drivers(tracks, drivers, **quick)
+    assert small.info["n_rep"] == 3
+    assert [d.n_rep for d in small.designs] == [3, 1, 1]
+    assert len(small["loudness"].estimate.rep_effects) == 3
+    monkeypatch.setattr(estimate_module, "LARGE_TABLE_ROWS", small.rows - 1)
+    large = estimate_drivers(tracks, drivers, **quick)
+    assert large.info["n_rep"] == 2 and large.designs[0].n_rep == 2
+    assert len(large["loudness"].estimate.rep_effects) == 2
+    assert estimate_drivers(tracks, drivers, n_rep=3, **quick).info["n_rep"] == 3

@@ -65,7 +65,8 @@ def _fit_fold(x_train: np.ndarray, labels: np.ndarray, weights: np.ndarray, x_te
     for j in range(labels.shape[1]):
         dataset.set_label(labels[:, j])
         dataset.set_weight(weights[:, j])
-        booster = lgb.train({**CATE_PARAMS, "seed": seed}, dataset, num_boost_round=CATE_ROUNDS)
+        booster = lgb.train({**CATE_PARAMS, "seed": seed}, dataset, num_boost_round=CATE_ROUNDS,
+                            keep_training_booster=True)  # as in _crossfit: no round trip through text
         out[:, j] = booster.predict(x_test, num_threads=1)
     return out
 

@@ -88,20 +88,25 @@ class NuisanceLearner:
             by_exclusion: dict[tuple[int, ...], list[int]] = {}
             for t in range(n_targets):
                 by_exclusion.setdefault(tuple(sorted(excluded[t])), []).append(t)
+            # Every target's coefficients in one matrix, 0 on its excluded columns, so the fitted values come from
+            # two products instead of one copy of the design per exclusion.
+            coef = np.zeros((n_features + 1, n_targets))
             for exclusion, members in by_exclusion.items():
                 cols = np.array([0] + [1 + c for c in range(n_features) if c not in set(exclusion)])
                 # lstsq on the small Gram block: the minimum-norm solution when a control is constant (or a copy
                 # of another) within the training folds, where a plain solve would fail.
-                coef = np.linalg.lstsq(gram[np.ix_(cols, cols)], cross[np.ix_(cols, members)], rcond=None)[0]
-                resid[:, members] = targets[:, members] - design[:, cols] @ coef
-                predicted[:, members] = test_design[:, cols] @ coef
+                coef[np.ix_(cols, members)] = np.linalg.lstsq(gram[np.ix_(cols, cols)], cross[np.ix_(cols, members)],
+                                                              rcond=None)[0]
+            resid -= design @ coef
+            predicted += test_design @ coef
             if self.kind == "linear":
                 return predicted
         import lightgbm as lgb
 
         if self.linear_only:
             n_features -= self.linear_only
-            x_train, x_test = x_train[:, :n_features], x_test[:, :n_features]
+            # Contiguous: LightGBM copies a strided test matrix in every one of its predict calls.
+            x_train, x_test = x_train[:, :n_features], np.ascontiguousarray(x_test[:, :n_features])
             excluded = [[c for c in cols if c < n_features] for cols in excluded]
 
         # num_threads=1: parallelism comes from fitting folds side by side (OpenMP inside each fit spins
@@ -122,8 +127,10 @@ class NuisanceLearner:
             contribution = np.ones(n_features)
             contribution[list(excluded[t])] = 0.0
             dataset.set_label(resid[:, t])
+            # keep_training_booster: predict with the booster as trained; by default LightGBM round-trips it
+            # through its text form first (same model, ~3% of the worker's time).
             booster = lgb.train({**params, "feature_contri": contribution.tolist()}, dataset,
-                                num_boost_round=self.n_estimators)
+                                num_boost_round=self.n_estimators, keep_training_booster=True)
             predicted[:, t] += booster.predict(x_test, num_threads=1)
         return predicted
 

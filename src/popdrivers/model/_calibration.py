@@ -76,10 +76,15 @@ def cross_residuals(model: PopularityModel, tracks: pd.DataFrame, reference_date
         if sum(p.size for p in parts) >= model.calibration_max_residuals:
             break  # enough residuals for two quantiles per group; more folds would only cost refits
     if not parts:
-        raise schema.SchemaError([schema.Problem(
-            "*", f"has {len(tracks)} tracks: too few to hold some out and calibrate the interval",
-            fix="provide more tracks, or fit with calibration_folds=0 (no interval)")])
+        raise too_few_to_calibrate(len(tracks))
     return Residuals.pooled(parts)
+
+
+def too_few_to_calibrate(n_rows: int) -> schema.SchemaError:
+    """The error when no fold leaves enough tracks to fit on and some to hold out (one machine and the cluster)."""
+    return schema.SchemaError([schema.Problem(
+        "*", f"has {n_rows} tracks: too few to hold some out and calibrate the interval",
+        fix="provide more tracks, or fit with calibration_folds=0 (no interval)")])
 
 
 def describe_calibration(interval: Interval, n_train_rows: int, split_calibration_rows: int) -> str:

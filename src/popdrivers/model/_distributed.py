@@ -39,6 +39,7 @@ import pandas as pd
 from popdrivers import features, schema
 from popdrivers.errors import FormatError, InputError, PopdriversError
 from popdrivers.features import AUDIO_MODEL_FEATURES, CONTEXT_FEATURES, FEATURE_SOURCES
+from popdrivers.model._calibration import too_few_to_calibrate
 from popdrivers.model._conformal import Interval, Residuals
 from popdrivers.model._design import FeatureLayout
 from popdrivers.model._estimator import AUTO_FALLBACK_TREES, FittedState, PopularityModel, training_summary
@@ -339,7 +340,7 @@ def _resolve_data(data_path: str | os.PathLike[str]) -> str:
     return str(path.resolve())
 
 
-def _artist_tables(stats: list[dict[str, Any]], n_folds: int, calibration_folds: int = 0,
+def _artist_tables(stats: list[dict[str, Any]], n_folds: int, calibration_folds: int,
                    held_out_fold: int = 0) -> dict[str, pd.DataFrame] | None:
     """Per-artist popularity sums and counts, in total and per fold: over all tracks and over the calibration fit
     (the tracks outside calibration fold ``held_out_fold``'s held-out part)."""
@@ -564,9 +565,7 @@ def train_on_cluster(
                 if sum(len(part) for part in pooled) >= model.calibration_max_residuals:
                     break  # enough residuals for two quantiles per group, as on one machine
             if not pooled:
-                raise schema.SchemaError([schema.Problem(
-                    "*", f"has {rows} tracks: too few to hold some out and calibrate the interval",
-                    fix="provide more tracks, or fit with calibration_folds=0 (no interval)")])
+                raise too_few_to_calibrate(rows)
             residuals = pd.concat(pooled, ignore_index=True)
             seen = residuals["seen"].to_numpy(dtype=bool)
             values = residuals["residual"].to_numpy()

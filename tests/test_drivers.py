@@ -102,14 +102,20 @@ def test_tracks_at_the_floor_get_their_own_slope_and_no_spline():
 
 def test_floor_albums_show_no_effect_and_the_others_the_one_they_have(report, simulated):
     """On the simulated catalogue (a fifth of releases forgotten, at 0), the primary design gives the albums at the
-    floor a group of their own: their loudness effect is about 0 while the truth for the same tracks is too, and
-    the other tracks' effect is larger than the average over all of them."""
-    from popdrivers.drivers._basis import FLOOR_GROUP
+    floor a group of their own: their loudness effect is about 0 and its CI holds the truth for the same tracks
+    (a little above 0: a few of them sit just above the floor), and the other tracks' effect is larger than the
+    average over all of them."""
+    from popdrivers.drivers._basis import FLOOR_GROUP, FLOOR_GROUP_MEAN
 
     loudness = report["loudness"]
     assert FLOOR_GROUP in loudness.effect_model.groups
     floor = next(g for g in loudness.by_genre if g.group == FLOOR_GROUP)
-    assert floor.ci_low <= 0 <= floor.ci_high and floor.n > 200, floor
+    tracks = simulated.tracks
+    albums = tracks.groupby("album_id")["popularity"]
+    at_floor = ((albums.transform("mean") < FLOOR_GROUP_MEAN) & (albums.transform("size") >= 2)).to_numpy()
+    assert floor.n == at_floor.sum() > 200, floor  # the same tracks
+    truth = simulated.truth.average_over(at_floor)["loudness"]
+    assert 0 <= truth < 0.2 and floor.ci_low <= truth <= floor.ci_high, (floor, truth)
     others = [g for g in loudness.by_genre if g.group != FLOOR_GROUP]
     others_effect = sum(g.effect * g.n for g in others) / sum(g.n for g in others)
     assert floor.effect < 0.5 * others_effect and others_effect > loudness.effect, (floor, others_effect)
@@ -633,9 +639,10 @@ def test_linear_only_columns_reach_the_least_squares_and_not_the_trees():
 
 def test_family_slope_features_are_each_driver_times_each_family_the_final_stage_separates(simulated):
     """The nuisances' driver x family columns: the driver as the design sees it (demeaned within album) times the
-    indicator of each family the final stage gives a slope of its own (the first one is the baseline when none is
-    pooled), and each driver's own columns listed so its models leave them out."""
-    from popdrivers.drivers._basis import OTHER_FAMILIES, family_groups
+    indicator of each group the final stage gives a slope of its own (the first one is the baseline when none is
+    pooled), the albums at the floor among them, and each driver's own columns listed so its models leave them
+    out."""
+    from popdrivers.drivers._basis import FLOOR_GROUP, OTHER_FAMILIES, family_groups
     from popdrivers.drivers._checks import MIN_GROUP_ARTISTS, MIN_GROUP_ROWS
     from popdrivers.drivers._designs import build_design, prepare_sample
     from popdrivers.features import add_release_structure, build_features
@@ -644,15 +651,19 @@ def test_family_slope_features_are_each_driver_times_each_family_the_final_stage
     sample, _ = prepare_sample(add_release_structure(build_features(simulated.tracks)), drivers, track_controls=True)
     design = build_design("within_album", sample)
     slopes, owned = design.family_slope_features(MIN_GROUP_ROWS, MIN_GROUP_ARTISTS)
-    groups = family_groups(design.family, design.clusters, MIN_GROUP_ROWS, MIN_GROUP_ARTISTS)
+    labels = np.where(design.floor, FLOOR_GROUP, design.family.astype(str))
+    assert np.array_equal(design.slope_families().astype(str), labels)
+    groups = family_groups(labels, design.clusters, MIN_GROUP_ROWS, MIN_GROUP_ARTISTS)
     named = [g for g in groups if g != OTHER_FAMILIES]
     separated = named if OTHER_FAMILIES in groups else named[1:]
     assert 2 <= len(separated) < len(set(design.family))  # some families pooled in this small catalogue
+    # Its own columns: where the outcome stops at 0 every driver's relation to it differs from the other albums'.
+    assert FLOOR_GROUP in separated and design.floor.sum() >= MIN_GROUP_ROWS
     assert slopes.shape == (len(design.y), len(drivers) * len(separated))
     for j, driver in enumerate(drivers):
         assert owned[j] == list(range(j * len(separated), (j + 1) * len(separated)))
         for k, family in enumerate(separated):
-            expected = design.treatments[driver] * (design.family.astype(str) == family)
+            expected = design.treatments[driver] * (labels == family)
             assert np.array_equal(slopes[:, owned[j][k]], expected)
     assert abs(float(np.mean(design.treatments["danceability"]))) < 1e-9  # demeaned, as the targets are
 

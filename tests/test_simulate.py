@@ -69,6 +69,24 @@ def test_truth_round_trips_and_is_the_effect_on_observed_popularity(default):
     assert {d for d, varies in truth.heterogeneous.items() if varies} == {"danceability", "speechiness", "loudness"}
 
 
+def test_each_tracks_effect_is_the_truth_for_any_subset(default):
+    """``track_effects`` are the terms of every average: over all tracks they give ``effects``, over a family its
+    ``effects_by_family``; for a linear driver a track at popularity 0 (nearly always) gains nothing and one well inside 0-100
+    gains the structural slope (read off the table, independently of how the truth was computed)."""
+    tracks, truth = default
+    assert truth.average_over(np.ones(len(tracks), dtype=bool)) == pytest.approx(truth.effects)
+    family = tracks["genre"].to_numpy(dtype=str)
+    for name, effects in truth.effects_by_family.items():
+        assert truth.average_over(family == name) == pytest.approx(effects), name
+    popularity = tracks["popularity"].to_numpy()
+    duration = truth.track_effects["duration_min"]
+    assert np.mean(duration[popularity == 0] == 0) > 0.9  # not all: a latent just above 0 rounds to 0
+    inside = (popularity > 20) & (popularity < 80)
+    assert np.allclose(duration[inside], STRUCTURAL_EFFECTS["duration_min"])
+    with pytest.raises(ValueError, match="per-track"):
+        CausalTruth.from_dict(truth.to_dict()).average_over(inside)
+
+
 def test_effects_differ_by_family_with_unequal_within_album_spread(default):
     tracks, truth = default
     by_family = truth.effects_by_family

@@ -247,6 +247,10 @@ class CausalTruth:
     heterogeneous
         Per driver, whether its structural effect differs between tracks (by genre family or by its own value);
         the floor at 0 makes every real effect vary a little on observed popularity besides.
+    track_effects
+        Per driver, each track's own effect on observed popularity (the terms ``effects`` averages; the table's row
+        order): what the truth is for any subset of tracks (:meth:`average_over`). Not serialised by
+        :meth:`to_dict`.
     units
         What "+1 unit" means for each driver.
     structure
@@ -261,6 +265,14 @@ class CausalTruth:
     structure: dict[str, bool] = field(default_factory=dict)
     curves: dict[str, dict[str, Any]] = field(default_factory=dict)
     heterogeneous: dict[str, bool] = field(default_factory=dict)
+    track_effects: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    def average_over(self, rows: Any) -> dict[str, float]:
+        """The true average effect of each driver over the tracks ``rows`` selects (a boolean mask or positions
+        in the table's row order)."""
+        if not self.track_effects:
+            raise ValueError("this truth has no per-track effects (it was read back from a dict)")
+        return {d: float(np.mean(np.asarray(v)[rows])) for d, v in self.track_effects.items()}
 
     def curve_at(self, driver: str, values: Any, reference: float | None = None) -> np.ndarray:
         """The true dose-response at ``values`` relative to ``reference`` (default: the stored median), by linear
@@ -557,6 +569,8 @@ def _measured(catalog: SimulatedCatalog, seed: int) -> SimulatedCatalog:
         out.update({k: v for k, v in values.items() if k not in spotify_only})
         return out
 
+    track_effects = relabel(truth.track_effects, True)
+    track_effects["brightness_hz"] = np.zeros(len(tracks))
     curves = {k: v for k, v in truth.curves.items() if k not in spotify_only}
     for name, (feature, low, scale) in MEASURED_DESCRIPTORS.items():
         if feature in truth.curves:
@@ -569,7 +583,7 @@ def _measured(catalog: SimulatedCatalog, seed: int) -> SimulatedCatalog:
         effects=relabel(truth.effects, True), structural=relabel(truth.structural, True),
         effects_by_family={f: relabel(v, True) for f, v in truth.effects_by_family.items()}, units=units,
         seed=truth.seed, structure=truth.structure, curves=curves,
-        heterogeneous=relabel(truth.heterogeneous, False)))
+        heterogeneous=relabel(truth.heterogeneous, False), track_effects=track_effects))
 
 
 def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: int = 0,
@@ -828,5 +842,5 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
     })
     truth = CausalTruth(effects=truth_effects, structural=structural_average, effects_by_family=by_family,
                         seed=seed, structure=s.to_dict(), curves=curves,
-                        heterogeneous={d: effect_model.varies(d) for d in DRIVERS})
+                        heterogeneous={d: effect_model.varies(d) for d in DRIVERS}, track_effects=per_track)
     return _measured(SimulatedCatalog(tracks, truth), seed) if measured else SimulatedCatalog(tracks, truth)

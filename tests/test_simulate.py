@@ -71,8 +71,8 @@ def test_truth_round_trips_and_is_the_effect_on_observed_popularity(default):
 
 def test_each_tracks_effect_is_the_truth_for_any_subset(default):
     """``track_effects`` are the terms of every average: over all tracks they give ``effects``, over a family its
-    ``effects_by_family``; for a linear driver a track at popularity 0 (nearly always) gains nothing and one well inside 0-100
-    gains the structural slope (read off the table, independently of how the truth was computed)."""
+    ``effects_by_family``; for a linear driver a track at popularity 0 (nearly always) gains nothing and one well
+    inside 0-100 gains the structural slope (read off the table, independently of how the truth was computed)."""
     tracks, truth = default
     assert truth.average_over(np.ones(len(tracks), dtype=bool)) == pytest.approx(truth.effects)
     family = tracks["genre"].to_numpy(dtype=str)

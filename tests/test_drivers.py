@@ -639,10 +639,9 @@ def test_linear_only_columns_reach_the_least_squares_and_not_the_trees():
 
 def test_family_slope_features_are_each_driver_times_each_family_the_final_stage_separates(simulated):
     """The nuisances' driver x family columns: the driver as the design sees it (demeaned within album) times the
-    indicator of each group the final stage gives a slope of its own (the first one is the baseline when none is
-    pooled), the albums at the floor among them, and each driver's own columns listed so its models leave them
-    out."""
-    from popdrivers.drivers._basis import FLOOR_GROUP, OTHER_FAMILIES, family_groups
+    indicator of each family the final stage gives a slope of its own (the first one is the baseline when none is
+    pooled), and each driver's own columns listed so its models leave them out."""
+    from popdrivers.drivers._basis import OTHER_FAMILIES, family_groups
     from popdrivers.drivers._checks import MIN_GROUP_ARTISTS, MIN_GROUP_ROWS
     from popdrivers.drivers._designs import build_design, prepare_sample
     from popdrivers.features import add_release_structure, build_features
@@ -651,19 +650,15 @@ def test_family_slope_features_are_each_driver_times_each_family_the_final_stage
     sample, _ = prepare_sample(add_release_structure(build_features(simulated.tracks)), drivers, track_controls=True)
     design = build_design("within_album", sample)
     slopes, owned = design.family_slope_features(MIN_GROUP_ROWS, MIN_GROUP_ARTISTS)
-    labels = np.where(design.floor, FLOOR_GROUP, design.family.astype(str))
-    assert np.array_equal(design.slope_families().astype(str), labels)
-    groups = family_groups(labels, design.clusters, MIN_GROUP_ROWS, MIN_GROUP_ARTISTS)
+    groups = family_groups(design.family, design.clusters, MIN_GROUP_ROWS, MIN_GROUP_ARTISTS)
     named = [g for g in groups if g != OTHER_FAMILIES]
     separated = named if OTHER_FAMILIES in groups else named[1:]
     assert 2 <= len(separated) < len(set(design.family))  # some families pooled in this small catalogue
-    # Its own columns: where the outcome stops at 0 every driver's relation to it differs from the other albums'.
-    assert FLOOR_GROUP in separated and design.floor.sum() >= MIN_GROUP_ROWS
     assert slopes.shape == (len(design.y), len(drivers) * len(separated))
     for j, driver in enumerate(drivers):
         assert owned[j] == list(range(j * len(separated), (j + 1) * len(separated)))
         for k, family in enumerate(separated):
-            expected = design.treatments[driver] * (labels == family)
+            expected = design.treatments[driver] * (design.family.astype(str) == family)
             assert np.array_equal(slopes[:, owned[j][k]], expected)
     assert abs(float(np.mean(design.treatments["danceability"]))) < 1e-9  # demeaned, as the targets are
 

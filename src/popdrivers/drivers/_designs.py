@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from popdrivers import registry
-from popdrivers.drivers._basis import FLOOR_GROUP, FLOOR_GROUP_MEAN, OTHER_FAMILIES, family_groups
+from popdrivers.drivers._basis import FLOOR_GROUP_MEAN, OTHER_FAMILIES, family_groups
 from popdrivers.features import VERSIONS
 
 DESIGNS = ("within_album", "within_artist", "naive")
@@ -378,14 +378,6 @@ class DesignMatrices:
         """The driver's own values on this design's rows (the treatments are demeaned in fixed-effects designs)."""
         return self.levels[driver] if self.levels is not None else self.treatments[driver]
 
-    def slope_families(self) -> np.ndarray | None:
-        """Each row's group for the effects' family slopes (``_basis``): its genre family, or :data:`FLOOR_GROUP`
-        where its comparison group sits at the floor (None: neither known)."""
-        if self.floor is None or not self.floor.any():
-            return self.family
-        family = self.family if self.family is not None else np.full(len(self.y), "unknown", dtype=object)
-        return np.where(self.floor, FLOOR_GROUP, np.asarray(family, dtype=object))
-
     def demean(self, values: np.ndarray) -> np.ndarray:
         """``values`` minus their comparison-group means (naive: unchanged): how a column enters this design."""
         if self.name == "naive":
@@ -436,13 +428,12 @@ class DesignMatrices:
         tracks and ``min_artists`` artists for a slope of their own, the rest pooled): a slope for a family of three
         artists, fitted on two, only adds noise to the third's residuals. Empty without families."""
         n_drivers = len(self.treatments)
-        families = self.slope_families()
-        groups = family_groups(families, self.clusters, min_rows, min_artists) if families is not None else ()
+        groups = family_groups(self.family, self.clusters, min_rows, min_artists) if self.family is not None else ()
         named = [g for g in groups if g != OTHER_FAMILIES]
         present = named if OTHER_FAMILIES in groups else named[1:]
         if not present:
             return np.empty((len(self.y), 0)), [[] for _ in range(n_drivers)]
-        labels = np.asarray(families).astype(str)
+        labels = self.family.astype(str)
         indicators = np.column_stack([(labels == f).astype("float64") for f in present])
         # The driver as the design sees it (demeaned in fixed-effects designs): the targets are demeaned, and a
         # family's slope acts on the within-group deviation.

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from popdrivers import registry
-from popdrivers.drivers._basis import OTHER_FAMILIES, TreatmentBasis, family_groups, spline_knots
+from popdrivers.drivers._basis import FLOOR_GROUP, OTHER_FAMILIES, TreatmentBasis, family_groups, spline_knots
 from popdrivers.drivers._designs import DesignMatrices
 from popdrivers.drivers._inference import (
     ClusterSums,
@@ -100,9 +100,9 @@ def driver_basis(matrices: DesignMatrices, driver: str, n_knots: int, min_rows: 
     ``n_knots < 3``), the derivative rows behind the average effect, and the curve grid."""
     binary = registry.spec(driver).binary if registry.is_registered(driver) else False
     level = matrices.level(driver)
-    families = matrices.slope_families()
-    if families is None:
-        families = np.full(len(level), "unknown", dtype=object)
+    families = matrices.family if matrices.family is not None else np.full(len(level), "unknown", dtype=object)
+    if matrices.floor is not None and matrices.floor.any():
+        families = np.where(matrices.floor, FLOOR_GROUP, np.asarray(families, dtype=object))
     groups = family_groups(families, matrices.clusters, min_rows, min_artists)
     knots = () if binary else spline_knots(level, n_knots)
     basis = TreatmentBasis(driver, binary, groups, knots)

@@ -85,6 +85,9 @@ def test_each_tracks_effect_is_the_truth_for_any_subset(default):
     assert np.allclose(duration[inside], STRUCTURAL_EFFECTS["duration_min"])
     with pytest.raises(ValueError, match="per-track"):
         CausalTruth.from_dict(truth.to_dict()).average_over(inside)
+    # Measured descriptors: relabelled per unit of the descriptor, like the averages.
+    _, measured = simulate_catalog(40, 20, seed=5, measured=True)
+    assert measured.average_over(slice(None)) == pytest.approx(measured.effects)
 
 
 def test_effects_differ_by_family_with_unequal_within_album_spread(default):

@@ -112,10 +112,8 @@ def study(seeds: int, first_seed: int, options: dict, driver: str) -> pd.DataFra
             tracks, truth = simulate_catalog(300, 60, seed=seed)
             estimate_drivers(tracks, seed=seed, **{"compare": False, "refute": False, "by_genre": False,
                                                    "track_effects": False, "n_jobs": 1, "n_rep": 1, **options})
-            grid, effects = (np.asarray(truth.curves[driver][k], dtype="float64") for k in ("values", "effects"))
-            order = np.argsort(grid)
             values, reference = captured["values"], captured["reference"]
-            true = np.interp(values, grid[order], effects[order]) - np.interp(reference, grid[order], effects[order])
+            true = truth.curve_at(driver, values, reference)
             low, high = _percentiles(tracks)[driver]
             for variant, points in captured["curves"].items():
                 for i, ((estimate, se), value, t) in enumerate(zip(points, values, true, strict=True)):

@@ -226,6 +226,10 @@ class CatalogStructure:
         return asdict(self)
 
 
+def _average_over(track_effects: dict[str, np.ndarray], rows: Any) -> dict[str, float]:
+    return {d: float(np.mean(np.asarray(v)[rows])) for d, v in track_effects.items()}
+
+
 @dataclass(frozen=True)
 class CausalTruth:
     """The true causal effects built into a simulated catalogue, on popularity as observed (0..100).
@@ -272,7 +276,7 @@ class CausalTruth:
         in the table's row order)."""
         if not self.track_effects:
             raise ValueError("this truth has no per-track effects (it was read back from a dict)")
-        return {d: float(np.mean(np.asarray(v)[rows])) for d, v in self.track_effects.items()}
+        return _average_over(self.track_effects, rows)
 
     def curve_at(self, driver: str, values: Any, reference: float | None = None) -> np.ndarray:
         """The true dose-response at ``values`` relative to ``reference`` (default: the stored median), by linear
@@ -770,10 +774,7 @@ def simulate_catalog(n_artists: int = 300, tracks_per_artist: int = 60, seed: in
     popularity = np.where(dead, 0.0, np.clip(np.round(latent), 0, 100))
     truth_effects, per_track, curves = effect_model.truth(base, x, dead)
     family_mask = {f: fam == i for i, f in enumerate(family_names)}
-    by_family = {
-        f: {d: float(per_track[d][family_mask[f]].mean()) for d in DRIVERS}
-        for f in family_names if family_mask[f].any()
-    }
+    by_family = {f: _average_over(per_track, family_mask[f]) for f in family_names if family_mask[f].any()}
     structural_average = {d: float(np.mean(effect_model.slope(d, x[d]))) for d in DRIVERS}
 
     # Canonical table: titles name the version; copies keep their original's title and ISRC.

@@ -66,16 +66,19 @@ class NuisanceLearner:
         return predicted[:, :n_drivers], predicted[:, n_drivers:]
 
     def fit_predict_targets(self, x_train: np.ndarray, targets: np.ndarray, x_test: np.ndarray,
-                            excluded: list[list[int]]) -> np.ndarray:
+                            excluded: list[list[int]], groups: NuisanceGroups | None = None) -> np.ndarray:
         """Predictions on ``x_test`` of ``E[target_t | x without excluded[t]]`` for every column t of ``targets``.
 
         All the models of one fold share one binned LightGBM dataset; a target's excluded columns are kept out of
         its models through LightGBM's ``feature_contri`` (their split gain is zeroed) and out of the least squares
-        by solving on the other columns of one Gram matrix.
+        by solving on the other columns of one Gram matrix. ``groups``: the targets it marks get their least
+        squares fitted within each group (:class:`NuisanceGroups`); the trees stay pooled.
         """
         if self.max_fit_rows is not None and len(x_train) > self.max_fit_rows:
             keep = np.random.default_rng(self.seed).choice(len(x_train), self.max_fit_rows, replace=False)
             x_train, targets = x_train[keep], targets[keep]
+            if groups is not None:
+                groups = groups.rows(keep, None)
         n_targets = targets.shape[1]
         n_features = x_train.shape[1]
         predicted = np.zeros((len(x_test), n_targets))
@@ -83,22 +86,23 @@ class NuisanceLearner:
         if self.kind in ("linear", "linear+lgbm"):
             design = np.column_stack([np.ones(len(x_train)), x_train])
             test_design = np.column_stack([np.ones(len(x_test)), x_test])
-            gram = design.T @ design
-            cross = design.T @ targets
-            by_exclusion: dict[tuple[int, ...], list[int]] = {}
-            for t in range(n_targets):
-                by_exclusion.setdefault(tuple(sorted(excluded[t])), []).append(t)
-            # Every target's coefficients in one matrix, 0 on its excluded columns, so the fitted values come from
-            # two products instead of one copy of the design per exclusion.
-            coef = np.zeros((n_features + 1, n_targets))
-            for exclusion, members in by_exclusion.items():
-                cols = np.array([0] + [1 + c for c in range(n_features) if c not in set(exclusion)])
-                # lstsq on the small Gram block: the minimum-norm solution when a control is constant (or a copy
-                # of another) within the training folds, where a plain solve would fail.
-                coef[np.ix_(cols, members)] = np.linalg.lstsq(gram[np.ix_(cols, cols)], cross[np.ix_(cols, members)],
-                                                              rcond=None)[0]
+            coef = _least_squares(design, targets, excluded)
             resid -= design @ coef
             predicted += test_design @ coef
+            if groups is not None and groups.grouped.any():
+                members = np.flatnonzero(groups.grouped)
+                # Enough rows for the columns a group's fit can use: the linear-only columns (driver x family) are
+                # copies of the drivers within one family, or 0.
+                needed = groups.rows_per_column * (n_features - self.linear_only + 1)
+                for code in np.unique(groups.train):
+                    train_rows, test_rows = groups.train == code, groups.test == code
+                    if train_rows.sum() < needed:
+                        continue  # too few tracks for a fit of their own: the pooled one stays
+                    own = _least_squares(design[train_rows], targets[np.ix_(train_rows, members)],
+                                         [excluded[t] for t in members])
+                    resid[np.ix_(train_rows, members)] = (targets[np.ix_(train_rows, members)]
+                                                          - design[train_rows] @ own)
+                    predicted[np.ix_(test_rows, members)] = test_design[test_rows] @ own
             if self.kind == "linear":
                 return predicted
         import lightgbm as lgb
@@ -133,6 +137,44 @@ class NuisanceLearner:
                                 num_boost_round=self.n_estimators, keep_training_booster=True)
             predicted[:, t] += booster.predict(x_test, num_threads=1)
         return predicted
+
+
+def _least_squares(design: np.ndarray, targets: np.ndarray, excluded: list[list[int]]) -> np.ndarray:
+    """Coefficients (intercept first) of each target's least squares on ``design`` without its excluded columns
+    (indices into the columns after the intercept); 0 on those."""
+    n_features = design.shape[1] - 1
+    gram = design.T @ design
+    cross = design.T @ targets
+    by_exclusion: dict[tuple[int, ...], list[int]] = {}
+    for t in range(targets.shape[1]):
+        by_exclusion.setdefault(tuple(sorted(excluded[t])), []).append(t)
+    # Every target's coefficients in one matrix, 0 on its excluded columns, so the fitted values come from two
+    # products instead of one copy of the design per exclusion.
+    coef = np.zeros((n_features + 1, targets.shape[1]))
+    for exclusion, members in by_exclusion.items():
+        cols = np.array([0] + [1 + c for c in range(n_features) if c not in set(exclusion)])
+        # lstsq on the small Gram block: the minimum-norm solution when a control is constant (or a copy of
+        # another) within the training folds, where a plain solve would fail.
+        coef[np.ix_(cols, members)] = np.linalg.lstsq(gram[np.ix_(cols, cols)], cross[np.ix_(cols, members)],
+                                                      rcond=None)[0]
+    return coef
+
+
+@dataclass(frozen=True)
+class NuisanceGroups:
+    """Groups whose tracks get least squares of their own for the targets marked ``grouped``: ``train`` and
+    ``test`` hold the group code of each training and predicted row; a group with fewer than ``rows_per_column``
+    training rows per column keeps the pooled fit."""
+
+    train: np.ndarray
+    test: np.ndarray
+    grouped: np.ndarray
+    rows_per_column: float = 2.0
+
+    def rows(self, train: np.ndarray | None, test: np.ndarray | None) -> NuisanceGroups:
+        """The same groups on a subset of the rows (None: unchanged)."""
+        return NuisanceGroups(self.train if train is None else self.train[train],
+                              self.test if test is None else self.test[test], self.grouped, self.rows_per_column)
 
 
 def cross_fit_residuals(x: np.ndarray, y: np.ndarray, treatments: np.ndarray, excluded: list[list[int]],
@@ -176,12 +218,15 @@ def run_tasks(func: Callable[..., np.ndarray], tasks: list[tuple], n_jobs: int) 
 
 def cross_fit_targets(x: np.ndarray, targets: np.ndarray, excluded: list[list[int]], folds: np.ndarray,
                       learner: NuisanceLearner, n_jobs: int = 1,
-                      on_fold: Callable[[int], None] | None = None) -> np.ndarray:
+                      on_fold: Callable[[int], None] | None = None,
+                      groups: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Out-of-fold residuals ``target_t - E[target_t | x without excluded[t]]`` for every column t.
 
     Each fold is predicted by models trained on the other folds; folds run side by side in ``n_jobs`` worker
     processes (LightGBM's linear trees crash when trained on several threads of one process; joblib hands the
     arrays to the workers as memory maps). ``on_fold(k)`` is called as each fold's predictions arrive.
+    ``groups``: (group code per row, which targets) for least squares fitted within each group
+    (:class:`NuisanceGroups`).
     """
     n_folds = int(folds.max()) + 1
     fold_rows = [np.flatnonzero(folds == k) for k in range(n_folds)]
@@ -191,7 +236,10 @@ def cross_fit_targets(x: np.ndarray, targets: np.ndarray, excluded: list[list[in
         train = training_rows(folds, k, learner.max_fit_rows, learner.seed)
         x_train, x_test = x[train], x[fold_rows[k]]
         for chunk in chunks:
-            tasks.append((x_train, targets[np.ix_(train, chunk)], x_test, [excluded[t] for t in chunk]))
+            task = (x_train, targets[np.ix_(train, chunk)], x_test, [excluded[t] for t in chunk])
+            if groups is not None:
+                task += (NuisanceGroups(groups[0][train], groups[0][fold_rows[k]], groups[1][chunk]),)
+            tasks.append(task)
     results = run_tasks(learner.fit_predict_targets, tasks, n_jobs)
     residuals = np.asarray(targets, dtype="float64").copy()
     for i, prediction in enumerate(results):

@@ -159,12 +159,15 @@ class _DesignRun:
 
     Per repetition every driver gets three kinds of nuisance targets, fitted on the same folds: the outcome and
     the driver (each without the driver's own columns), and, for continuous drivers of the primary design, the
-    spline columns of the driver (``_basis``); the family columns need none.
+    spline columns of the driver (``_basis``); the family columns need none. With ``group_nuisances`` the
+    driver's and spline columns' least squares are fitted within each group of the basis (:meth:`nuisance_groups`).
     """
 
     def __init__(self, matrices: DesignMatrices, drivers: list[str], n_rep: int, n_knots: int, details: bool,
-                 share_spline: bool = False, family_slopes: bool = True, spline_nuisances: bool = False):
+                 share_spline: bool = False, family_slopes: bool = True, spline_nuisances: bool = False,
+                 group_nuisances: bool = False):
         self.matrices = matrices
+        self.group_nuisances = group_nuisances
         self.family_slopes = family_slopes
         self.spline_nuisances = spline_nuisances
         self._linear_only = 0
@@ -216,6 +219,26 @@ class _DesignRun:
         self._x = x
         return np.column_stack(columns), exclusions, spline_slices
 
+    def nuisance_groups(self, n_targets: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(group code per row, which targets) for least squares fitted within each group of the basis: the
+        drivers' and the spline columns' targets, not the outcome's.
+
+        The final stage's columns are ``1_group x residual(d)``, the residual of ``1_group x d`` only if the
+        nuisance of ``d`` fits each group as well as the whole: where a driver's relation to a control differs
+        between families, a pooled least squares leaves each family's share of it in that family's column, and the
+        family's slope takes it. Fitted within each group, the construction is exact for the least-squares part;
+        the trees stay pooled (they see the family). None without groups, or when the drivers' groups differ (they
+        are the design's families and floor, the same for every driver).
+        """
+        if not self.group_nuisances or not self.drivers:
+            return None
+        codes = [self.prepared[d].codes for d in self.drivers]
+        if self.prepared[self.drivers[0]].basis.n_groups < 2 or any(not np.array_equal(c, codes[0])
+                                                                     for c in codes[1:]):
+            return None
+        grouped = np.arange(n_targets) >= len(self.drivers)
+        return codes[0], grouped
+
     def run(self, learner: NuisanceLearner, n_folds: int, seed: int, n_jobs: int, keep_residuals: bool,
             era_masks: list[tuple[str, np.ndarray]], test_draws: int, tick: Callable[[str], None],
             final_stages: Executor, track_effects: bool = False) -> None:
@@ -238,8 +261,9 @@ class _DesignRun:
             # by default.
             fitted = targets.shape[1] if rep == 0 or not self.share_spline else 2 * n_drivers
             on_fold = functools.partial(_fold_done, tick, label, n_folds)
+            groups = self.nuisance_groups(fitted)
             residuals = cross_fit_targets(self._x, targets[:, :fitted], exclusions[:fitted], folds, rep_learner,
-                                          n_jobs, on_fold=on_fold)
+                                          n_jobs, on_fold=on_fold, groups=groups)
             residuals = m.within(residuals)
             if rep == 0:
                 spline_residuals = residuals[:, 2 * n_drivers:]
@@ -480,6 +504,7 @@ def estimate_drivers(
     share_spline_nuisances: bool = False,
     family_slope_nuisances: bool = True,
     spline_nuisances: bool = False,
+    group_nuisances: bool = False,
     set_aside_zero_tracks: bool = True,
 ) -> DriverReport:
     """Estimate the causal effect of each driver on popularity, in the strictest design the table supports.
@@ -547,6 +572,15 @@ def estimate_drivers(
         in a correlated driver (energy beside a saturating loudness: -0.89 SE on average over 40 default
         catalogues, -0.14 with these columns); with the default learner it changed nothing measurable (18
         catalogues: 15 of 18 pass the default check, 16 without; BENCHMARKS.md), so it is off by default.
+    group_nuisances
+        Fit the least-squares start of the drivers' and spline columns' nuisances within each group of the basis
+        (genre family with a slope of its own, the albums at the floor, the pooled rest; a group with fewer than 2
+        training tracks per feature keeps the pooled fit), so that ``1_group x residual(driver)`` is the residual of
+        the final stage's own column (``_DesignRun.nuisance_groups``). Where a driver's relation to a control
+        differs between families it is needed with ``learner="linear"`` (a counterexample: every family 10-13 SE
+        off without it) and helps the default learner (family CIs covering 74% -> 89%). Off by default: on 18 default
+        catalogues the per-group fits' noise pulled most average effects toward 0 (loudness -0.64 SE on average
+        against -0.11, duration +0.69 against +0.36; 207 of 216 CIs cover against 211; BENCHMARKS.md).
     set_aside_zero_tracks
         Leave out of the comparisons the tracks at popularity 0 whose album's other tracks average 20 points or
         more (most often a copy whose plays Spotify credits to another); the averages count them with an effect of
@@ -660,7 +694,8 @@ def estimate_drivers(
             # beside it average family slopes, which cost no extra nuisance model.
             run = _DesignRun(matrices, chosen, n_rep if is_primary else 1, n_knots if is_primary else 0,
                              details=is_primary, share_spline=share_spline_nuisances,
-                             family_slopes=family_slope_nuisances, spline_nuisances=spline_nuisances)
+                             family_slopes=family_slope_nuisances, spline_nuisances=spline_nuisances,
+                             group_nuisances=group_nuisances)
             run.run(learner_obj, n_folds, seed, n_jobs, keep_residuals=is_primary and refute and n_permutations > 0,
                     era_masks=era_masks if is_primary else [], test_draws=n_bootstrap, tick=tick,
                     final_stages=final_stages, track_effects=is_primary and track_effects)
@@ -720,7 +755,9 @@ def estimate_drivers(
         "nuisance_features": "demeaned controls and their group means (Mundlak), log group size, genre family"
                              + (", driver x genre family (least squares only)" if family_slope_nuisances else "")
                              + (", the other drivers' spline columns in the primary design (least squares only)"
-                                if spline_nuisances and n_knots >= 3 else ""),
+                                if spline_nuisances and n_knots >= 3 else "")
+                             + ("; the drivers' and spline columns' least squares fitted within each basis group"
+                                if group_nuisances else ""),
         "estimand": "average over the design's tracks of the effect of +1 unit (each track's derivative of "
                     "f(driver; family) = family slope x driver + restricted cubic spline of the driver); "
                     "variance_weighted_effect: the partially linear slope beside it",

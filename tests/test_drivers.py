@@ -668,6 +668,19 @@ def test_grouped_least_squares_are_scikit_learns_within_each_group_and_pooled_fo
     pooled_kept = LinearRegression().fit(x[train][:, kept], targets[train, 1])
     small = codes[test] == 2
     assert small.any() and np.allclose(predicted[small, 1], pooled_kept.predict(x[test][small][:, kept]))
+    # Shrunk toward the pooled fit: with an overwhelming prior it is the pooled fit; with a prior of about one
+    # group's size each group's predictions sit between its own fit's and the pooled one's.
+    def shrunk(prior_rows: float) -> np.ndarray:
+        return linear.fit_predict_targets(x[train], targets[train], x[test], [[], [1]],
+                                          dataclasses.replace(groups, prior_rows=prior_rows))[:, 1]
+
+    assert np.allclose(shrunk(1e12), pooled_kept.predict(x[test][:, kept]), atol=1e-6)
+    halfway = shrunk(300.0)
+    for code in (0, 1):
+        rows = codes[test] == code
+        own_gap = np.abs(predicted[rows, 1] - pooled_kept.predict(x[test][rows][:, kept])).mean()
+        shrunk_gap = np.abs(halfway[rows] - pooled_kept.predict(x[test][rows][:, kept])).mean()
+        assert 0.2 * own_gap < shrunk_gap < 0.9 * own_gap, (code, own_gap, shrunk_gap)
     # With trees on top, the within-group least squares leaves them less to do: closer to the truth out of fold.
     truth = (x * slopes).sum(axis=1) + x[:, 2] ** 2
     boosted = NuisanceLearner("linear+lgbm", n_estimators=30, max_fit_rows=None)

@@ -7,6 +7,7 @@ other tracks would partly memorise them). Folds therefore hold whole artists.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -86,7 +87,8 @@ class NuisanceLearner:
         if self.kind in ("linear", "linear+lgbm"):
             design = np.column_stack([np.ones(len(x_train)), x_train])
             test_design = np.column_stack([np.ones(len(x_test)), x_test])
-            coef = _least_squares(design, targets, excluded)
+            gram = design.T @ design
+            coef = _least_squares(design, targets, excluded, gram=gram)
             resid -= design @ coef
             predicted += test_design @ coef
             if groups is not None and groups.grouped.any():
@@ -98,8 +100,13 @@ class NuisanceLearner:
                     train_rows, test_rows = groups.train == code, groups.test == code
                     if train_rows.sum() < needed:
                         continue  # too few tracks for a fit of their own: the pooled one stays
+                    prior = None
+                    if groups.prior_rows > 0:
+                        # Shrunk toward the pooled fit: as if the group had prior_rows more tracks drawn like all
+                        # the training tracks and fitted by the pooled coefficients.
+                        prior = (gram * (groups.prior_rows / len(design)), coef[:, members])
                     own = _least_squares(design[train_rows], targets[np.ix_(train_rows, members)],
-                                         [excluded[t] for t in members])
+                                         [excluded[t] for t in members], prior)
                     resid[np.ix_(train_rows, members)] = (targets[np.ix_(train_rows, members)]
                                                           - design[train_rows] @ own)
                     predicted[np.ix_(test_rows, members)] = test_design[test_rows] @ own
@@ -139,12 +146,18 @@ class NuisanceLearner:
         return predicted
 
 
-def _least_squares(design: np.ndarray, targets: np.ndarray, excluded: list[list[int]]) -> np.ndarray:
+def _least_squares(design: np.ndarray, targets: np.ndarray, excluded: list[list[int]],
+                   prior: tuple[np.ndarray, np.ndarray] | None = None, gram: np.ndarray | None = None) -> np.ndarray:
     """Coefficients (intercept first) of each target's least squares on ``design`` without its excluded columns
-    (indices into the columns after the intercept); 0 on those."""
+    (indices into the columns after the intercept); 0 on those. ``prior = (P, b)`` adds the penalty
+    ``(beta - b)' P (beta - b)`` (``b``: one column per target, 0 on its excluded columns); ``gram``: ``design' design``
+    when the caller has it."""
     n_features = design.shape[1] - 1
-    gram = design.T @ design
+    gram = design.T @ design if gram is None else gram
     cross = design.T @ targets
+    if prior is not None:
+        gram = gram + prior[0]
+        cross = cross + prior[0] @ prior[1]
     by_exclusion: dict[tuple[int, ...], list[int]] = {}
     for t in range(targets.shape[1]):
         by_exclusion.setdefault(tuple(sorted(excluded[t])), []).append(t)
@@ -164,17 +177,20 @@ def _least_squares(design: np.ndarray, targets: np.ndarray, excluded: list[list[
 class NuisanceGroups:
     """Groups whose tracks get least squares of their own for the targets marked ``grouped``: ``train`` and
     ``test`` hold the group code of each training and predicted row; a group with fewer than ``rows_per_column``
-    training rows per column keeps the pooled fit."""
+    training rows per column keeps the pooled fit. ``prior_rows`` > 0 shrinks each group's fit toward the pooled
+    one with the weight of that many tracks (a group of n tracks moves about n / (n + prior_rows) of the way to its
+    own fit)."""
 
     train: np.ndarray
     test: np.ndarray
     grouped: np.ndarray
     rows_per_column: float = 2.0
+    prior_rows: float = 0.0
 
     def rows(self, train: np.ndarray | None, test: np.ndarray | None) -> NuisanceGroups:
         """The same groups on a subset of the rows (None: unchanged)."""
-        return NuisanceGroups(self.train if train is None else self.train[train],
-                              self.test if test is None else self.test[test], self.grouped, self.rows_per_column)
+        return dataclasses.replace(self, train=self.train if train is None else self.train[train],
+                                   test=self.test if test is None else self.test[test])
 
 
 def cross_fit_residuals(x: np.ndarray, y: np.ndarray, treatments: np.ndarray, excluded: list[list[int]],
@@ -219,14 +235,15 @@ def run_tasks(func: Callable[..., np.ndarray], tasks: list[tuple], n_jobs: int) 
 def cross_fit_targets(x: np.ndarray, targets: np.ndarray, excluded: list[list[int]], folds: np.ndarray,
                       learner: NuisanceLearner, n_jobs: int = 1,
                       on_fold: Callable[[int], None] | None = None,
-                      groups: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                      groups: tuple[np.ndarray, np.ndarray] | None = None, group_prior_rows: float = 0.0) \
+        -> np.ndarray:
     """Out-of-fold residuals ``target_t - E[target_t | x without excluded[t]]`` for every column t.
 
     Each fold is predicted by models trained on the other folds; folds run side by side in ``n_jobs`` worker
     processes (LightGBM's linear trees crash when trained on several threads of one process; joblib hands the
     arrays to the workers as memory maps). ``on_fold(k)`` is called as each fold's predictions arrive.
-    ``groups``: (group code per row, which targets) for least squares fitted within each group
-    (:class:`NuisanceGroups`).
+    ``groups``: (group code per row, which targets) for least squares fitted within each group, shrunk toward the
+    pooled fit by ``group_prior_rows`` (:class:`NuisanceGroups`).
     """
     n_folds = int(folds.max()) + 1
     fold_rows = [np.flatnonzero(folds == k) for k in range(n_folds)]
@@ -238,7 +255,8 @@ def cross_fit_targets(x: np.ndarray, targets: np.ndarray, excluded: list[list[in
         for chunk in chunks:
             task = (x_train, targets[np.ix_(train, chunk)], x_test, [excluded[t] for t in chunk])
             if groups is not None:
-                task += (NuisanceGroups(groups[0][train], groups[0][fold_rows[k]], groups[1][chunk]),)
+                task += (NuisanceGroups(groups[0][train], groups[0][fold_rows[k]], groups[1][chunk],
+                                        prior_rows=group_prior_rows),)
             tasks.append(task)
     results = run_tasks(learner.fit_predict_targets, tasks, n_jobs)
     residuals = np.asarray(targets, dtype="float64").copy()

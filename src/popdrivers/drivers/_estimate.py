@@ -165,9 +165,10 @@ class _DesignRun:
 
     def __init__(self, matrices: DesignMatrices, drivers: list[str], n_rep: int, n_knots: int, details: bool,
                  share_spline: bool = False, family_slopes: bool = True, spline_nuisances: bool = False,
-                 group_nuisances: bool = False):
+                 group_nuisances: bool = False, group_prior_rows: float = 0.0):
         self.matrices = matrices
         self.group_nuisances = group_nuisances
+        self.group_prior_rows = group_prior_rows
         self.family_slopes = family_slopes
         self.spline_nuisances = spline_nuisances
         self._linear_only = 0
@@ -263,7 +264,8 @@ class _DesignRun:
             on_fold = functools.partial(_fold_done, tick, label, n_folds)
             groups = self.nuisance_groups(fitted)
             residuals = cross_fit_targets(self._x, targets[:, :fitted], exclusions[:fitted], folds, rep_learner,
-                                          n_jobs, on_fold=on_fold, groups=groups)
+                                          n_jobs, on_fold=on_fold, groups=groups,
+                                          group_prior_rows=self.group_prior_rows)
             residuals = m.within(residuals)
             if rep == 0:
                 spline_residuals = residuals[:, 2 * n_drivers:]
@@ -505,6 +507,7 @@ def estimate_drivers(
     family_slope_nuisances: bool = True,
     spline_nuisances: bool = False,
     group_nuisances: bool = False,
+    group_nuisance_prior_rows: float = 0.0,
     set_aside_zero_tracks: bool = True,
 ) -> DriverReport:
     """Estimate the causal effect of each driver on popularity, in the strictest design the table supports.
@@ -581,6 +584,9 @@ def estimate_drivers(
         off without it) and helps the default learner (family CIs covering 74% -> 89%). Off by default: on 18 default
         catalogues the per-group fits' noise pulled most average effects toward 0 (loudness -0.64 SE on average
         against -0.11, duration +0.69 against +0.36; 207 of 216 CIs cover against 211; BENCHMARKS.md).
+    group_nuisance_prior_rows
+        With ``group_nuisances``: shrink each group's least squares toward the pooled one with the weight of this
+        many tracks (0: each group on its own).
     set_aside_zero_tracks
         Leave out of the comparisons the tracks at popularity 0 whose album's other tracks average 20 points or
         more (most often a copy whose plays Spotify credits to another); the averages count them with an effect of
@@ -695,7 +701,7 @@ def estimate_drivers(
             run = _DesignRun(matrices, chosen, n_rep if is_primary else 1, n_knots if is_primary else 0,
                              details=is_primary, share_spline=share_spline_nuisances,
                              family_slopes=family_slope_nuisances, spline_nuisances=spline_nuisances,
-                             group_nuisances=group_nuisances)
+                             group_nuisances=group_nuisances, group_prior_rows=group_nuisance_prior_rows)
             run.run(learner_obj, n_folds, seed, n_jobs, keep_residuals=is_primary and refute and n_permutations > 0,
                     era_masks=era_masks if is_primary else [], test_draws=n_bootstrap, tick=tick,
                     final_stages=final_stages, track_effects=is_primary and track_effects)
@@ -757,6 +763,8 @@ def estimate_drivers(
                              + (", the other drivers' spline columns in the primary design (least squares only)"
                                 if spline_nuisances and n_knots >= 3 else "")
                              + ("; the drivers' and spline columns' least squares fitted within each basis group"
+                                + (f", shrunk toward the pooled fit with the weight of {group_nuisance_prior_rows:g} "
+                                   "tracks" if group_nuisance_prior_rows > 0 else "")
                                 if group_nuisances else ""),
         "estimand": "average over the design's tracks of the effect of +1 unit (each track's derivative of "
                     "f(driver; family) = family slope x driver + restricted cubic spline of the driver); "

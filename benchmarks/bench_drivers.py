@@ -280,12 +280,14 @@ def summarise_curve_profile(results: pd.DataFrame) -> None:
           f"{int((share >= CURVE_TARGET).sum())} of {len(share)} (failing: {failing})")
 
 
-def heterogeneity_study(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int) -> pd.DataFrame:
+def heterogeneity_study(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int,
+                        options: dict | None = None) -> pd.DataFrame:
     rows = []
     start = time.perf_counter()
     for seed in range(seeds):
         tracks, truth = simulate_catalog(n_artists, tracks_per_artist, seed=20_000 + seed, structure=homogeneous())
-        report = estimate_drivers(tracks, seed=seed, compare=False, refute=False, by_genre=False, n_rep=n_rep)
+        report = estimate_drivers(tracks, seed=seed, **{"compare": False, "refute": False, "by_genre": False,
+                                                        "n_rep": n_rep, **(options or {})})
         for r in report.drivers:
             h = r.heterogeneity
             rows.append({"seed": seed, "driver": r.feature, "truly_heterogeneous": truth.heterogeneous[r.feature],
@@ -316,12 +318,14 @@ def _family_spread(truth: CausalTruth, driver: str) -> float:
     return float(max(values) - min(values)) if values else math.nan
 
 
-def null_study(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int) -> pd.DataFrame:
+def null_study(seeds: int, n_artists: int, tracks_per_artist: int, n_rep: int,
+               options: dict | None = None) -> pd.DataFrame:
     rows = []
     start = time.perf_counter()
     for seed in range(seeds):
         tracks, truth = simulate_catalog(n_artists, tracks_per_artist, seed=10_000 + seed, effects={})
-        report = estimate_drivers(tracks, seed=seed, compare=False, by_genre=False, n_rep=n_rep)
+        report = estimate_drivers(tracks, seed=seed, **{"compare": False, "by_genre": False, "n_rep": n_rep,
+                                                        **(options or {})})
         for r in report.drivers:
             rows.append({"seed": seed, "driver": r.feature, "truth": truth.effects[r.feature], "estimate": r.effect,
                          "se": r.se, "dof": r.dof, "p_value": r.p_value, "p_adjusted": r.p_adjusted,
@@ -451,7 +455,8 @@ def main() -> None:
     parser.add_argument("--bare", action="store_true", help="grid: add within artist without track controls")
     parser.add_argument("--rows", type=int, nargs="*", default=[100_000])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/drivers"))
-    parser.add_argument("--options", default="{}", help="variants: estimate_drivers keyword arguments, as JSON")
+    parser.add_argument("--options", default="{}",
+                        help="variants, curve-profile, null, heterogeneity: estimate_drivers keyword arguments (JSON)")
     parser.add_argument("--structure", default="{}",
                         help="curve-profile: CatalogStructure switches to change, as JSON")
     parser.add_argument("--driver", default="loudness", help="curve-profile: the driver whose curve is profiled")
@@ -498,7 +503,7 @@ def main() -> None:
                   f"{(loud.curve_share >= CURVE_TARGET).mean():.0%}")
     elif args.study == "heterogeneity":
         results = heterogeneity_study(args.seeds, args.n_artists or 100, args.tracks_per_artist or 30,
-                                      args.n_rep or 3)
+                                      args.n_rep or 3, json.loads(args.options))
         results.to_csv(args.out / f"heterogeneity_raw{tag}.csv", index=False)
         tested = results.dropna(subset=["heterogeneity_p"])
         print(f"heterogeneity test on catalogues with homogeneous structural effects (p < 0.05): "
@@ -521,7 +526,8 @@ def main() -> None:
         print(f"catalogues where any of the drivers' tests fires at 5%: {(per_seed < 0.05).mean():.1%} "
               "(12 tests each, no multiplicity correction)")
     elif args.study == "null":
-        results = null_study(args.seeds, args.n_artists or 100, args.tracks_per_artist or 30, args.n_rep or 3)
+        results = null_study(args.seeds, args.n_artists or 100, args.tracks_per_artist or 30, args.n_rep or 3,
+                             json.loads(args.options))
         results.to_csv(args.out / f"null_raw{tag}.csv", index=False)
         per_seed = results.groupby("seed").agg(
             any_holm=("p_adjusted", lambda p: bool((p < 0.05).any())),

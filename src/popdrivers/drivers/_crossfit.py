@@ -235,15 +235,14 @@ def run_tasks(func: Callable[..., np.ndarray], tasks: list[tuple], n_jobs: int) 
 def cross_fit_targets(x: np.ndarray, targets: np.ndarray, excluded: list[list[int]], folds: np.ndarray,
                       learner: NuisanceLearner, n_jobs: int = 1,
                       on_fold: Callable[[int], None] | None = None,
-                      groups: tuple[np.ndarray, np.ndarray] | None = None, group_prior_rows: float = 0.0) \
-        -> np.ndarray:
+                      groups: NuisanceGroups | None = None) -> np.ndarray:
     """Out-of-fold residuals ``target_t - E[target_t | x without excluded[t]]`` for every column t.
 
     Each fold is predicted by models trained on the other folds; folds run side by side in ``n_jobs`` worker
     processes (LightGBM's linear trees crash when trained on several threads of one process; joblib hands the
     arrays to the workers as memory maps). ``on_fold(k)`` is called as each fold's predictions arrive.
-    ``groups``: (group code per row, which targets) for least squares fitted within each group, shrunk toward the
-    pooled fit by ``group_prior_rows`` (:class:`NuisanceGroups`).
+    ``groups``: least squares fitted within each group (:class:`NuisanceGroups`, codes of every row of ``x`` in
+    both ``train`` and ``test``; each fold's task gets its rows and targets).
     """
     n_folds = int(folds.max()) + 1
     fold_rows = [np.flatnonzero(folds == k) for k in range(n_folds)]
@@ -255,8 +254,7 @@ def cross_fit_targets(x: np.ndarray, targets: np.ndarray, excluded: list[list[in
         for chunk in chunks:
             task = (x_train, targets[np.ix_(train, chunk)], x_test, [excluded[t] for t in chunk])
             if groups is not None:
-                task += (NuisanceGroups(groups[0][train], groups[0][fold_rows[k]], groups[1][chunk],
-                                        prior_rows=group_prior_rows),)
+                task += (dataclasses.replace(groups.rows(train, fold_rows[k]), grouped=groups.grouped[chunk]),)
             tasks.append(task)
     results = run_tasks(learner.fit_predict_targets, tasks, n_jobs)
     residuals = np.asarray(targets, dtype="float64").copy()

@@ -41,7 +41,13 @@ from popdrivers.drivers._checks import (
     permutation_placebo,
     robustness_value,
 )
-from popdrivers.drivers._crossfit import LEARNERS, NuisanceLearner, artist_grouped_folds, cross_fit_targets
+from popdrivers.drivers._crossfit import (
+    LEARNERS,
+    NuisanceGroups,
+    NuisanceLearner,
+    artist_grouped_folds,
+    cross_fit_targets,
+)
 from popdrivers.drivers._designs import (
     DESIGNS,
     MIN_ALBUMS,
@@ -220,9 +226,9 @@ class _DesignRun:
         self._x = x
         return np.column_stack(columns), exclusions, spline_slices
 
-    def nuisance_groups(self, n_targets: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(group code per row, which targets) for least squares fitted within each group of the basis: the
-        drivers' and the spline columns' targets, not the outcome's.
+    def nuisance_groups(self, n_targets: int) -> NuisanceGroups | None:
+        """Least squares fitted within each group of the basis, shrunk by ``group_prior_rows``, for the drivers'
+        and the spline columns' targets, not the outcome's.
 
         The final stage's columns are ``1_group x residual(d)``, the residual of ``1_group x d`` only if the
         nuisance of ``d`` fits each group as well as the whole: where a driver's relation to a control differs
@@ -238,7 +244,7 @@ class _DesignRun:
                                                                      for c in codes[1:]):
             return None
         grouped = np.arange(n_targets) >= len(self.drivers)
-        return codes[0], grouped
+        return NuisanceGroups(codes[0], codes[0], grouped, prior_rows=self.group_prior_rows)
 
     def run(self, learner: NuisanceLearner, n_folds: int, seed: int, n_jobs: int, keep_residuals: bool,
             era_masks: list[tuple[str, np.ndarray]], test_draws: int, tick: Callable[[str], None],
@@ -264,8 +270,7 @@ class _DesignRun:
             on_fold = functools.partial(_fold_done, tick, label, n_folds)
             groups = self.nuisance_groups(fitted)
             residuals = cross_fit_targets(self._x, targets[:, :fitted], exclusions[:fitted], folds, rep_learner,
-                                          n_jobs, on_fold=on_fold, groups=groups,
-                                          group_prior_rows=self.group_prior_rows)
+                                          n_jobs, on_fold=on_fold, groups=groups)
             residuals = m.within(residuals)
             if rep == 0:
                 spline_residuals = residuals[:, 2 * n_drivers:]
